@@ -1,0 +1,203 @@
+"""Batched rollouts of many operators × realizations × steps.
+
+Conventions:
+    * ``num_steps`` T operator steps; the stored time axis has T+1 frames, frame 0 is the
+      initial condition (shared by all M realizations), frame t the state after step t. With
+      ``store_trajectories=False`` only frame T is kept (time coordinate ``[T]``).
+    * A realization whose state becomes non-finite or exceeds ``divergence_threshold`` in
+      absolute value is *diverged* at that step: its ``diverged_step`` is recorded, every
+      stored frame from that step on is NaN, and its state is reset to zero so it costs
+      nothing and cannot disturb anything else (operators never share statistics anyway).
+    * Precision: convolutions, normalisation and activations run in ``precision``; states,
+      updates and stored frames are float32. On CUDA, float32 convolutions may use TF32
+      tensor cores (PyTorch's default).
+
+Execution: operators are grouped into buckets of identical layer structure
+(:func:`~spinlock_core.operators.bank.bucket_key`), buckets are cut into chunks of at most
+``operators_per_chunk`` operators (and a bounded host buffer), and each chunk runs as one
+:class:`~spinlock_core.operators.bank.OperatorBank`: one pass per layer for all its
+operators and realizations. Finished chunks are handed to ``on_chunk`` (e.g. a writer thread)
+while the next chunk computes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from spinlock_core.operators.bank import OperatorBank, bucket_key
+from spinlock_core.operators.spec import OperatorSpec
+from spinlock_core.rollout.policies import policy_coefficients
+
+__all__ = ["ChunkResult", "RolloutStats", "run_rollouts", "resolve_device", "PRECISIONS", "time_axis"]
+
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda``/``cuda:N`` must be available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"simulation.device is {name!r} but CUDA is not available here (use 'auto' or 'cpu')")
+    return dev
+
+
+def time_axis(num_steps: int, store_trajectories: bool) -> list[int]:
+    """Step number of each stored frame."""
+    return list(range(num_steps + 1)) if store_trajectories else [num_steps]
+
+
+@dataclass
+class ChunkResult:
+    """Finished trajectories of one chunk of operators."""
+
+    rows: np.ndarray  # [g] positions of the operators in the input list
+    trajectories: np.ndarray  # [g, M, Ts, C, H, W] float32
+    diverged_step: np.ndarray  # [g, M] int32, -1 = never
+
+
+@dataclass
+class RolloutStats:
+    num_operators: int
+    num_realizations: int
+    num_steps: int
+    device: str
+    conv_mode: str
+    seconds: float = 0.0
+    buckets: int = 0
+    chunks: int = 0
+    diverged_realizations: int = 0
+    diverged_operators: int = 0
+    bucket_sizes: list[int] = field(default_factory=list)
+
+
+def _chunks(specs: Sequence[OperatorSpec], quantum: int, per_chunk: int, frame_bytes: int, max_bytes: int):
+    buckets: dict = {}
+    for pos, s in enumerate(specs):
+        buckets.setdefault(bucket_key(s, quantum), []).append(pos)
+    cap = max(1, min(per_chunk, max_bytes // max(frame_bytes, 1)))
+    out = []
+    for key in sorted(buckets):
+        members = sorted(
+            buckets[key],
+            key=lambda p: (str(specs[p].params["activation"]), str(specs[p].params["noise_type"]), p),
+        )
+        for i in range(0, len(members), cap):
+            out.append((key, members[i : i + cap]))
+    return out, len(buckets)
+
+
+def run_rollouts(
+    specs: Sequence[OperatorSpec],
+    ics: torch.Tensor,
+    *,
+    num_realizations: int,
+    num_steps: int,
+    device: torch.device | str = "cpu",
+    precision: str = "float32",
+    divergence_threshold: float = 1e4,
+    store_trajectories: bool = True,
+    operators_per_chunk: int = 64,
+    conv_mode: str = "auto",
+    width_quantum: int | None = None,
+    max_chunk_bytes: int = 1 << 30,
+    on_chunk: Callable[[ChunkResult], None],
+) -> RolloutStats:
+    """Roll out every operator from its initial condition for M realizations and T steps.
+
+    Args:
+        specs: n operator specs (any mix of architectures).
+        ics: ``[n, C, H, W]`` float32 initial conditions, ``ics[i]`` for ``specs[i]``.
+        num_realizations: M.
+        num_steps: T ≥ 1.
+        device: where to compute.
+        precision: "float32", "bfloat16" or "float16".
+        divergence_threshold: max |x| above which a realization is diverged.
+        store_trajectories: keep all T+1 frames, else only the final one.
+        operators_per_chunk: most operators executed together.
+        conv_mode: "auto", "grouped" or "loop" (see :class:`OperatorBank`).
+        width_quantum: base widths are padded to a multiple of it (default 4 on CPU, 16 on CUDA).
+        max_chunk_bytes: bound on a chunk's host trajectory buffer.
+        on_chunk: called with each finished :class:`ChunkResult` (in bucket order).
+
+    Returns:
+        :class:`RolloutStats`.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if num_steps < 1 or num_realizations < 1:
+        raise ValueError(f"need num_steps >= 1 and num_realizations >= 1, got {num_steps}, {num_realizations}")
+    n, c, h, w = ics.shape
+    if n != len(specs):
+        raise ValueError(f"got {len(specs)} specs but {n} initial conditions")
+    dev = torch.device(device)
+    dtype = PRECISIONS[precision]
+    quantum = width_quantum or (16 if dev.type == "cuda" else 4)
+    mode = conv_mode if conv_mode != "auto" else ("grouped" if dev.type == "cuda" else "loop")
+    steps = time_axis(num_steps, store_trajectories)
+    ts = len(steps)
+    m = num_realizations
+    stats = RolloutStats(n, m, num_steps, str(dev), mode)
+    t0 = time.perf_counter()
+    plan, stats.buckets = _chunks(specs, quantum, operators_per_chunk, m * ts * c * h * w * 4, max_chunk_bytes)
+    ics_dev = ics.to(device=dev, dtype=torch.float32)
+    with torch.inference_mode():
+        for key, members in plan:
+            result = _run_chunk(
+                [specs[p] for p in members], ics_dev[members], key.width, m, num_steps, dev, dtype, mode,
+                float(divergence_threshold), store_trajectories, ts,
+            )
+            result.rows = np.asarray(members, dtype=np.int64)
+            stats.chunks += 1
+            stats.bucket_sizes.append(len(members))
+            div = result.diverged_step
+            stats.diverged_realizations += int((div >= 0).sum())
+            stats.diverged_operators += int((div >= 0).any(axis=1).sum())
+            on_chunk(result)
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, store, ts) -> ChunkResult:
+    g = len(specs)
+    _, c, h, w = ics.shape
+    bank = OperatorBank(specs, width, num_realizations=m, num_steps=num_steps, device=dev, dtype=dtype, conv_mode=mode)
+    seeds = [[s.noise_seed(r) for r in range(m)] for s in specs]
+    coef = torch.tensor([policy_coefficients(s.params) for s in specs], device=dev, dtype=torch.float32)
+    a = coef[:, 0].repeat_interleave(c).view(1, g * c, 1, 1)
+    cc = coef[:, 1].repeat_interleave(c).view(1, g * c, 1, 1)
+    pin = dev.type == "cuda"
+    frames = torch.empty((ts, m, g, c, h, w), dtype=torch.float32, pin_memory=pin)
+    x = ics.reshape(1, g * c, h, w)
+    f = 0
+    if store:
+        frames[0].copy_(ics.unsqueeze(0).expand(m, g, c, h, w))
+        f = 1
+    div = torch.full((m, g), -1, dtype=torch.int32, device=dev)
+    for t in range(1, num_steps + 1):
+        draws = bank.draw(t, seeds, h, w)
+        out = bank.forward(x, draws, t)
+        x = a * x + cc * out  # [M, G·C, H, W]
+        xv = x.view(m, g, c * h * w)
+        peak = xv.abs().amax(dim=-1)
+        bad = ~(peak <= threshold)  # catches NaN and inf too
+        div = torch.where(bad & (div < 0), torch.full_like(div, t), div)
+        x = torch.where(bad.repeat_interleave(c, dim=1).view(m, g * c, 1, 1), torch.zeros_like(x), x)
+        if store or t == num_steps:
+            frames[f].copy_(x.view(m, g, c, h, w), non_blocking=pin)
+            f += 1
+    if pin:
+        torch.cuda.synchronize(dev)
+    div_np = div.cpu().numpy().T.copy()  # [G, M]
+    traj = frames.numpy().transpose(2, 1, 0, 3, 4, 5)  # [G, M, Ts, C, H, W] view
+    traj = np.ascontiguousarray(traj)
+    step_of_frame = np.asarray(time_axis(num_steps, store))
+    for gi, mi in zip(*np.nonzero(div_np >= 0)):
+        traj[gi, mi, step_of_frame >= div_np[gi, mi]] = np.nan
+    return ChunkResult(rows=np.empty(0, dtype=np.int64), trajectories=traj, diverged_step=div_np.astype(np.int32))
