@@ -18,7 +18,7 @@ from typing import Any, Union
 from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["PROBLEM_TYPE", "problems_error", "describe_problems", "describe_validation_error", "allowed_keys"]
+__all__ = ["PROBLEM_TYPE", "problem_details", "problems_error", "reraise_details", "describe_problems", "describe_validation_error", "allowed_keys"]
 
 #: pydantic error type of the problems raised by this package's own validators.
 PROBLEM_TYPE = "config_problem"
@@ -26,13 +26,31 @@ PROBLEM_TYPE = "config_problem"
 Loc = tuple[Union[str, int], ...]
 
 
-def problems_error(title: str, problems: Iterable[tuple[Loc, str]]) -> ValidationError:
-    """A ``ValidationError`` carrying ``problems`` (location relative to the validator, message)."""
-    details: list[InitErrorDetails] = [
+def problem_details(problems: Iterable[tuple[Loc, str]]) -> list[InitErrorDetails]:
+    """Line errors of ``problems`` (location relative to the validator, message)."""
+    return [
         {"type": PydanticCustomError(PROBLEM_TYPE, "{msg}", {"msg": msg}), "loc": tuple(loc), "input": None}
         for loc, msg in problems
     ]
-    return ValidationError.from_exception_data(title, details)
+
+
+def problems_error(title: str, problems: Iterable[tuple[Loc, str]]) -> ValidationError:
+    """A ``ValidationError`` carrying ``problems`` (location relative to the validator, message)."""
+    return ValidationError.from_exception_data(title, problem_details(problems))
+
+
+def reraise_details(exc: ValidationError, prefix: Loc = ()) -> list[InitErrorDetails]:
+    """The line errors of ``exc`` with ``prefix`` put before their locations."""
+    details: list[InitErrorDetails] = []
+    for err in exc.errors(include_url=False):
+        if err["type"] == PROBLEM_TYPE:
+            details.extend(problem_details([((*prefix, *err["loc"]), err["msg"])]))
+            continue
+        item: InitErrorDetails = {"type": err["type"], "loc": (*prefix, *err["loc"]), "input": err["input"]}
+        if "ctx" in err:
+            item["ctx"] = err["ctx"]
+        details.append(item)
+    return details
 
 
 def _field_keys(model: type[BaseModel]) -> dict[str, str]:
@@ -82,13 +100,16 @@ def _is_model(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
-def _walk(root: type[BaseModel], loc: Loc) -> tuple[str, type[BaseModel] | None]:
-    """Dotted path of ``loc`` without union tags, and the model that owns its last element."""
+def _walk(root: type[BaseModel], loc: Loc) -> tuple[str, type[BaseModel] | None, bool]:
+    """Dotted path of ``loc`` without union tags, the model owning its last element, and
+    whether the location ends in a (non-discriminated) union member tag."""
     tp: Any = root
     path = ""
     owner: type[BaseModel] | None = None
+    member = False
     for el in loc:
         owner = None
+        member = False
         base, meta = _strip_annotated(tp)
         if _is_union(base):
             members = [m for m in typing.get_args(base) if m is not type(None)]
@@ -96,12 +117,15 @@ def _walk(root: type[BaseModel], loc: Loc) -> tuple[str, type[BaseModel] | None]
             if discriminated and isinstance(el, str):
                 tagged = [m for m in members if _is_model(m) and m.model_fields.get("type") is not None
                           and m.model_fields["type"].default == el]
-                tp = tagged[0] if tagged else None
-                continue
-            if len(members) == 1:
+                if tagged:
+                    tp = tagged[0]
+                    continue
+                base = None  # not a tag: a plain path element below the union
+            elif len(members) == 1:
                 base = members[0]
             elif isinstance(el, str) and not _is_model(members[0]):
                 tp = None  # a smart-union member tag such as 'str' or 'list[float]'
+                member = True
                 continue
         if _is_model(base):
             keys = _field_keys(base)
@@ -121,7 +145,7 @@ def _walk(root: type[BaseModel], loc: Loc) -> tuple[str, type[BaseModel] | None]
             tp = args[0]
         else:
             tp = None
-    return path, owner
+    return path, owner, member
 
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -140,7 +164,7 @@ def _message(err: dict, owner: type[BaseModel] | None) -> str:
     if kind == "union_tag_not_found":
         return f"needs a '{ctx.get('discriminator', 'type').strip(chr(39))}' key (allowed: integer, continuous, choice)"
     if kind == "union_tag_invalid":
-        return f"unknown type {ctx.get('tag')!r} (allowed: {ctx.get('expected_tags')})"
+        return f"unknown type {ctx.get('tag')!r} (allowed: {str(ctx.get('expected_tags')).replace(chr(39), '')})"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         msg = "Input should be a mapping"
     for prefix in ("Value error, ", "Assertion failed, "):
@@ -160,12 +184,19 @@ def describe_problems(exc: ValidationError, root: type[BaseModel]) -> list[tuple
         root: the model class that was validated (locations are walked through its fields).
     """
     pairs: list[tuple[str, str]] = []
+    alternatives: dict[str, list[str]] = {}  # smart-union failures, one message per path
     for err in exc.errors(include_url=False):
-        path, owner = _walk(root, tuple(err["loc"]))
+        path, owner, member = _walk(root, tuple(err["loc"]))
+        if member:
+            if path not in alternatives:
+                alternatives[path] = []
+                pairs.append((path, ""))
+            alternatives[path].append(err["msg"].removeprefix("Input should be "))
+            continue
         pair = (path, _message(err, owner))
         if pair not in pairs:
             pairs.append(pair)
-    return pairs
+    return [(p, m or "Input should be " + " or ".join(dict.fromkeys(alternatives[p]))) for p, m in pairs]
 
 
 def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> list[str]:

@@ -94,28 +94,34 @@ class InputGenerationConfig(BaseModel):
         given = dict(out.pop("ic_params", None) or {})
         given.update({k: v for k, v in data.items() if k not in cls.model_fields})
         problems: list[tuple[tuple, str]] = []
-        blocks: dict[str, dict] = {}
+        bases: dict[str, str] = {}
         for key, block in given.items():
             base = key if key in registry else split_variant(str(key), registry)
             if base is None:
                 problems.append(((key,), _unknown_key_msg(str(key), registry)))
-                continue
-            if block is None:
-                block = {}
-            if not isinstance(block, dict):
+            elif block is not None and not isinstance(block, dict):
                 problems.append(((key,), f"parameters of {key} must be a mapping, got {block!r}"))
-                continue
+            else:
+                bases[key] = base
+        blocks: dict[str, dict] = {}
+        # Base blocks first: a variant is validated merged over its base block, so that
+        # cross-field checks (e.g. weights vs scales) see the parameters actually used.
+        for key in sorted(bases, key=lambda k: k != bases[k]):
+            base, block = bases[key], given[key] or {}
+            if key != base and base in bases and base not in blocks:
+                continue  # the base block is invalid and already reported
             model = registry[base].params_model
+            merged = {**blocks.get(base, {}), **block} if key != base else block
             try:
-                params = model.model_validate(block)
+                dumped = model.model_validate(merged).model_dump(mode="json")
             except ValidationError as exc:
                 for path, msg in describe_problems(exc, model):
                     if msg.startswith("unknown key"):
                         msg = f"unknown parameter for IC type {base} (allowed: {', '.join(model.model_fields)})"
                     problems.append(((key, *path.split(".")) if path else (key,), msg))
                 continue
-            dumped = params.model_dump(mode="json")
-            blocks[key] = {k: dumped[k] for k in model.model_fields if k in params.model_fields_set}
+            blocks[key] = {k: dumped[k] for k in model.model_fields if k in block}
+        blocks = {k: blocks[k] for k in given if k in blocks}  # keep the order written
         if problems:
             raise problems_error(cls.__name__, problems)
         out["ic_params"] = blocks

@@ -24,14 +24,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from spinlock_core.config._errors import problems_error
+from spinlock_core.config._errors import problem_details, problems_error, reraise_details
 from spinlock_core.config.params import ChoiceParam, ContinuousParam, IntegerParam, ParamSpec
 from spinlock_core.operators.knobs import KNOB_GROUPS, KNOBS
 
 __all__ = ["ParameterSpace", "knob_problems"]
 
+_SPEC: TypeAdapter = TypeAdapter(ParamSpec)
 _GRID_SIZE_MSG = "grid sizes are a partition dimension: set simulation.grid_sizes instead"
 
 
@@ -39,13 +40,18 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def knob_problems(name: str, spec: IntegerParam | ContinuousParam | ChoiceParam) -> list[tuple[tuple, str]]:
-    """Problems of declaring knob ``name`` with ``spec``: ``(location below the name, message)``."""
+def knob_problems(name: str, spec: IntegerParam | ContinuousParam | ChoiceParam | None) -> list[tuple[tuple, str]]:
+    """Problems of declaring knob ``name`` with ``spec``: ``(location below the name, message)``.
+
+    With ``spec=None`` only the name is checked.
+    """
     if name == "grid_size":
         return [((), _GRID_SIZE_MSG)]
     knob = KNOBS.get(name)
     if knob is None:
         return [((), f"unknown parameter {name!r} (allowed: {', '.join(KNOBS)})")]
+    if spec is None:
+        return []
     if knob.odd_only and spec.type != "choice":
         return [(("type",), f"{name} takes odd values only: declare it as type: choice with odd values, "
                             "e.g. choices: [3, 5, 7]")]
@@ -107,12 +113,31 @@ class ParameterSpace(BaseModel):
                                  "give either rollout or its alias evolution, not both")])
         return {k: ({} if v is None and k in (*KNOB_GROUPS, "evolution") else v) for k, v in data.items()}
 
-    @field_validator(*KNOB_GROUPS, mode="after")
+    @field_validator(*KNOB_GROUPS, mode="wrap")
     @classmethod
-    def _check_knobs(cls, group: dict) -> dict:
-        problems = [((name, *sub), msg) for name, spec in group.items() for sub, msg in knob_problems(name, spec)]
-        if problems:
-            raise problems_error(cls.__name__, problems)
+    def _validate_group(cls, value: Any, handler: Any) -> dict:
+        # Entries are validated one by one so that every problem of every entry is reported
+        # at once (structural errors of one entry do not hide knob problems of another).
+        if not isinstance(value, dict):
+            return handler(value)
+        details: list = []
+        group: dict = {}
+        for name, raw in value.items():
+            named = knob_problems(str(name), None)
+            if named:
+                details.extend(problem_details([((name, *sub), msg) for sub, msg in named]))
+                continue
+            try:
+                spec = _SPEC.validate_python(raw)
+            except ValidationError as exc:
+                details.extend(reraise_details(exc, prefix=(name,)))
+                continue
+            # spec.type is the union tag pydantic puts in locations below a ParamSpec
+            details.extend(problem_details([((name, spec.type, *sub) if sub else (name,), msg)
+                                            for sub, msg in knob_problems(name, spec)]))
+            group[name] = spec
+        if details:
+            raise ValidationError.from_exception_data(cls.__name__, details)
         return group
 
     @model_validator(mode="after")

@@ -42,6 +42,7 @@ __all__ = [
     "DIM_PARAM",
     "KIND_PARTITION",
     "KIND_INDEX",
+    "INDEX_FILENAME",
     "GROUP_OUTPUTS",
     "GROUP_INPUTS",
     "GROUP_PARAMETERS",
@@ -79,6 +80,7 @@ DIMS: tuple[str, ...] = (DIM_SAMPLE, DIM_REALIZATION, DIM_TIME, DIM_CHANNEL, DIM
 
 KIND_PARTITION = "partition"
 KIND_INDEX = "index"
+INDEX_FILENAME = "index.h5"  # the index inside a dataset directory
 FileKind = Literal["partition", "index"]
 
 GROUP_OUTPUTS = "outputs"

@@ -1,0 +1,193 @@
+"""The ``spinlock`` command line.
+
+``generate`` materializes every partition through Dagster (lineage recorded in
+``$DAGSTER_HOME``, default ``./dagster_home``), ``info`` describes a dataset and ``validate``
+checks one. Exit codes: 0 success, 1 a failed validation or run, 2 a bad config or argument
+(nothing written), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from spinlock_core.config import ConfigError, load_config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"spinlock: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _dagster_home() -> Path:
+    """``$DAGSTER_HOME`` (made absolute), or ``./dagster_home`` when unset; created with a dagster.yaml."""
+    home = Path(os.environ.get("DAGSTER_HOME") or (Path.cwd() / "dagster_home")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    table = {
+        "total_samples": "sampling.total_samples",
+        "batch_size": "sampling.batch_size",
+        "seed": "sampling.sobol.seed",
+        "output": "dataset.output_dir",
+        "device": "simulation.device",
+        "num_realizations": "simulation.num_realizations",
+        "num_timesteps": "simulation.num_timesteps",
+        "grid_sizes": "simulation.grid_sizes",
+        "precision": "simulation.precision",
+    }
+    return {key: getattr(args, attr) for attr, key in table.items() if getattr(args, attr, None) is not None}
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config, _overrides(args) or None)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    import dagster as dg
+    from tqdm import tqdm
+
+    from spinlock_assets.assets import build_assets
+    from spinlock_assets.partitions import ensure_grid_partitions, make_partitions, partition_key
+    from spinlock_assets.resources import SpinlockConfig
+    from spinlock_core.pipeline import index_path
+
+    out = Path(cfg.dataset.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = out / "experiment.yaml"
+    tmp = resolved.with_suffix(".yaml.tmp")
+    tmp.write_text(cfg.to_yaml())
+    os.replace(tmp, resolved)
+    home = _dagster_home()
+    instance = dg.DagsterInstance.get()
+    ensure_grid_partitions(instance, cfg.simulation.grid_sizes)
+    assets = build_assets(make_partitions(cfg))
+    resources = {"spinlock": SpinlockConfig(config_path=str(resolved.resolve()))}
+    quiet_logs = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    keys = [(b, g) for g in cfg.simulation.grid_sizes for b in range(cfg.sampling.num_batches)]
+    n_total = cfg.sampling.total_samples * len(cfg.simulation.grid_sizes)
+    print(
+        f"spinlock: {cfg.metadata.name}: {cfg.sampling.total_samples} samples x grids {cfg.simulation.grid_sizes} "
+        f"in {len(keys)} partitions -> {out}  (DAGSTER_HOME={home})",
+        file=sys.stderr,
+    )
+    t0 = time.perf_counter()
+    with tqdm(total=n_total, unit="sample", disable=args.quiet, file=sys.stderr) as bar:
+        for b, g in keys:
+            bar.set_description(f"grid {g} batch {b:04d}")
+            res = dg.materialize(
+                assets,
+                selection=assets[:3],
+                partition_key=partition_key(b, g),
+                instance=instance,
+                resources=resources,
+                run_config=quiet_logs,
+                raise_on_error=False,
+                tags={"spinlock/cli": "generate"},
+            )
+            if not res.success:
+                return _fail(f"partition batch {b} grid {g} failed; see `dagster` run {res.run_id} in {home}", 1)
+            start, stop = cfg.sampling.batch_bounds(b)
+            bar.update(stop - start)
+            bar.set_postfix(samples_per_s=f"{bar.n / (time.perf_counter() - t0):.1f}")
+    res = dg.materialize(
+        assets, selection=[assets[3]], instance=instance, resources=resources, run_config=quiet_logs, raise_on_error=False
+    )
+    if not res.success:
+        return _fail(f"building the dataset index failed; see run {res.run_id}", 1)
+    dt = time.perf_counter() - t0
+    print(
+        f"spinlock: done: {n_total} samples in {dt:.1f} s ({n_total / dt:.2f} samples/s); "
+        f"index {index_path(cfg)}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from spinlock_core.storage import dataset_info, format_info
+
+    path = Path(args.dataset)
+    if not path.exists():
+        return _fail(f"--dataset {path}: no such file or directory")
+    try:
+        info = dataset_info(path)
+    except (OSError, ValueError, KeyError) as exc:
+        return _fail(f"--dataset {path}: {exc}", 1)
+    print(format_info(info))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from spinlock_core.validation import validate_dataset
+
+    path = Path(args.dataset)
+    if not path.exists():
+        return _fail(f"--dataset {path}: no such file or directory")
+    report = validate_dataset(path, replay_samples=args.replay_samples)
+    for line in report.checks:
+        print(f"  ok    {line}")
+    for line in report.warnings:
+        print(f"  warn  {line}")
+    for line in report.errors:
+        print(f"  FAIL  {line}")
+    if report.ok:
+        print(f"VALID: {path} ({len(report.checks)} checks passed, {len(report.warnings)} warnings)")
+        return 0
+    print(f"INVALID: {path}: {len(report.errors)} problem(s), first: {report.errors[0]}", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spinlock", description="Stochastic neural-operator dataset generator.")
+    p.add_argument("--version", action="version", version="spinlock 0.1.0")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="materialize every partition of an experiment through Dagster")
+    g.add_argument("--config", required=True, help="experiment YAML (e.g. configs/experiments/default.yaml)")
+    g.add_argument("--total-samples", type=int, help="override sampling.total_samples")
+    g.add_argument("--batch-size", type=int, help="override sampling.batch_size (samples per partition)")
+    g.add_argument("--output", help="override dataset.output_dir")
+    g.add_argument("--device", help="override simulation.device (auto, cpu, cuda, cuda:N)")
+    g.add_argument("--num-realizations", type=int, help="override simulation.num_realizations")
+    g.add_argument("--num-timesteps", type=int, help="override simulation.num_timesteps")
+    g.add_argument("--grid-sizes", type=int, nargs="+", help="override simulation.grid_sizes")
+    g.add_argument("--precision", help="override simulation.precision (float32, bfloat16, float16)")
+    g.add_argument("--seed", type=int, help="override sampling.sobol.seed (the root seed)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_generate)
+
+    i = sub.add_parser("info", help="print a dataset's layout, counts, histograms and metrics")
+    i.add_argument("--dataset", required=True, help="dataset directory, index.h5 or a partition file")
+    i.set_defaults(func=cmd_info)
+
+    v = sub.add_parser("validate", help="check a dataset's integrity; exit 1 on any problem")
+    v.add_argument("--dataset", required=True, help="dataset directory, index.h5 or a partition file")
+    v.add_argument("--replay-samples", type=int, default=1, help="samples per partition re-simulated (0 = none)")
+    v.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("spinlock: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

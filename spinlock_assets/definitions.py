@@ -1,0 +1,43 @@
+"""Dagster definitions for Spinlock.
+
+The experiment config comes from ``$SPINLOCK_CONFIG`` (default
+``configs/experiments/default.yaml``); ``dagster dev -w workspace.yaml`` and
+``dagster asset materialize -m spinlock_assets.definitions`` both load ``defs`` from here.
+Set ``SPINLOCK_EXECUTOR=in_process`` to run every step in the run's own process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Mapping
+
+import dagster as dg
+
+from spinlock_assets.assets import build_assets
+from spinlock_assets.automation import build_grid_sizes_sensor
+from spinlock_assets.partitions import make_partitions
+from spinlock_assets.resources import SpinlockConfig
+from spinlock_core.config import load_config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "experiments" / "default.yaml"
+
+
+def build_definitions(config_path: str | Path, overrides: Mapping[str, object] | None = None) -> dg.Definitions:
+    """Definitions for the experiment at ``config_path`` (with validated dotted overrides)."""
+    path = str(Path(config_path).resolve())
+    cfg = load_config(path, dict(overrides) if overrides else None)
+    assets = build_assets(make_partitions(cfg))
+    in_process = os.environ.get("SPINLOCK_EXECUTOR", "") == "in_process"
+    return dg.Definitions(
+        assets=assets,
+        sensors=[build_grid_sizes_sensor()],
+        jobs=[dg.define_asset_job("generate", selection=dg.AssetSelection.assets(*assets[:3]))],
+        resources={"spinlock": SpinlockConfig(config_path=path, overrides_json=json.dumps(dict(overrides or {})))},
+        executor=dg.in_process_executor if in_process else dg.multiprocess_executor.configured({"max_concurrent": 2}),
+    )
+
+
+defs = build_definitions(os.environ.get("SPINLOCK_CONFIG", str(DEFAULT_CONFIG)))

@@ -1,0 +1,50 @@
+"""Typed experiment configuration: schema, YAML loading with clear errors, hashing.
+
+Typical use::
+
+    from spinlock_core.config import load_config
+    cfg = load_config("configs/experiments/default.yaml", {"simulation.device": "cpu"})
+    cfg.sobol_dimensions()   # [(name, ParamSpec), ...] in Sobol dimension order
+    cfg.config_hash()        # 16 hex digits identifying the config
+
+See :mod:`spinlock_core.config.models` for the section map and each model's conventions.
+"""
+
+from spinlock_core.config.input_generation import InputGenerationConfig
+from spinlock_core.config.loader import ConfigError, apply_overrides, config_hash, load_config, save_config
+from spinlock_core.config.models import (
+    SUPPORTED_VERSIONS,
+    DatasetConfig,
+    ExperimentConfig,
+    MetadataConfig,
+    SamplingConfig,
+    SamplingValidation,
+    SimulationConfig,
+    SobolConfig,
+    StorageConfig,
+)
+from spinlock_core.config.parameter_space import ParameterSpace
+from spinlock_core.config.params import ChoiceParam, ContinuousParam, IntegerParam, ParamSpec
+
+__all__ = [
+    "ExperimentConfig",
+    "load_config",
+    "save_config",
+    "config_hash",
+    "apply_overrides",
+    "ConfigError",
+    "SUPPORTED_VERSIONS",
+    "MetadataConfig",
+    "ParameterSpace",
+    "SamplingConfig",
+    "SobolConfig",
+    "SamplingValidation",
+    "SimulationConfig",
+    "InputGenerationConfig",
+    "DatasetConfig",
+    "StorageConfig",
+    "IntegerParam",
+    "ContinuousParam",
+    "ChoiceParam",
+    "ParamSpec",
+]

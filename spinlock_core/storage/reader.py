@@ -1,0 +1,275 @@
+"""Read a Spinlock dataset: one partition file, the index file, or a dataset directory.
+
+Whatever the input, the reader presents the index's view of the data:
+
+* rows ordered by ``(grid size, global sample index)``;
+* ``trajectories(rows)`` -> ``[r, M, Ts, C, G, G]`` and ``inputs(rows)`` -> ``[r, C, G, G]``,
+  smaller grids zero-padded in the centre (``pad = (G - g) // 2``), ``G`` = largest grid;
+* with ``grid_size=g``, rows are positions among the ``g``-grid rows and arrays are unpadded
+  ``g x g``.
+
+A directory is read through ``<dir>/index.h5`` when present, else through the partition files
+``<dir>/partitions/**/*.h5`` (``*.tmp`` leftovers of killed writers are never taken).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Union
+
+import h5py
+import numpy as np
+
+from . import _common as U
+from . import schema as S
+
+__all__ = ["DatasetReader", "open_dataset", "find_partitions", "resolve_dataset_file", "RowSelection"]
+
+RowSelection = Union[int, slice, Sequence[int], np.ndarray, None]
+
+
+def find_partitions(directory: Path) -> list[Path]:
+    """Partition files ``<directory>/partitions/**/*.h5``, sorted."""
+    return sorted(p for p in (Path(directory) / "partitions").rglob("*.h5") if p.is_file())
+
+
+def resolve_dataset_file(path: Path) -> tuple[str, list[Path]]:
+    """``("file", [path])`` for a file, ``("file", [dir/index.h5])`` or ``("partitions", [...])`` for a directory."""
+    path = Path(path)
+    if path.is_dir():
+        index = path / S.INDEX_FILENAME
+        if index.is_file():
+            return "file", [index]
+        parts = find_partitions(path)
+        if not parts:
+            raise FileNotFoundError(f"{path} holds neither {S.INDEX_FILENAME} nor partitions/**/*.h5")
+        return "partitions", parts
+    if not path.is_file():
+        raise FileNotFoundError(f"no such dataset file or directory: {path}")
+    return "file", [path]
+
+
+def missing_virtual_sources(f: h5py.File) -> list[str]:
+    """Source files of the file's virtual datasets that do not exist (relative to the file's dir)."""
+    base = Path(f.filename).parent
+    missing: set[str] = set()
+    for path in (S.OUTPUTS_FIELDS, S.INPUTS_FIELDS):
+        if path in f and f[path].is_virtual:
+            for vs in f[path].virtual_sources():
+                if vs.file_name != "." and not (base / vs.file_name).is_file():
+                    missing.add(vs.file_name)
+    return sorted(missing)
+
+
+class DatasetReader:
+    """Read-only access to a dataset (see module docstring). Use :func:`open_dataset`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        mode, files = resolve_dataset_file(self.path)
+        self._files: list[h5py.File] = []
+        try:
+            for p in files:
+                self._files.append(h5py.File(p, "r"))
+            self._setup(mode)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, mode: str) -> None:
+        first = self._files[0]
+        kinds = {U.decode_attr(f.attrs.get("kind", "")) for f in self._files}
+        if len(kinds) != 1 or not kinds <= {S.KIND_PARTITION, S.KIND_INDEX}:
+            raise ValueError(f"{self.path}: not a Spinlock dataset (root attribute kind = {sorted(kinds)})")
+        self.kind: str = "partitions" if mode == "partitions" else kinds.pop()
+        if self.kind == S.KIND_INDEX:
+            missing = missing_virtual_sources(first)
+            if missing:
+                raise FileNotFoundError(f"{first.filename}: missing partition files {missing[:5]} (the index reads them)")
+        shapes = {f[S.OUTPUTS_FIELDS].shape[1:4] for f in self._files}
+        if len(shapes) != 1:
+            raise ValueError(f"{self.path}: partitions disagree on (M, Ts, C): {sorted(shapes)}")
+        self.num_realizations, self.num_time_steps, self.num_channels = (int(v) for v in shapes.pop())
+        self.time_steps: np.ndarray = first[S.DIM_TIME][()].astype(np.int64)
+        self.param_names: list[str] = U.decode_attr(first[S.PARAMS].attrs["names"])
+        part = np.concatenate([np.full(f[S.META.SAMPLE_INDEX].shape[0], i) for i, f in enumerate(self._files)])
+        local = np.concatenate([np.arange(f[S.META.SAMPLE_INDEX].shape[0]) for f in self._files])
+        sample = np.concatenate([f[S.META.SAMPLE_INDEX][()] for f in self._files]).astype(np.int64)
+        grid = np.concatenate([f[S.META.GRID_SIZES][()] for f in self._files]).astype(np.int64)
+        order = np.lexsort((sample, grid))
+        self._part, self._local = part[order], local[order]
+        self.sample_index: np.ndarray = sample[order]
+        self.grid_sizes: np.ndarray = grid[order]
+        self.grids: list[int] = sorted({int(g) for g in self.grid_sizes})
+        self.grid_size: int = self.grids[-1] if self.grids else int(first[S.OUTPUTS_FIELDS].shape[-1])
+        self.num_samples: int = int(order.size)
+
+    # ------------------------------------------------------------------ info
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Root attributes (for several partitions: those equal in all of them)."""
+        per_file = [{k: U.decode_attr(v) for k, v in f.attrs.items()} for f in self._files]
+        out = per_file[0]
+        if len(per_file) > 1:
+            out = {k: v for k, v in out.items() if all(json.dumps(p.get(k), default=str) == json.dumps(v, default=str) for p in per_file)}
+            out["kind"] = "partitions"
+        return out
+
+    @property
+    def metadata_attrs(self) -> dict[str, Any]:
+        """``/metadata`` attributes with ``config`` and ``sampling_metrics`` parsed from JSON."""
+        out = {k: U.decode_attr(v) for k, v in self._files[0][S.GROUP_METADATA].attrs.items()}
+        for key in ("config", "sampling_metrics"):
+            if isinstance(out.get(key), str) and out[key]:
+                out[key] = json.loads(out[key])
+        return out
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.metadata_attrs.get("config", {})
+
+    @property
+    def sampling_metrics(self) -> dict[str, Any]:
+        return self.metadata_attrs.get("sampling_metrics", {})
+
+    @property
+    def shape_info(self) -> dict[str, Any]:
+        m, ts, c, g = self.num_realizations, self.num_time_steps, self.num_channels, self.grid_size
+        return {
+            "num_samples": self.num_samples,
+            "num_realizations": m,
+            "num_time_steps": ts,
+            "num_channels": c,
+            "grid_size": g,
+            "grid_sizes": list(self.grids),
+            "num_params": len(self.param_names),
+            "trajectories": (self.num_samples, m, ts, c, g, g),
+            "inputs": (self.num_samples, c, g, g),
+            "params": (self.num_samples, len(self.param_names)),
+        }
+
+    @property
+    def filenames(self) -> list[Path]:
+        return [Path(f.filename) for f in self._files]
+
+    def rows_for_grid(self, grid_size: int) -> np.ndarray:
+        """Row numbers (in this reader's order) of the samples on a ``grid_size`` grid."""
+        if grid_size not in self.grids:
+            raise ValueError(f"grid_size must be one of {self.grids}, got {grid_size}")
+        return np.flatnonzero(self.grid_sizes == grid_size)
+
+    # ------------------------------------------------------------------ data
+    def _select(self, rows: RowSelection, n: int) -> tuple[np.ndarray, bool]:
+        if rows is None:
+            return np.arange(n), False
+        if isinstance(rows, (int, np.integer)) and not isinstance(rows, bool):
+            i = int(rows) + (n if rows < 0 else 0)
+            if not 0 <= i < n:
+                raise IndexError(f"row {rows} out of range for {n} rows")
+            return np.array([i]), True
+        if isinstance(rows, slice):
+            return np.arange(n)[rows], False
+        arr = np.asarray(rows)
+        if arr.dtype == bool:
+            if arr.shape != (n,):
+                raise IndexError(f"boolean row mask must have shape ({n},), got {arr.shape}")
+            return np.flatnonzero(arr), False
+        if arr.size and arr.dtype.kind not in "iu":
+            raise IndexError(f"rows must be ints, a slice or a boolean mask, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64).reshape(-1)
+        arr = np.where(arr < 0, arr + n, arr)
+        if arr.size and (arr.min() < 0 or arr.max() >= n):
+            raise IndexError(f"rows out of range for {n} rows")
+        return arr, False
+
+    def _fields(self, path: str, rows: RowSelection, grid_size: int | None) -> np.ndarray:
+        if grid_size is None:
+            subset = np.arange(self.num_samples)
+            side = self.grid_size
+        else:
+            subset = self.rows_for_grid(grid_size)
+            side = grid_size
+        sel, scalar = self._select(rows, subset.size)
+        global_rows = subset[sel]
+        inner = (self.num_realizations, self.num_time_steps, self.num_channels) if path == S.OUTPUTS_FIELDS else (self.num_channels,)
+        out = np.zeros((global_rows.size, *inner, side, side), dtype=np.float32)
+        mid = (slice(None),) * len(inner)
+        keys = np.stack([self._part[global_rows], self.grid_sizes[global_rows]], axis=1) if global_rows.size else np.zeros((0, 2), int)
+        for p, g in {tuple(k) for k in keys.tolist()}:
+            ks = np.flatnonzero((keys[:, 0] == p) & (keys[:, 1] == g))
+            dset = self._files[p][path]
+            o = (dset.shape[-1] - g) // 2
+            d = (side - g) // 2
+            uniq, inv = np.unique(self._local[global_rows[ks]], return_inverse=True)
+            first: slice | np.ndarray = slice(int(uniq[0]), int(uniq[-1]) + 1) if uniq[-1] - uniq[0] + 1 == uniq.size else uniq
+            block = dset[(first, *mid, slice(o, o + g), slice(o, o + g))]
+            out[(ks, *mid, slice(d, d + g), slice(d, d + g))] = block[inv]
+        return out[0] if scalar else out
+
+    def trajectories(self, rows: RowSelection = None, *, grid_size: int | None = None) -> np.ndarray:
+        """Trajectories ``[r, M, Ts, C, S, S]`` float32 (S = G padded, or ``grid_size`` unpadded)."""
+        return self._fields(S.OUTPUTS_FIELDS, rows, grid_size)
+
+    def inputs(self, rows: RowSelection = None, *, grid_size: int | None = None) -> np.ndarray:
+        """Initial conditions ``[r, C, S, S]`` float32 (S as in :meth:`trajectories`)."""
+        return self._fields(S.INPUTS_FIELDS, rows, grid_size)
+
+    def _small(self, path: str, rows: RowSelection) -> np.ndarray:
+        sel, scalar = self._select(rows, self.num_samples)
+        parts, locs = self._part[sel], self._local[sel]
+        first = self._files[0][path]
+        out = np.empty((sel.size, *first.shape[1:]), dtype=first.dtype)
+        for p in np.unique(parts).tolist():
+            mine = parts == p
+            out[mine] = self._files[p][path][()][locs[mine]]
+        if first.dtype.kind == "O" or h5py.check_string_dtype(first.dtype) is not None:
+            out = U.decode_strings(out)
+        return out[0] if scalar else out
+
+    def params(self, rows: RowSelection = None) -> np.ndarray:
+        """Unit-cube points ``[r, P]`` float64 (columns: :attr:`param_names`)."""
+        return self._small(S.PARAMS, rows)
+
+    def param_values(self, rows: RowSelection = None) -> list[dict[str, Any]]:
+        """Mapped knob values of each row (parsed JSON)."""
+        vals = self._small(S.PARAM_VALUES, rows)
+        return [json.loads(v) for v in np.atleast_1d(vals).tolist()]
+
+    def metadata(self, rows: RowSelection = None) -> dict[str, np.ndarray]:
+        """Per-sample metadata arrays keyed by short name (``ic_types``, ``diverged_step``, ...)."""
+        out = {}
+        for spec in S.DATASETS:
+            if spec.path.startswith(S.GROUP_METADATA + "/") and spec.path in self._files[0]:
+                out[spec.path.rsplit("/", 1)[-1]] = self._small(spec.path, rows)
+        return out
+
+    def specs(self, rows: RowSelection = None) -> list[dict[str, Any]]:
+        """Operator specifications of each row (parsed JSON)."""
+        vals = self._small(S.META.OPERATOR_SPECS, rows)
+        return [json.loads(v) for v in np.atleast_1d(vals).tolist()]
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        for f in self._files:
+            try:
+                f.close()
+            except Exception:  # pragma: no cover
+                pass
+        self._files = []
+
+    def __enter__(self) -> "DatasetReader":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DatasetReader({str(self.path)!r}, kind={self.kind!r}, N={getattr(self, 'num_samples', '?')}, grids={getattr(self, 'grids', '?')})"
+
+
+def open_dataset(path: Path) -> DatasetReader:
+    """Open a partition file, the index file or a dataset directory (see module docstring)."""
+    return DatasetReader(Path(path))

@@ -1,0 +1,344 @@
+"""Structural validation of partition files, index files and dataset directories.
+
+``validate_structure(path)`` reads the real layout (fixing the reference's B9: it checks the
+datasets that exist, not invented names) and reports every problem at once:
+
+* schema version (major must match, a different minor is a warning), kind, required root and
+  ``/metadata`` attributes, ``config``/``sampling_metrics`` JSON;
+* required groups, datasets, coordinates (dimension scales) and root aliases (same object);
+* shapes: every named dim has one length across all datasets and coordinates; root
+  attributes (num_samples, ...) agree with them; dtypes as in the schema;
+* metadata: lengths, unique non-negative sample indices equal to the ``sample`` coordinate,
+  grid sizes matching the field sizes (index: at most G, per-grid views present with the right
+  row counts), strictly increasing time steps, ``diverged_step`` in {-1} or [0, max step],
+  non-empty strings, valid JSON specs/values;
+* parameters finite and in [0, 1];
+* data: initial conditions finite; trajectory frames finite except frames at or after their
+  realization's ``diverged_step`` (read one trajectory chunk at a time: bounded memory);
+* index: every virtual source file exists (HDF5 would silently read fill values otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from . import _common as U
+from . import schema as S
+from .reader import missing_virtual_sources, resolve_dataset_file
+
+__all__ = ["ValidationReport", "validate_structure"]
+
+_MAX_LISTED = 8
+_DTYPE_KINDS = {"float32": ("f", 4), "float64": ("f", 8), "int32": ("i", 4), "int64": ("i", 8), "uint64": ("u", 8)}
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of :func:`validate_structure`: ``ok`` iff there are no errors."""
+
+    path: str
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def merge(self, other: "ValidationReport", prefix: str) -> None:
+        self.errors += [f"{prefix}: {e}" for e in other.errors]
+        self.warnings += [f"{prefix}: {w}" for w in other.warnings]
+        self.checks += [f"{prefix}: {c}" for c in other.checks]
+
+    def format(self) -> str:
+        lines = [f"{'OK' if self.ok else 'INVALID'}: {self.path} ({len(self.errors)} errors, {len(self.warnings)} warnings, {len(self.checks)} checks passed)"]
+        lines += [f"  ERROR   {e}" for e in self.errors]
+        lines += [f"  WARNING {w}" for w in self.warnings]
+        lines += [f"  ok      {c}" for c in self.checks]
+        return "\n".join(lines)
+
+    __str__ = format
+
+
+class _Collector:
+    """Caps the number of listed offences per check."""
+
+    def __init__(self, report: ValidationReport, what: str) -> None:
+        self.report, self.what, self.count = report, what, 0
+
+    def add(self, message: str) -> None:
+        self.count += 1
+        if self.count <= _MAX_LISTED:
+            self.report.errors.append(message)
+
+    def done(self, passed: str) -> None:
+        if self.count > _MAX_LISTED:
+            self.report.errors.append(f"... {self.count - _MAX_LISTED} more {self.what} errors not listed")
+        elif self.count == 0:
+            self.report.checks.append(passed)
+
+
+def validate_structure(path: Path) -> ValidationReport:
+    """Validate a partition file, an index file, or a dataset directory (see module docstring)."""
+    path = Path(path)
+    report = ValidationReport(str(path))
+    try:
+        mode, files = resolve_dataset_file(path)
+    except FileNotFoundError as exc:
+        report.errors.append(str(exc))
+        return report
+    if mode == "file":
+        _validate_file(files[0], report)
+        return report
+    for p in files:
+        sub = ValidationReport(str(p))
+        _validate_file(p, sub)
+        report.merge(sub, p.relative_to(path).as_posix())
+    from .index import _check_agreement, _read_part  # cross-partition agreement, as the index needs
+
+    try:
+        _check_agreement([_read_part(p, path) for p in files])
+        report.checks.append(f"{len(files)} partitions agree on M, Ts, C, parameters and config; no duplicate samples")
+    except (ValueError, KeyError, OSError) as exc:
+        report.errors.append(f"partitions inconsistent: {exc}")
+    return report
+
+
+def _validate_file(path: Path, report: ValidationReport) -> None:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        report.errors.append(f"cannot open as HDF5: {exc}")
+        return
+    with f:
+        kind = _check_attrs(f, report)
+        if kind is None:
+            return
+        present = _check_layout(f, kind, report)
+        sizes = _check_dims(f, kind, present, report)
+        if report.errors:
+            return  # data checks need a sound layout
+        if kind == S.KIND_INDEX:
+            missing = missing_virtual_sources(f)
+            if missing:
+                report.errors.append(f"missing partition files referenced by the index: {missing[:_MAX_LISTED]}")
+                return
+            report.checks.append("all virtual source files exist")
+        _check_metadata(f, kind, sizes, report)
+        _check_params(f, report)
+        _check_data(f, report)
+
+
+def _check_attrs(f: h5py.File, report: ValidationReport) -> str | None:
+    attrs = {k: U.decode_attr(v) for k, v in f.attrs.items()}
+    version = attrs.get("schema_version")
+    if version is None:
+        report.errors.append("root attribute schema_version missing (not a Spinlock file?)")
+        return None
+    major, _, minor = str(version).partition(".")
+    want_major, _, want_minor = S.SCHEMA_VERSION.partition(".")
+    if major != want_major:
+        report.errors.append(f"schema_version {version} is incompatible with {S.SCHEMA_VERSION}")
+        return None
+    if minor != want_minor:
+        report.warnings.append(f"schema_version {version} differs from this library's {S.SCHEMA_VERSION}")
+    kind = attrs.get("kind")
+    if kind not in (S.KIND_PARTITION, S.KIND_INDEX):
+        report.errors.append(f"root attribute kind must be 'partition' or 'index', got {kind!r}")
+        return None
+    missing = [a.name for a in S.ROOT_ATTRS if kind in a.kinds and a.name not in attrs]
+    if missing:
+        report.errors.append(f"missing root attributes {missing}")
+    if S.GROUP_METADATA in f:
+        meta = {k: U.decode_attr(v) for k, v in f[S.GROUP_METADATA].attrs.items()}
+        miss = [a.name for a in S.METADATA_ATTRS if a.name not in meta]
+        if miss:
+            report.errors.append(f"missing /metadata attributes {miss}")
+        for key in ("config", "sampling_metrics"):
+            if key in meta:
+                try:
+                    json.loads(meta[key])
+                except (TypeError, ValueError):
+                    report.errors.append(f"/metadata attribute {key} is not valid JSON")
+        if "creation_date" in meta:
+            try:
+                datetime.fromisoformat(str(meta["creation_date"]))
+            except ValueError:
+                report.errors.append(f"/metadata creation_date is not ISO-8601: {meta['creation_date']!r}")
+    if not missing:
+        report.checks.append(f"schema_version {version}, kind {kind}, required attributes present")
+    return str(kind)
+
+
+def _check_layout(f: h5py.File, kind: str, report: ValidationReport) -> list[S.DatasetSpec]:
+    before = len(report.errors)
+    present = []
+    groups = {d.path.split("/")[0] for d in S.datasets_for(kind) if "/" in d.path}
+    for g in sorted(groups):
+        if not isinstance(f.get(g), h5py.Group):
+            report.errors.append(f"missing group /{g}")
+    for spec in S.datasets_for(kind):
+        group = spec.path.split("/")[0]
+        if group in f and not isinstance(f.get(spec.path), h5py.Dataset):
+            report.errors.append(f"missing dataset /{spec.path}")
+            continue
+        if group not in f:
+            continue
+        d = f[spec.path]
+        present.append(spec)
+        if spec.dtype == "str":
+            if h5py.check_string_dtype(d.dtype) is None:
+                report.errors.append(f"/{spec.path} must hold strings, has dtype {d.dtype}")
+        elif (d.dtype.kind, d.dtype.itemsize) != _DTYPE_KINDS[spec.dtype]:
+            report.errors.append(f"/{spec.path} must be {spec.dtype}, has dtype {d.dtype}")
+        if spec.alias:
+            alias = f.get(spec.alias)
+            if not isinstance(alias, h5py.Dataset) or alias.id != d.id:
+                report.errors.append(f"root alias /{spec.alias} missing or not the same object as /{spec.path}")
+        labels = [dim.label for dim in d.dims] if d.ndim == len(spec.dims) else []
+        if labels and [lb or "" for lb in labels] != list(spec.dims):
+            report.warnings.append(f"/{spec.path} dimension scales {labels} != {list(spec.dims)} (xarray shows other dim names)")
+    for c in S.COORDINATES:
+        d = f.get(c.name)
+        if not isinstance(d, h5py.Dataset) or d.attrs.get("CLASS") != b"DIMENSION_SCALE":
+            report.errors.append(f"missing coordinate /{c.name} (a dimension scale)")
+    if len(report.errors) == before:
+        report.checks.append(f"{len(present)} required datasets, {len(S.COORDINATES)} coordinates and root aliases present with schema dtypes")
+    return present
+
+
+def _check_dims(f: h5py.File, kind: str, present: list[S.DatasetSpec], report: ValidationReport) -> dict[str, int]:
+    before = len(report.errors)
+    sizes: dict[str, tuple[int, str]] = {}
+
+    def see(dim: str, n: int, where: str) -> None:
+        if dim not in sizes:
+            sizes[dim] = (n, where)
+        elif sizes[dim][0] != n:
+            report.errors.append(f"dim {dim!r} has length {n} in {where} but {sizes[dim][0]} in {sizes[dim][1]}")
+
+    for spec in present:
+        shape = f[spec.path].shape
+        if len(shape) != len(spec.dims):
+            report.errors.append(f"/{spec.path} has shape {shape}, expected dims ({', '.join(spec.dims)})")
+            continue
+        for dim, n in zip(spec.dims, shape):
+            see(dim, n, f"/{spec.path}")
+    for c in S.COORDINATES:
+        if isinstance(f.get(c.name), h5py.Dataset):
+            see(c.name, f[c.name].shape[0] if f[c.name].ndim == 1 else -1, f"coordinate /{c.name}")
+    out = {k: v[0] for k, v in sizes.items()}
+    attrs = {k: U.decode_attr(v) for k, v in f.attrs.items()}
+    for attr, dim in (("num_samples", S.DIM_SAMPLE), ("num_realizations", S.DIM_REALIZATION), ("num_time_steps", S.DIM_TIME), ("num_channels", S.DIM_CHANNEL), ("grid_size", S.DIM_Y)):
+        if attr in attrs and dim in out and attrs[attr] != out[dim]:
+            report.errors.append(f"root attribute {attr} = {attrs[attr]} but dim {dim!r} has length {out[dim]}")
+    if S.DIM_Y in out and S.DIM_X in out and out[S.DIM_Y] != out[S.DIM_X]:
+        report.errors.append(f"fields are not square: y = {out[S.DIM_Y]}, x = {out[S.DIM_X]}")
+    if S.PARAMS in f and "names" in f[S.PARAMS].attrs and S.DIM_PARAM in out:
+        if len(f[S.PARAMS].attrs["names"]) != out[S.DIM_PARAM]:
+            report.errors.append(f"/{S.PARAMS} attribute names has {len(f[S.PARAMS].attrs['names'])} entries for {out[S.DIM_PARAM]} columns")
+    if kind == S.KIND_PARTITION and S.OUTPUTS_FIELDS in f:
+        d = f[S.OUTPUTS_FIELDS]
+        if d.ndim == 6 and d.chunks != (1, 1, *d.shape[2:]):
+            report.warnings.append(f"/{S.OUTPUTS_FIELDS} chunks {d.chunks} are not one trajectory {(1, 1, *d.shape[2:])}")
+    if len(report.errors) == before:
+        report.checks.append("shapes consistent: " + ", ".join(f"{k}={v}" for k, v in out.items()))
+    return out
+
+
+def _check_metadata(f: h5py.File, kind: str, sizes: dict[str, int], report: ValidationReport) -> None:
+    before = len(report.errors)
+    idx = f[S.META.SAMPLE_INDEX][()]
+    if (idx < 0).any() or np.unique(idx).size != idx.size:
+        report.errors.append("/metadata/sample_index must hold distinct non-negative indices")
+    if not np.array_equal(f[S.DIM_SAMPLE][()], idx):
+        report.errors.append("coordinate /sample differs from /metadata/sample_index")
+    time = f[S.DIM_TIME][()]
+    if (time < 0).any() or (np.diff(time) <= 0).any():
+        report.errors.append(f"time coordinate must be strictly increasing step numbers >= 0, got {time.tolist()[:10]}")
+    grids = f[S.META.GRID_SIZES][()]
+    side = sizes[S.DIM_Y]
+    if kind == S.KIND_PARTITION:
+        if (grids != side).any():
+            report.errors.append(f"/metadata/grid_sizes {sorted(set(grids.tolist()))} do not match the field size {side}")
+    else:
+        if grids.size and grids.max() != side:
+            report.errors.append(f"index padded size {side} != largest grid size {grids.max()}")
+        declared = sorted(int(g) for g in np.atleast_1d(f.attrs.get("grid_sizes", [])))
+        if declared != sorted(set(grids.tolist())):
+            report.errors.append(f"root attribute grid_sizes {declared} != grid sizes in /metadata/grid_sizes {sorted(set(grids.tolist()))}")
+        for g in sorted(set(grids.tolist())):
+            v = f.get(f"{S.GROUP_GRIDS}/{g}/{S.OUTPUTS_FIELDS}")
+            want = (int((grids == g).sum()), *f[S.OUTPUTS_FIELDS].shape[1:4], g, g)
+            if not isinstance(v, h5py.Dataset) or v.shape != want:
+                report.errors.append(f"per-grid view /{S.GROUP_GRIDS}/{g}/{S.OUTPUTS_FIELDS} missing or not of shape {want}")
+    div = f[S.META.DIVERGED_STEP][()]
+    bad = (div < -1) | (div > (time.max() if time.size else 0))
+    if bad.any():
+        report.errors.append(f"/metadata/diverged_step has {int(bad.sum())} values outside {{-1}} or [0, {int(time.max())}]")
+    for path in S.STRING_METADATA:
+        values = U.decode_strings(f[path][()])
+        empty = np.flatnonzero(np.char.str_len(values) == 0) if values.size else np.zeros(0, int)
+        if empty.size:
+            report.errors.append(f"/{path} has {empty.size} empty strings (rows {empty[:5].tolist()})")
+        elif path in S.JSON_METADATA:
+            for i, v in enumerate(values.tolist()):
+                try:
+                    json.loads(v)
+                except ValueError:
+                    report.errors.append(f"/{path}[{i}] is not valid JSON: {v[:60]!r}")
+                    break
+    if len(report.errors) == before:
+        report.checks.append("metadata consistent (sample indices, grid sizes, time steps, diverged_step, strings, JSON)")
+
+
+def _check_params(f: h5py.File, report: ValidationReport) -> None:
+    p = f[S.PARAMS][()]
+    finite = np.isfinite(p)
+    if not finite.all():
+        rows = np.flatnonzero(~finite.all(axis=1))
+        report.errors.append(f"/{S.PARAMS} has non-finite values in {rows.size} rows (rows {rows[:5].tolist()})")
+    out = finite & ((p < 0) | (p > 1))
+    if out.any():
+        rows = np.flatnonzero(out.any(axis=1))
+        report.errors.append(f"/{S.PARAMS} has values outside [0, 1] in {rows.size} rows (rows {rows[:5].tolist()}, range [{p[finite].min():.4g}, {p[finite].max():.4g}])")
+    if finite.all() and not out.any():
+        report.checks.append(f"parameters finite and in [0, 1] ({p.shape[0]} x {p.shape[1]})")
+
+
+def _check_data(f: h5py.File, report: ValidationReport) -> None:
+    traj, inp = f[S.OUTPUTS_FIELDS], f[S.INPUTS_FIELDS]
+    n, m, ts = traj.shape[:3]
+    side = traj.shape[-1]
+    time = f[S.DIM_TIME][()]
+    sample = f[S.META.SAMPLE_INDEX][()]
+    grids = f[S.META.GRID_SIZES][()]
+    div = f[S.META.DIVERGED_STEP][()]
+    ic = _Collector(report, "initial-condition")
+    tr = _Collector(report, "trajectory")
+    for r in range(n):
+        g = int(grids[r])
+        o = (side - g) // 2
+        crop = (slice(o, o + g), slice(o, o + g))
+        if not np.isfinite(inp[(r, slice(None), *crop)]).all():
+            ic.add(f"non-finite values in /{S.INPUTS_FIELDS} at sample {sample[r]} (row {r})")
+        for j in range(m):
+            block = traj[(r, j, slice(None), slice(None), *crop)]  # one trajectory chunk
+            finite = np.isfinite(block.reshape(ts, -1)).all(axis=1)
+            if finite.all():
+                continue
+            d = int(div[r, j])
+            allowed = (time >= d) if d >= 0 else np.zeros(ts, dtype=bool)
+            bad = np.flatnonzero(~finite & ~allowed)
+            if bad.size:
+                why = f"before its diverged_step {d}" if d >= 0 else "in a realization that never diverged (diverged_step = -1)"
+                tr.add(f"non-finite values in /{S.OUTPUTS_FIELDS} at sample {sample[r]} (row {r}) realization {j} steps {time[bad][:5].tolist()} {why}")
+    ic.done(f"initial conditions finite ({n} samples)")
+    tr.done(f"trajectories finite before divergence ({n} x {m} trajectories of {ts} frames)")
