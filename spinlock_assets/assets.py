@@ -4,7 +4,6 @@ Each asset is thin: one ``spinlock_core.pipeline`` call, metadata out. Partition
 share the (batch × grid size) partitions, so the default identity mapping connects them.
 """
 
-from __future__ import annotations
 
 from collections import Counter
 

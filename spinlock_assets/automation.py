@@ -1,6 +1,5 @@
 """Sensors: keep the dynamic grid-size partitions in step with the experiment config."""
 
-from __future__ import annotations
 
 import dagster as dg
 

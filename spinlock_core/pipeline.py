@@ -290,7 +290,7 @@ def rollout_stage(
             ic_seeds=np.array([s.ic_seed for s in specs], dtype=np.uint64),
             noise_seeds=np.array([[s.noise_seed(r) for r in range(m)] for s in specs], dtype=np.uint64),
             diverged_step=diverged,
-            config_json=json.dumps(cfg.model_dump(mode="json"), sort_keys=True),
+            config_json=json.dumps(cfg.model_dump(mode="json")),  # declaration order = Sobol dimension order
             sampling_metrics=sobol.metrics,
         )
     seconds = time.perf_counter() - t0

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import torch
 
-from spinlock_core.config import ExperimentConfig
+from spinlock_core.config import ExperimentConfig, load_config
 from spinlock_core.ics import generate_ics
 from spinlock_core.operators import OperatorSpec
 from spinlock_core.rollout import run_rollouts
@@ -132,7 +132,7 @@ def validate_dataset(path: str | Path, *, replay_samples: int = 1) -> Validation
         name = str(pf)
         try:
             with h5py.File(pf, "r") as f:
-                cfg = ExperimentConfig.model_validate(json.loads(f["metadata"].attrs["config"]))
+                cfg = load_config(json.loads(f["metadata"].attrs["config"]))
                 values = [json.loads(v) for v in f["parameters/values"][()]]
                 _check_ranges(cfg, values, name, report)
                 if replay_samples > 0:

@@ -79,9 +79,6 @@ def allowed_keys(model: type[BaseModel]) -> str:
         elif isinstance(alias, str) and alias != name:
             aliases = [alias]
         parts.append(name + (f" (alias: {', '.join(aliases)})" if aliases else ""))
-    extra = getattr(model, "_extra_key_help", None)
-    if extra:
-        parts.append(extra)
     return ", ".join(parts)
 
 

@@ -75,8 +75,7 @@ class InputGenerationConfig(BaseModel):
             (filled from the extra YAML keys; serialised back as those keys).
     """
 
-    model_config = ConfigDict(extra="forbid")
-    _extra_key_help = "<IC type>, <IC type>_<suffix> (parameter blocks)"
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: str = "sampled"
     ic_type_weights: dict[str, float] = Field(default_factory=dict)

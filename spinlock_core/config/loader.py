@@ -45,6 +45,9 @@ class ConfigError(ValueError):
     def __str__(self) -> str:
         return self._render()
 
+    def __reduce__(self) -> tuple:  # picklable across processes despite the custom __init__
+        return (type(self), (self.source, self.problems))
+
 
 def _read(source: str | os.PathLike | Mapping) -> tuple[str, Any]:
     """``(label, raw mapping)`` of ``source``; raises ConfigError when it cannot be read."""

@@ -15,6 +15,8 @@ key                 model                       what it sets
 
 Load configs with :func:`spinlock_core.config.load_config`, which turns every validation
 failure into a :class:`~spinlock_core.config.ConfigError` listing one problem per line.
+Validated configs are frozen (assigning a field raises); derive a changed config with
+``load_config(cfg.model_dump(mode="json"), overrides)``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ __all__ = [
 #: Config schema versions this code reads.
 SUPPORTED_VERSIONS: tuple[str, ...] = ("1.0",)
 
-_FORBID = ConfigDict(extra="forbid")
+_FORBID = ConfigDict(extra="forbid", frozen=True)  # immutable once validated
 
 
 class MetadataConfig(BaseModel):

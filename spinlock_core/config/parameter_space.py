@@ -94,7 +94,7 @@ class ParameterSpace(BaseModel):
     left empty in YAML (``operator:`` with every entry commented out) counts as ``{}``.
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     architecture: dict[str, ParamSpec] = _group_field("network shape knobs")
     stochastic: dict[str, ParamSpec] = _group_field("noise knobs")

@@ -231,8 +231,8 @@ COORDINATES: tuple[CoordinateSpec, ...] = (
     CoordinateSpec(DIM_REALIZATION, "int64", "Realization number 0..M-1."),
     CoordinateSpec(DIM_TIME, "int64", "Step number of each stored frame ([0..T], or [T] when only the final state is stored).", units="step"),
     CoordinateSpec(DIM_CHANNEL, "int64", "Channel number 0..C-1."),
-    CoordinateSpec(DIM_Y, "float64", "Partition: pixel centre (i + 0.5) / g in domain units (unit square). Index root: padded pixel index 0..G-1.", units="1"),
-    CoordinateSpec(DIM_X, "float64", "Same as y, along the other axis.", units="1"),
+    CoordinateSpec(DIM_Y, "float64", "Partition and /grids/<g>: pixel centre (i + 0.5) / g in domain units (unit square). Index root: padded pixel index 0..G-1.", units="1 (index root: pixel)"),
+    CoordinateSpec(DIM_X, "float64", "Same as y, along the other axis.", units="1 (index root: pixel)"),
     CoordinateSpec(DIM_PARAM, "str", "Parameter names, in declaration order."),
 )
 

@@ -202,8 +202,8 @@ def _check_layout(f: h5py.File, kind: str, report: ValidationReport) -> list[S.D
             alias = f.get(spec.alias)
             if not isinstance(alias, h5py.Dataset) or alias.id != d.id:
                 report.errors.append(f"root alias /{spec.alias} missing or not the same object as /{spec.path}")
-        labels = [dim.label for dim in d.dims] if d.ndim == len(spec.dims) else []
-        if labels and [lb or "" for lb in labels] != list(spec.dims):
+        labels = [(dim.keys() or [""])[-1] for dim in d.dims] if d.ndim == len(spec.dims) else []
+        if labels and labels != list(spec.dims):
             report.warnings.append(f"/{spec.path} dimension scales {labels} != {list(spec.dims)} (xarray shows other dim names)")
     for c in S.COORDINATES:
         d = f.get(c.name)

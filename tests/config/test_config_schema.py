@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from spinlock_core.config import (
     ChoiceParam,
@@ -398,6 +400,19 @@ def test_save_load_round_trip(tmp_path, source, overrides):
     assert again.config_hash() == cfg.config_hash()
     assert again.sobol_dimensions() == cfg.sobol_dimensions()
     assert again.to_yaml() == cfg.to_yaml()
+
+
+def test_config_is_frozen_and_errors_pickle():
+    cfg = load_config(DEFAULT)
+    with pytest.raises(ValidationError, match="frozen"):
+        cfg.dataset.storage.compression = "lzf"
+    assert cfg.dataset.storage.compression == "gzip"
+    changed = load_config(cfg.model_dump(mode="json"), {"simulation.device": "cuda:1"})
+    assert changed.simulation.device == "cuda:1" and cfg.simulation.device == "cpu"
+    with pytest.raises(ConfigError) as info:
+        load_config(minimal(simulation={"num_channels": 0}))
+    again = pickle.loads(pickle.dumps(info.value))
+    assert again.problems == info.value.problems and str(again) == str(info.value)
 
 
 def test_model_can_be_built_in_python():

@@ -1,0 +1,156 @@
+"""The whole-dataset virtual index: padded rows, per-grid views, row order, relocation, errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+
+from spinlock_core.storage import build_index, find_partitions, open_dataset, validate_structure
+
+from storage_helpers import Written, make_partition
+
+
+def _expected(written: list[Written]) -> tuple[list[int], dict[int, tuple[Written, int]]]:
+    """Sample order (grid, sample) and where each sample lives."""
+    where = {int(s): (w, i) for w in written for i, s in enumerate(w.sample_index)}
+    order = sorted(where, key=lambda s: (where[s][0].traj.shape[-1], s))
+    return order, where
+
+
+def test_index_rows_padding_and_metadata(four_partitions: tuple[Path, list[Written]]) -> None:
+    root, written = four_partitions
+    index = build_index(find_partitions(root), root / "index.h5")
+    order, where = _expected(written)
+    assert order == [0, 1, 2, 10, 11, 12, 5, 6, 15, 16]
+    with h5py.File(index, "r") as f:
+        out, inp = f["outputs/fields"], f["inputs/fields"]
+        assert out.is_virtual and inp.is_virtual
+        assert out.shape == (10, 2, 4, 2, 16, 16) and inp.shape == (10, 2, 16, 16)
+        full = out[()]
+        for row, s in enumerate(order):
+            w, i = where[s]
+            g = w.traj.shape[-1]
+            pad = (16 - g) // 2
+            np.testing.assert_array_equal(full[row, ..., pad : pad + g, pad : pad + g], w.traj[i])
+            ring = full[row].copy()
+            ring[..., pad : pad + g, pad : pad + g] = 0
+            assert not ring.any()  # zero padding outside the centre
+            np.testing.assert_array_equal(inp[row, :, pad : pad + g, pad : pad + g], w.inputs[i])
+            np.testing.assert_array_equal(f["parameters/params"][row], w.params[i])
+            assert f["metadata/ic_types"][row].decode() == w.meta["ic_types"][i]
+            assert f["metadata/weight_seeds"][row] == w.meta["weight_seeds"][i]
+            assert f["metadata/source_row"][row] == i
+            assert (root / f["metadata/source_file"][row].decode()).resolve() == w.path.resolve()
+        np.testing.assert_array_equal(f["metadata/sample_index"][()], order)
+        np.testing.assert_array_equal(f["metadata/grid_sizes"][()], [8] * 6 + [16] * 4)
+        # the pixel at the centre-padded corner: a g=8 sample's (0, 0) sits at (4, 4)
+        w0, _ = where[0]
+        assert full[0, 0, 0, 0, 4, 4] == w0.traj[0, 0, 0, 0, 0, 0]
+        # per-grid unpadded views
+        for g, samples in ((8, order[:6]), (16, order[6:])):
+            view = f[f"grids/{g}/outputs/fields"]
+            assert view.is_virtual and view.shape == (len(samples), 2, 4, 2, g, g)
+            np.testing.assert_array_equal(view[()], np.stack([where[s][0].traj[where[s][1]] for s in samples]))
+            np.testing.assert_array_equal(f[f"grids/{g}/inputs/fields"][()], np.stack([where[s][0].inputs[where[s][1]] for s in samples]))
+            np.testing.assert_array_equal(f[f"grids/{g}/sample"][()], samples)
+        assert f.attrs["kind"] == "index" and f.attrs["padding"] == "centre" and f.attrs["grid_size"] == 16
+        # relative source names only
+        assert all(not os.path.isabs(vs.file_name) for vs in out.virtual_sources())
+    assert validate_structure(index).ok
+
+
+def test_index_survives_moving_the_directory(four_partitions: tuple[Path, list[Written]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, written = four_partitions
+    build_index(find_partitions(root), root / "index.h5")
+    moved = tmp_path / "elsewhere" / "renamed"
+    moved.parent.mkdir()
+    shutil.move(str(root), str(moved))
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a working directory unrelated to the sources
+    order, where = _expected(written)
+    with open_dataset(moved / "index.h5") as r:
+        assert r.kind == "index"
+        row = order.index(15)
+        w, i = where[15]
+        np.testing.assert_array_equal(r.trajectories(row), w.traj[i])  # g = 16: no padding
+        row = order.index(11)
+        w, i = where[11]
+        np.testing.assert_array_equal(r.trajectories(row)[..., 4:12, 4:12], w.traj[i])
+        np.testing.assert_array_equal(r.trajectories(order.index(11), grid_size=None)[..., 4:12, 4:12], w.traj[i])
+    assert validate_structure(moved).ok
+
+
+def test_xarray_opens_index_root_and_grid_groups(four_partitions: tuple[Path, list[Written]]) -> None:
+    root, written = four_partitions
+    index = build_index(find_partitions(root), root / "index.h5")
+    order, where = _expected(written)
+    with xr.open_dataset(index, engine="h5netcdf") as ds:
+        assert ds["trajectories"].dims == ("sample", "realization", "time", "channel", "y", "x")
+        assert ds["trajectories"].shape == (10, 2, 4, 2, 16, 16)
+        np.testing.assert_array_equal(ds["sample"].values, order)
+        w, i = where[16]
+        np.testing.assert_array_equal(ds["trajectories"].sel(sample=16).values, w.traj[i])
+        assert ds["grid_sizes"].sel(sample=2).item() == 8
+    with xr.open_dataset(index, engine="h5netcdf", group="grids/8") as ds:
+        assert ds["trajectories"].dims == ("sample", "realization", "time", "channel", "y", "x")
+        np.testing.assert_allclose(ds["y"].values, (np.arange(8) + 0.5) / 8)
+        w, i = where[12]
+        np.testing.assert_array_equal(ds["trajectories"].sel(sample=12).values, w.traj[i])
+
+
+def test_reader_directory_without_index_matches_index(four_partitions: tuple[Path, list[Written]]) -> None:
+    root, _ = four_partitions
+    copy = root.parent / "copy"
+    shutil.copytree(root, copy)
+    build_index(find_partitions(root), root / "index.h5")
+    with open_dataset(root) as a, open_dataset(copy) as b:
+        assert a.kind == "index" and b.kind == "partitions"
+        assert a.shape_info == b.shape_info
+        sel = [9, 0, 3, 7]
+        np.testing.assert_array_equal(a.trajectories(sel), b.trajectories(sel))
+        np.testing.assert_array_equal(a.inputs(), b.inputs())
+        np.testing.assert_array_equal(a.inputs(slice(1, 4), grid_size=16), b.inputs(slice(1, 4), grid_size=16))
+        np.testing.assert_array_equal(a.trajectories(grid_size=8), b.trajectories(grid_size=8))
+        np.testing.assert_array_equal(a.params(), b.params())
+        ma, mb = a.metadata(), b.metadata()
+        for key in mb:
+            np.testing.assert_array_equal(ma[key], mb[key])
+        assert a.specs() == b.specs()
+        assert a.attrs["config_hash"] == b.attrs["config_hash"] == "cafe"
+        np.testing.assert_array_equal(a.rows_for_grid(16), [6, 7, 8, 9])
+
+
+def test_missing_partition_is_reported(four_partitions: tuple[Path, list[Written]]) -> None:
+    root, written = four_partitions
+    index = build_index(find_partitions(root), root / "index.h5")
+    written[1].path.unlink()  # HDF5 alone would read zeros silently
+    with pytest.raises(FileNotFoundError, match="g16.h5"):
+        open_dataset(index)
+    report = validate_structure(index)
+    assert not report.ok and "missing partition files" in report.errors[0]
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"m": 3}, "M \\(num_realizations\\)"),
+        ({"time_steps": [0, 1, 2, 4]}, "time coordinate"),
+        ({"c": 1}, "C \\(num_channels\\)"),
+        ({"config_hash": "beef"}, "config_hash"),
+        ({"start": 1}, "sample 1 appears in both"),
+    ],
+)
+def test_disagreeing_partitions_are_rejected(tmp_path: Path, change: dict, match: str) -> None:
+    a = make_partition(tmp_path / "partitions" / "a.h5", start=0, n=3)
+    kwargs = {"start": 3, "n": 3, "g": 16, "seed": 9}
+    kwargs.update(change)
+    b = make_partition(tmp_path / "partitions" / "b.h5", **kwargs)
+    with pytest.raises(ValueError, match=match):
+        build_index([a.path, b.path], tmp_path / "index.h5")
+    assert not (tmp_path / "index.h5").exists()
+    assert not validate_structure(tmp_path).ok
