@@ -101,12 +101,12 @@ def _check_agreement(parts: list[_Part]) -> None:
         configs = {p.rel: p.meta_attrs.get("config") for p in parts}
         if len(set(configs.values())) > 1:
             raise ValueError("partitions have no config_hash and their /metadata config attributes differ")
-    seen: dict[int, str] = {}
-    for p in parts:
+    seen: dict[tuple[int, int], str] = {}
+    for p in parts:  # every grid size holds the same samples; a (grid, sample) pair appears once
         for s in p.sample_index.tolist():
-            if s in seen:
-                raise ValueError(f"sample {s} appears in both {seen[s]} and {p.rel}")
-            seen[s] = p.rel
+            if (p.grid, s) in seen:
+                raise ValueError(f"sample {s} at grid {p.grid} appears in both {seen[(p.grid, s)]} and {p.rel}")
+            seen[(p.grid, s)] = p.rel
 
 
 def _runs(target: np.ndarray, source: np.ndarray) -> list[tuple[int, int, int]]:

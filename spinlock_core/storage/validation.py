@@ -256,8 +256,10 @@ def _check_dims(f: h5py.File, kind: str, present: list[S.DatasetSpec], report: V
 def _check_metadata(f: h5py.File, kind: str, sizes: dict[str, int], report: ValidationReport) -> None:
     before = len(report.errors)
     idx = f[S.META.SAMPLE_INDEX][()]
-    if (idx < 0).any() or np.unique(idx).size != idx.size:
-        report.errors.append("/metadata/sample_index must hold distinct non-negative indices")
+    grids = f[S.META.GRID_SIZES][()] if S.META.GRID_SIZES in f else np.zeros_like(idx)
+    pairs = np.stack([np.asarray(grids, dtype=np.int64), idx.astype(np.int64)], axis=1)
+    if (idx < 0).any() or np.unique(pairs, axis=0).shape[0] != idx.size:
+        report.errors.append("/metadata/sample_index must hold non-negative indices, distinct within each grid size")
     if not np.array_equal(f[S.DIM_SAMPLE][()], idx):
         report.errors.append("coordinate /sample differs from /metadata/sample_index")
     time = f[S.DIM_TIME][()]

@@ -43,7 +43,9 @@ def test_generate_writes_partitions_index_and_lineage(generated):
         assert f["outputs/fields"].shape[0] == 8 and f["outputs/fields"].is_virtual
     import dagster as dg
 
-    inst = dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home)))
+    from dagster._core.instance.ref import InstanceRef
+
+    inst = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     assert inst.get_materialized_partitions(dg.AssetKey("rollouts_hdf5")) == {
         "0000|16", "0001|16", "0000|24", "0001|24"}
 
