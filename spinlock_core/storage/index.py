@@ -3,7 +3,8 @@
 ``build_index(partition_paths, out_path)`` writes ``out_path`` (atomically, like the partition
 writer) in the partition layout, with:
 
-* rows ordered by ``(grid size, global sample index)``;
+* one row per (grid size, sample): every sample is generated at every grid size, so a sample
+  index appears once per grid size; rows ordered by ``(grid size, global sample index)``;
 * ``/outputs/fields [N, M, Ts, C, G, G]`` and ``/inputs/fields [N, C, G, G]``: HDF5 *virtual*
   datasets mapping the partition files' rows; ``G`` = largest grid size; a ``g``-grid sample
   sits in the centre, at ``[pad, pad + g)`` on both spatial axes with ``pad = (G - g) // 2``;
@@ -137,7 +138,7 @@ def build_index(partition_paths: Sequence[Path], out_path: Path) -> Path:
 
     Raises:
         ValueError: no partitions, or partitions disagree on M, Ts/time, C, parameter names or
-            config hash, or a sample index occurs twice.
+            config hash, or a (grid size, sample index) pair occurs twice.
     """
     out_path = Path(out_path)
     if out_path.suffix != ".h5":

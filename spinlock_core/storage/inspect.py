@@ -1,9 +1,10 @@
 """Describe a dataset (``dataset_info`` / ``format_info``) and validate it (``validate_structure``).
 
 ``dataset_info`` reads the real layout (every link: path, shape, dtype, chunks, compression,
-virtual or not, which root aliases point at the same object), counts (N, M, Ts, C, grids),
-histograms of the categorical metadata, sampling metrics, divergence counts and bytes on disk
-(the index file plus the partition files it reads).
+virtual or not, which root aliases point at the same object), counts (distinct samples N, rows
+= (grid size, sample) pairs, M, Ts, C, grids), histograms of the categorical metadata (per
+distinct sample; ``grid_sizes`` per row), sampling metrics, divergence counts (per row, i.e.
+per (grid size, sample)) and bytes on disk (the index file plus the partition files it reads).
 """
 
 from __future__ import annotations
@@ -82,8 +83,11 @@ def dataset_info(path: Path) -> dict[str, Any]:
         meta = r.metadata()
         info["kind"] = r.kind
         info["attrs"] = r.attrs
+        # every sample is stored once per grid size: labels are counted per distinct sample
+        _, first = np.unique(r.sample_index, return_index=True)
         info["counts"] = {
-            "num_samples": r.num_samples,
+            "num_rows": r.num_samples,
+            "num_samples": int(first.size),
             "num_realizations": r.num_realizations,
             "num_time_steps": r.num_time_steps,
             "time_steps": r.time_steps.tolist(),
@@ -95,10 +99,11 @@ def dataset_info(path: Path) -> dict[str, Any]:
             "num_partitions": len(sources) if sources else 1,
         }
         info["histograms"] = {
-            key: dict(sorted(Counter(np.asarray(meta[key]).tolist()).items()))
-            for key in ("ic_types", "ic_base_types", "rollout_policies", "grid_sizes", "noise_regimes")
+            key: dict(sorted(Counter(np.asarray(meta[key])[first].tolist()).items()))
+            for key in ("ic_types", "ic_base_types", "rollout_policies", "noise_regimes")
             if key in meta
         }
+        info["histograms"]["grid_sizes"] = dict(sorted(Counter(meta["grid_sizes"].tolist()).items()))  # rows per grid
         div = meta["diverged_step"]
         info["diverged"] = {
             "realizations": int((div >= 0).sum()),
@@ -125,7 +130,7 @@ def format_info(info: dict[str, Any]) -> str:
     c = info["counts"]
     out = [
         f"Spinlock dataset {info['path']} ({info['kind']}, schema {info['attrs'].get('schema_version', '?')}, created {info.get('creation_date')})",
-        f"  samples N={c['num_samples']}  realizations M={c['num_realizations']}  frames Ts={c['num_time_steps']} "
+        f"  samples N={c['num_samples']} ({c['num_rows']} rows over {len(c['grid_sizes'])} grid sizes)  realizations M={c['num_realizations']}  frames Ts={c['num_time_steps']} "
         f"(steps {c['time_steps'][0]}..{c['time_steps'][-1]})  channels C={c['num_channels']}  grids {c['grid_sizes']} (padded to {c['grid_size']})",
         f"  parameters P={c['num_params']}: {', '.join(c['param_names'])}",
         f"  partitions {c['num_partitions']}; bytes: file {_mb(info['bytes']['file'])}, partitions {_mb(info['bytes']['partitions'])}, total {_mb(info['bytes']['total'])}",

@@ -132,6 +132,8 @@ def _validate_file(path: Path, report: ValidationReport) -> None:
                 return
             report.checks.append("all virtual source files exist")
         _check_metadata(f, kind, sizes, report)
+        if kind == S.KIND_INDEX:
+            _check_cross_grid(f, report)
         _check_params(f, report)
         _check_data(f, report)
 
@@ -299,6 +301,38 @@ def _check_metadata(f: h5py.File, kind: str, sizes: dict[str, int], report: Vali
                     break
     if len(report.errors) == before:
         report.checks.append("metadata consistent (sample indices, grid sizes, time steps, diverged_step, strings, JSON)")
+
+
+_SAME_AT_EVERY_GRID = (
+    S.PARAMS,
+    S.PARAM_VALUES,
+    S.META.WEIGHT_SEEDS,
+    S.META.IC_SEEDS,
+    S.META.NOISE_SEEDS,
+    S.META.IC_TYPES,
+    S.META.IC_BASE_TYPES,
+    S.META.ROLLOUT_POLICIES,
+    S.META.NOISE_REGIMES,
+)
+
+
+def _check_cross_grid(f: h5py.File, report: ValidationReport) -> None:
+    """Index: a sample stored at several grid sizes is the same operator (parameters, seeds, labels)."""
+    idx = f[S.META.SAMPLE_INDEX][()]
+    _, first, inverse = np.unique(idx, return_index=True, return_inverse=True)
+    if first.size == idx.size:
+        return
+    bad = _Collector(report, "cross-grid")
+    for path in _SAME_AT_EVERY_GRID:
+        data = f[path][()]
+        ref = data[first[inverse]]
+        same = data == ref
+        if data.dtype.kind == "f":
+            same |= np.isnan(data) & np.isnan(ref)
+        rows = np.flatnonzero(~same.reshape(idx.size, -1).all(axis=1))
+        for r in rows[:3].tolist():
+            bad.add(f"sample {idx[r]}: /{path} differs between grid sizes (row {r}, grid {f[S.META.GRID_SIZES][r]})")
+    bad.done("samples stored at several grid sizes share parameters, seeds and labels")
 
 
 def _check_params(f: h5py.File, report: ValidationReport) -> None:

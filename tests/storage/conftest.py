@@ -11,18 +11,20 @@ from storage_helpers import Written, make_partition
 
 @pytest.fixture
 def four_partitions(tmp_path: Path) -> tuple[Path, list[Written]]:
-    """2 batches x 2 grid sizes (8, 16) under ``<tmp>/ds/partitions/``; samples interleave by batch."""
+    """2 batches x 2 grid sizes (8, 16) under ``<tmp>/ds/partitions/``.
+
+    As in the pipeline, every sample is generated at every grid size: batch 0 holds samples
+    0..2, batch 1 samples 3..5, each at g = 8 and g = 16 (different content per grid).
+    """
     root = tmp_path / "ds"
     written = []
     for b in range(2):
         for k, g in enumerate((8, 16)):
-            start = 10 * b + 5 * k  # batch b: grid 8 gets 10b..10b+4, grid 16 gets 10b+5..10b+9
-            n = 3 if g == 8 else 2
             written.append(
                 make_partition(
-                    root / "partitions" / f"b{b:04d}" / f"g{g}.h5",
-                    start=start,
-                    n=n,
+                    root / "partitions" / f"grid_{g:04d}" / f"batch_{b:04d}.h5",
+                    start=3 * b,
+                    n=3,
                     g=g,
                     seed=100 + 10 * b + k,
                     batch=b,

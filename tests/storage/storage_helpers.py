@@ -53,7 +53,8 @@ def make_partition(
     rng = np.random.default_rng(seed)
     traj = rng.standard_normal((n, m, len(steps), c, g, g)).astype(np.float32)
     inputs = traj[:, 0, 0].copy()
-    params = rng.random((n, len(PARAM_NAMES)))
+    # parameters depend on the sample only (same operator at every grid size), fields on the seed
+    params = (np.arange(start, start + n)[:, None] * 0.137 + np.arange(len(PARAM_NAMES))[None, :] * 0.31) % 1.0
     values = [json.dumps({"alpha": float(p[0]), "beta": int(10 * p[1])}) for p in params]
     idx = np.arange(start, start + n, dtype=np.int64)
     div = np.full((n, m), -1, dtype=np.int32) if diverged_step is None else np.asarray(diverged_step, dtype=np.int32)

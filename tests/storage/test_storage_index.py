@@ -15,28 +15,29 @@ from spinlock_core.storage import build_index, find_partitions, open_dataset, va
 
 from storage_helpers import Written, make_partition
 
+G = 16
 
-def _expected(written: list[Written]) -> tuple[list[int], dict[int, tuple[Written, int]]]:
-    """Sample order (grid, sample) and where each sample lives."""
-    where = {int(s): (w, i) for w in written for i, s in enumerate(w.sample_index)}
-    order = sorted(where, key=lambda s: (where[s][0].traj.shape[-1], s))
-    return order, where
+
+def _expected(written: list[Written]) -> tuple[list[tuple[int, int]], dict[tuple[int, int], tuple[Written, int]]]:
+    """Row order [(grid, sample)] and where each (grid, sample) lives (partition, row)."""
+    where = {(w.traj.shape[-1], int(s)): (w, i) for w in written for i, s in enumerate(w.sample_index)}
+    return sorted(where), where
 
 
 def test_index_rows_padding_and_metadata(four_partitions: tuple[Path, list[Written]]) -> None:
     root, written = four_partitions
     index = build_index(find_partitions(root), root / "index.h5")
     order, where = _expected(written)
-    assert order == [0, 1, 2, 10, 11, 12, 5, 6, 15, 16]
+    assert order == [(8, s) for s in range(6)] + [(16, s) for s in range(6)]
     with h5py.File(index, "r") as f:
         out, inp = f["outputs/fields"], f["inputs/fields"]
         assert out.is_virtual and inp.is_virtual
-        assert out.shape == (10, 2, 4, 2, 16, 16) and inp.shape == (10, 2, 16, 16)
+        assert out.shape == (12, 2, 4, 2, G, G) and inp.shape == (12, 2, G, G)
         full = out[()]
-        for row, s in enumerate(order):
-            w, i = where[s]
-            g = w.traj.shape[-1]
-            pad = (16 - g) // 2
+        for row, key in enumerate(order):
+            w, i = where[key]
+            g = key[0]
+            pad = (G - g) // 2
             np.testing.assert_array_equal(full[row, ..., pad : pad + g, pad : pad + g], w.traj[i])
             ring = full[row].copy()
             ring[..., pad : pad + g, pad : pad + g] = 0
@@ -47,22 +48,24 @@ def test_index_rows_padding_and_metadata(four_partitions: tuple[Path, list[Writt
             assert f["metadata/weight_seeds"][row] == w.meta["weight_seeds"][i]
             assert f["metadata/source_row"][row] == i
             assert (root / f["metadata/source_file"][row].decode()).resolve() == w.path.resolve()
-        np.testing.assert_array_equal(f["metadata/sample_index"][()], order)
-        np.testing.assert_array_equal(f["metadata/grid_sizes"][()], [8] * 6 + [16] * 4)
-        # the pixel at the centre-padded corner: a g=8 sample's (0, 0) sits at (4, 4)
-        w0, _ = where[0]
-        assert full[0, 0, 0, 0, 4, 4] == w0.traj[0, 0, 0, 0, 0, 0]
+        np.testing.assert_array_equal(f["metadata/sample_index"][()], [s for _, s in order])
+        np.testing.assert_array_equal(f["metadata/grid_sizes"][()], [8] * 6 + [16] * 6)
+        # a g=8 sample's pixel (0, 0) sits at (4, 4) of the 16 x 16 canvas
+        w0, _ = where[(8, 0)]
+        assert full[0, 0, 0, 0, 4, 4] == w0.traj[0, 0, 0, 0, 0, 0] != 0
         # per-grid unpadded views
-        for g, samples in ((8, order[:6]), (16, order[6:])):
+        for g in (8, 16):
+            keys = [k for k in order if k[0] == g]
             view = f[f"grids/{g}/outputs/fields"]
-            assert view.is_virtual and view.shape == (len(samples), 2, 4, 2, g, g)
-            np.testing.assert_array_equal(view[()], np.stack([where[s][0].traj[where[s][1]] for s in samples]))
-            np.testing.assert_array_equal(f[f"grids/{g}/inputs/fields"][()], np.stack([where[s][0].inputs[where[s][1]] for s in samples]))
-            np.testing.assert_array_equal(f[f"grids/{g}/sample"][()], samples)
-        assert f.attrs["kind"] == "index" and f.attrs["padding"] == "centre" and f.attrs["grid_size"] == 16
-        # relative source names only
-        assert all(not os.path.isabs(vs.file_name) for vs in out.virtual_sources())
-    assert validate_structure(index).ok
+            assert view.is_virtual and view.shape == (6, 2, 4, 2, g, g)
+            np.testing.assert_array_equal(view[()], np.stack([where[k][0].traj[where[k][1]] for k in keys]))
+            np.testing.assert_array_equal(f[f"grids/{g}/inputs/fields"][()], np.stack([where[k][0].inputs[where[k][1]] for k in keys]))
+            np.testing.assert_array_equal(f[f"grids/{g}/sample"][()], range(6))
+            np.testing.assert_array_equal(f[f"grids/{g}"].attrs["rows"], [order.index(k) for k in keys])
+        assert f.attrs["kind"] == "index" and f.attrs["padding"] == "centre" and f.attrs["grid_size"] == G
+        assert all(not os.path.isabs(vs.file_name) for vs in out.virtual_sources())  # relative sources only
+    report = validate_structure(index)
+    assert report.ok, report.format()
 
 
 def test_index_survives_moving_the_directory(four_partitions: tuple[Path, list[Written]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,17 +74,16 @@ def test_index_survives_moving_the_directory(four_partitions: tuple[Path, list[W
     moved = tmp_path / "elsewhere" / "renamed"
     moved.parent.mkdir()
     shutil.move(str(root), str(moved))
+    assert not root.exists()
     monkeypatch.chdir(tmp_path / "elsewhere")  # a working directory unrelated to the sources
     order, where = _expected(written)
     with open_dataset(moved / "index.h5") as r:
         assert r.kind == "index"
-        row = order.index(15)
-        w, i = where[15]
-        np.testing.assert_array_equal(r.trajectories(row), w.traj[i])  # g = 16: no padding
-        row = order.index(11)
-        w, i = where[11]
-        np.testing.assert_array_equal(r.trajectories(row)[..., 4:12, 4:12], w.traj[i])
-        np.testing.assert_array_equal(r.trajectories(order.index(11), grid_size=None)[..., 4:12, 4:12], w.traj[i])
+        w, i = where[(16, 4)]
+        np.testing.assert_array_equal(r.trajectories(order.index((16, 4))), w.traj[i])  # g = G: no padding
+        w, i = where[(8, 4)]
+        np.testing.assert_array_equal(r.trajectories(order.index((8, 4)))[..., 4:12, 4:12], w.traj[i])
+        np.testing.assert_array_equal(r.inputs(4, grid_size=8), w.inputs[i])
     assert validate_structure(moved).ok
 
 
@@ -90,17 +92,17 @@ def test_xarray_opens_index_root_and_grid_groups(four_partitions: tuple[Path, li
     index = build_index(find_partitions(root), root / "index.h5")
     order, where = _expected(written)
     with xr.open_dataset(index, engine="h5netcdf") as ds:
-        assert ds["trajectories"].dims == ("sample", "realization", "time", "channel", "y", "x")
-        assert ds["trajectories"].shape == (10, 2, 4, 2, 16, 16)
-        np.testing.assert_array_equal(ds["sample"].values, order)
-        w, i = where[16]
-        np.testing.assert_array_equal(ds["trajectories"].sel(sample=16).values, w.traj[i])
-        assert ds["grid_sizes"].sel(sample=2).item() == 8
+        t = ds["trajectories"]
+        assert t.dims == ("sample", "realization", "time", "channel", "y", "x") and t.shape == (12, 2, 4, 2, G, G)
+        np.testing.assert_array_equal(ds["sample"].values, [s for _, s in order])
+        w, i = where[(16, 2)]
+        np.testing.assert_array_equal(t.isel(sample=order.index((16, 2))).values, w.traj[i])
+        np.testing.assert_array_equal(ds["grid_sizes"].values, [8] * 6 + [16] * 6)
     with xr.open_dataset(index, engine="h5netcdf", group="grids/8") as ds:
         assert ds["trajectories"].dims == ("sample", "realization", "time", "channel", "y", "x")
         np.testing.assert_allclose(ds["y"].values, (np.arange(8) + 0.5) / 8)
-        w, i = where[12]
-        np.testing.assert_array_equal(ds["trajectories"].sel(sample=12).values, w.traj[i])
+        w, i = where[(8, 5)]
+        np.testing.assert_array_equal(ds["trajectories"].sel(sample=5).values, w.traj[i])  # unique within a grid
 
 
 def test_reader_directory_without_index_matches_index(four_partitions: tuple[Path, list[Written]]) -> None:
@@ -110,8 +112,8 @@ def test_reader_directory_without_index_matches_index(four_partitions: tuple[Pat
     build_index(find_partitions(root), root / "index.h5")
     with open_dataset(root) as a, open_dataset(copy) as b:
         assert a.kind == "index" and b.kind == "partitions"
-        assert a.shape_info == b.shape_info
-        sel = [9, 0, 3, 7]
+        assert a.shape_info == b.shape_info and a.num_samples == 12
+        sel = [11, 0, 3, 7, 3]
         np.testing.assert_array_equal(a.trajectories(sel), b.trajectories(sel))
         np.testing.assert_array_equal(a.inputs(), b.inputs())
         np.testing.assert_array_equal(a.inputs(slice(1, 4), grid_size=16), b.inputs(slice(1, 4), grid_size=16))
@@ -122,17 +124,26 @@ def test_reader_directory_without_index_matches_index(four_partitions: tuple[Pat
             np.testing.assert_array_equal(ma[key], mb[key])
         assert a.specs() == b.specs()
         assert a.attrs["config_hash"] == b.attrs["config_hash"] == "cafe"
-        np.testing.assert_array_equal(a.rows_for_grid(16), [6, 7, 8, 9])
+        np.testing.assert_array_equal(a.rows_for_grid(16), range(6, 12))
 
 
 def test_missing_partition_is_reported(four_partitions: tuple[Path, list[Written]]) -> None:
     root, written = four_partitions
     index = build_index(find_partitions(root), root / "index.h5")
     written[1].path.unlink()  # HDF5 alone would read zeros silently
-    with pytest.raises(FileNotFoundError, match="g16.h5"):
+    with pytest.raises(FileNotFoundError, match="grid_0016/batch_0000.h5"):
         open_dataset(index)
     report = validate_structure(index)
     assert not report.ok and "missing partition files" in report.errors[0]
+
+
+def test_cross_grid_disagreement_is_reported(four_partitions: tuple[Path, list[Written]]) -> None:
+    root, _ = four_partitions
+    index = build_index(find_partitions(root), root / "index.h5")
+    with h5py.File(index, "r+") as f:
+        f["metadata/ic_seeds"][7] += np.uint64(1)  # row 7 = sample 1 at g = 16
+    errors = validate_structure(index).errors
+    assert any("sample 1" in e and "ic_seeds" in e for e in errors), errors
 
 
 @pytest.mark.parametrize(
@@ -142,12 +153,12 @@ def test_missing_partition_is_reported(four_partitions: tuple[Path, list[Written
         ({"time_steps": [0, 1, 2, 4]}, "time coordinate"),
         ({"c": 1}, "C \\(num_channels\\)"),
         ({"config_hash": "beef"}, "config_hash"),
-        ({"start": 1}, "sample 1 appears in both"),
+        ({"start": 1, "g": 8}, "sample 1 at grid 8 appears in both"),
     ],
 )
 def test_disagreeing_partitions_are_rejected(tmp_path: Path, change: dict, match: str) -> None:
     a = make_partition(tmp_path / "partitions" / "a.h5", start=0, n=3)
-    kwargs = {"start": 3, "n": 3, "g": 16, "seed": 9}
+    kwargs = {"start": 0, "n": 3, "g": 16, "seed": 9}
     kwargs.update(change)
     b = make_partition(tmp_path / "partitions" / "b.h5", **kwargs)
     with pytest.raises(ValueError, match=match):

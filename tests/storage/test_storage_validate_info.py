@@ -99,14 +99,16 @@ def test_dataset_info_counts_and_histograms(four_partitions: tuple[Path, list[Wr
     build_index(find_partitions(root), root / "index.h5")
     info = dataset_info(root)
     c = info["counts"]
-    assert (c["num_samples"], c["num_realizations"], c["num_time_steps"], c["num_channels"]) == (10, 2, 4, 2)
+    assert (c["num_samples"], c["num_rows"], c["num_realizations"], c["num_time_steps"], c["num_channels"]) == (6, 12, 2, 4, 2)
     assert c["grid_sizes"] == [8, 16] and c["grid_size"] == 16 and c["num_partitions"] == 4
-    all_meta = {k: sum((w.meta[k] for w in written), []) for k in ("ic_types", "rollout_policies", "noise_regimes")}
-    for key, values in all_meta.items():
+    per_sample = [w for w in written if w.traj.shape[-1] == 8]  # each sample once
+    for key in ("ic_types", "rollout_policies", "noise_regimes"):
+        values = sum((w.meta[key] for w in per_sample), [])
+        assert len(values) == 6
         assert info["histograms"][key] == dict(sorted(Counter(values).items()))
-    assert info["histograms"]["grid_sizes"] == {8: 6, 16: 4}
+    assert info["histograms"]["grid_sizes"] == {8: 6, 16: 6}
     assert info["sampling_metrics"] == {"discrepancy": 0.01, "max_corr": 0.2}
-    assert info["diverged"] == {"realizations": 0, "samples_any": 0, "samples_all": 0, "total_realizations": 20}
+    assert info["diverged"] == {"realizations": 0, "samples_any": 0, "samples_all": 0, "total_realizations": 24}
     part_bytes = sum(w.path.stat().st_size for w in written)
     assert info["bytes"]["partitions"] == part_bytes
     assert info["bytes"]["total"] == part_bytes + (root / "index.h5").stat().st_size
@@ -114,7 +116,7 @@ def test_dataset_info_counts_and_histograms(four_partitions: tuple[Path, list[Wr
     assert layout["/outputs/fields"]["virtual"] and layout["/outputs/fields"]["aliases"] == ["/trajectories"]
     assert layout["/outputs/fields"]["dims"] == ["sample", "realization", "time", "channel", "y", "x"]
     text = format_info(info)
-    assert "N=10" in text and "grids [8, 16]" in text and "/outputs/fields (10, 2, 4, 2, 16, 16) float32" in text
+    assert "N=6 (12 rows over 2 grid sizes)" in text and "/outputs/fields (12, 2, 4, 2, 16, 16) float32" in text
 
 
 def test_dataset_info_partition_file(good: Written) -> None:
