@@ -198,6 +198,7 @@ def rollout_stage(
     *,
     partition_key: str = "",
     device: str | None = None,
+    conv_mode: str = "auto",
     progress: Callable[[int], None] | None = None,
 ) -> RolloutSummary:
     """Stage 3: roll out the batch's operators at ``grid_size`` and write the partition file.
@@ -271,6 +272,7 @@ def rollout_stage(
                 divergence_threshold=sim.divergence_threshold,
                 store_trajectories=store,
                 operators_per_chunk=sim.operators_per_chunk,
+                conv_mode=conv_mode,
                 on_chunk=results.put,
             )
         finally:

@@ -6,7 +6,8 @@ Two file kinds share one layout (``docs/schema.md`` is the human version):
   (operators), all on a ``g x g`` grid, with real data;
 * the **index** file (``index.h5``) describes the whole experiment as one file in the same
   layout: its big arrays are HDF5 *virtual* datasets that map rows of the partition files
-  (zero-padded in the centre to the largest grid ``G``), its small metadata is copied.
+  (zero-padded in the centre to the largest grid ``G``), its small metadata is copied. Every
+  sample is generated at every grid size, so the index has one row per (grid size, sample).
 
 Everything a validator or a documentation generator needs is in :data:`DATASETS`,
 :data:`COORDINATES`, :data:`ROOT_ATTRS` and :data:`METADATA_ATTRS`; :func:`schema_markdown`
@@ -227,7 +228,7 @@ DATASETS: tuple[DatasetSpec, ...] = (
 )
 
 COORDINATES: tuple[CoordinateSpec, ...] = (
-    CoordinateSpec(DIM_SAMPLE, "int64", "Global sample index."),
+    CoordinateSpec(DIM_SAMPLE, "int64", "Global sample index (index root: one row per (grid size, sample), so a sample index repeats once per grid size; unique within a partition and within /grids/<g>)."),
     CoordinateSpec(DIM_REALIZATION, "int64", "Realization number 0..M-1."),
     CoordinateSpec(DIM_TIME, "int64", "Step number of each stored frame ([0..T], or [T] when only the final state is stored).", units="step"),
     CoordinateSpec(DIM_CHANNEL, "int64", "Channel number 0..C-1."),
@@ -239,7 +240,7 @@ COORDINATES: tuple[CoordinateSpec, ...] = (
 ROOT_ATTRS: tuple[AttrSpec, ...] = (
     AttrSpec("schema_version", f"Layout version (this document: {SCHEMA_VERSION})."),
     AttrSpec("kind", '"partition" or "index".'),
-    AttrSpec("num_samples", "Rows n (partition) or N (index)."),
+    AttrSpec("num_samples", "Rows: n (partition) or N_rows, one per (grid size, sample) (index)."),
     AttrSpec("num_realizations", "M."),
     AttrSpec("num_time_steps", "Ts, the number of stored frames."),
     AttrSpec("num_channels", "C."),
