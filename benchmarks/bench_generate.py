@@ -80,6 +80,7 @@ def main() -> None:
         n_batches = max(1, -(-args.total_samples // bs))
         warm = min(args.warmup, n_batches)
         timed_samples, timed_s, rollout_s, nbytes, diverged = 0, 0.0, 0.0, 0, 0
+        parts = {"ic": 0.0, "build": 0.0, "host": 0.0, "write_wait": 0.0}
         for b in range(n_batches + warm):
             bb = b % n_batches
             t0 = time.perf_counter()
@@ -96,6 +97,8 @@ def main() -> None:
                 rollout_s += s.rollout_seconds
                 nbytes += s.bytes
                 diverged += s.diverged_operators
+                for k in parts:
+                    parts[k] += getattr(s, f"{k}_seconds")
         dev = s.device
     kind = "cuda" if dev.startswith("cuda") else "cpu"
     m, t = sim.num_realizations, sim.num_timesteps
@@ -117,6 +120,7 @@ def main() -> None:
         "samples_per_s": round(rate, 3),
         "trajectories_per_s": round(rate * m, 2),
         "rollout_share": round(rollout_s / timed_s, 3),
+        "shares": {k: round(v / timed_s, 3) for k, v in parts.items()},
         "MB_written_per_s": round(nbytes / timed_s / 1e6, 1),
         "diverged_operators": diverged,
     }

@@ -107,6 +107,9 @@ def _global_points_cached(cfg_json: str, n: int, d: int, seed: int, scramble: bo
     return pts
 
 
+_METRICS: dict[str, dict] = {}  # sampling metrics of the global set, per config hash (O(n² d) to compute)
+
+
 def global_points(cfg: ExperimentConfig) -> np.ndarray:
     """The experiment's whole Sobol point set ``[total_samples, P]`` (cached per process)."""
     dims = cfg.sobol_dimensions()
@@ -123,7 +126,10 @@ def sobol_stage(cfg: ExperimentConfig, batch: int) -> SobolBatch:
     dims = cfg.sobol_dimensions()
     allpts = global_points(cfg)
     start, stop = cfg.sampling.batch_bounds(batch)
-    metrics = sampling_metrics(allpts) if dims else {"n": len(allpts), "d": 0}
+    key = cfg.config_hash()
+    if key not in _METRICS:
+        _METRICS[key] = sampling_metrics(allpts) if dims else {"n": len(allpts), "d": 0}
+    metrics = dict(_METRICS[key])
     v = cfg.sampling.validation
     metrics["discrepancy_pass"] = bool(metrics.get("centered_l2_discrepancy", 0.0) < v.max_discrepancy)
     metrics["correlation_pass"] = bool(metrics.get("max_abs_correlation", 0.0) < v.max_pairwise_correlation)
@@ -178,6 +184,10 @@ class RolloutSummary:
     bytes: int
     seconds: float
     rollout_seconds: float
+    ic_seconds: float
+    build_seconds: float
+    host_seconds: float
+    write_wait_seconds: float
     samples_per_s: float
     trajectories_per_s: float
     diverged_realizations: int
@@ -214,7 +224,9 @@ def rollout_stage(
     out = partition_path(cfg, sobol.batch, grid_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     requests = [(s.ic_base, s.ic_params, s.ic_seed) for s in specs]
+    t_ic = time.perf_counter()
     ics = generate_ics(requests, grid_size, sim.num_channels, dev)
+    ic_seconds = time.perf_counter() - t_ic
     st = cfg.dataset.storage
     root_attrs = {
         "partition_key": partition_key,
@@ -276,8 +288,10 @@ def rollout_stage(
                 on_chunk=results.put,
             )
         finally:
+            t_wait = time.perf_counter()
             results.put(None)
             thread.join()
+            write_wait = time.perf_counter() - t_wait
         if errors:
             raise errors[0]
         writer.write_parameters(sobol.unit, [json.dumps(s.params, sort_keys=True) for s in specs])
@@ -309,6 +323,10 @@ def rollout_stage(
         bytes=out.stat().st_size,
         seconds=seconds,
         rollout_seconds=stats.seconds,
+        ic_seconds=ic_seconds,
+        build_seconds=stats.build_seconds,
+        host_seconds=stats.host_seconds,
+        write_wait_seconds=write_wait,
         samples_per_s=n / seconds if seconds > 0 else 0.0,
         trajectories_per_s=n * m / seconds if seconds > 0 else 0.0,
         diverged_realizations=stats.diverged_realizations,

@@ -11,8 +11,9 @@ Architecture (all convolutions use circular padding: the domain is periodic):
    correlated with length ``spatial_correlation``) on the last hidden map;
 4. output unit: ``conv 1×1 (c_last → C)`` with bias, no normalisation or activation.
 
-Initialisation (drawn on the CPU from the sample's weight seed, so weights are identical on
-every device): conv weights ``U(-a, a)`` with ``a = gain · sqrt(3 / fan_in)`` (variance
+Initialisation (drawn on the compute device from the sample's weight seed, so any sample
+rebuilds exactly on the same kind of device; building weights where they are used keeps
+operator construction off the host's critical path): conv weights ``U(-a, a)`` with ``a = gain · sqrt(3 / fan_in)`` (variance
 preserving, ``gain`` from the activation; 1 for the skip and output units); biases
 ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``; ``batch`` normalisation = eval-mode batch norm with
 random running statistics (mean ``N(0, 0.5²)``, variance ``U(0.5, 2)``), folded into a
@@ -54,7 +55,7 @@ class Unit:
 
 @dataclass
 class UnitParams:
-    """Initialised tensors of one unit (CPU, float32, true shapes)."""
+    """Initialised tensors of one unit (float32, true shapes, on the device they were drawn on)."""
 
     weight: torch.Tensor  # [cout, cin, k, k]
     bias: torch.Tensor | None  # [cout]
@@ -90,23 +91,24 @@ def unit_plan(spec: OperatorSpec) -> list[Unit]:
     return units
 
 
-def init_unit_params(spec: OperatorSpec) -> list[UnitParams]:
-    """Draw every unit's tensors from the spec's weight seed (CPU generator, float32)."""
-    gen = torch.Generator(device="cpu")
+def init_unit_params(spec: OperatorSpec, device: torch.device | str = "cpu") -> list[UnitParams]:
+    """Draw every unit's tensors from the spec's weight seed with a generator on ``device``."""
+    dev = torch.device(device)
+    gen = torch.Generator(device=dev)
     gen.manual_seed(int(spec.weight_seed))
     out = []
     for u in unit_plan(spec):
         fan_in = u.cin * u.kernel * u.kernel
         a = u.gain * math.sqrt(3.0 / fan_in)
-        w = torch.empty(u.cout, u.cin, u.kernel, u.kernel).uniform_(-a, a, generator=gen)
+        w = torch.empty(u.cout, u.cin, u.kernel, u.kernel, device=dev).uniform_(-a, a, generator=gen)
         bias = None
         if u.bias:
             bb = 1.0 / math.sqrt(fan_in)
-            bias = torch.empty(u.cout).uniform_(-bb, bb, generator=gen)
-        gamma, beta = torch.ones(u.cout), torch.zeros(u.cout)
+            bias = torch.empty(u.cout, device=dev).uniform_(-bb, bb, generator=gen)
+        gamma, beta = torch.ones(u.cout, device=dev), torch.zeros(u.cout, device=dev)
         if u.norm == "batch":
-            mean = torch.empty(u.cout).normal_(0.0, 0.5, generator=gen)
-            var = torch.empty(u.cout).uniform_(0.5, 2.0, generator=gen)
+            mean = torch.empty(u.cout, device=dev).normal_(0.0, 0.5, generator=gen)
+            var = torch.empty(u.cout, device=dev).uniform_(0.5, 2.0, generator=gen)
             gamma = torch.rsqrt(var + EPS)
             beta = -mean * gamma
         out.append(UnitParams(w, bias, gamma, beta))

@@ -80,9 +80,9 @@ class _StackedUnit:
     def __init__(self, params, units, g: int, cin_p: int, cout_p: int, device, dtype):
         u0 = units[0]
         k = u0.kernel
-        w = torch.zeros(g, cout_p, cin_p, k, k)
-        b = torch.zeros(g, cout_p)
-        gamma, beta = torch.zeros(g, cout_p), torch.zeros(g, cout_p)
+        w = torch.zeros(g, cout_p, cin_p, k, k, device=device)
+        b = torch.zeros(g, cout_p, device=device)
+        gamma, beta = torch.zeros(g, cout_p, device=device), torch.zeros(g, cout_p, device=device)
         gid = torch.zeros(g, cout_p, dtype=torch.long)
         mask = torch.zeros(g, cout_p, dtype=torch.bool)
         for i, (p, u) in enumerate(zip(params, units)):
@@ -101,7 +101,7 @@ class _StackedUnit:
         self.bias = b.reshape(-1).to(device=device, dtype=dtype) if u0.bias else None
         self.normed = u0.role != "proj" and u0.role != "out"
         self.gid, self.count = gid.to(device), count.to(device)
-        self.stat_mask, self.gamma, self.beta = mask.to(device), gamma.to(device), beta.to(device)
+        self.stat_mask, self.gamma, self.beta = mask.to(device), gamma, beta
 
     def conv(self, x: torch.Tensor, grouped: bool) -> torch.Tensor:
         p = self.k // 2
@@ -157,7 +157,7 @@ class OperatorBank:
         self.residual = self.num_layers > 3
         self.widths_p = hidden_widths(width, self.num_layers)
         plans = [unit_plan(s) for s in self.specs]
-        params = [init_unit_params(s) for s in self.specs]
+        params = [init_unit_params(s, self.device) for s in self.specs]
         self._build_units(plans, params)
         self._build_op_tables()
 

@@ -74,6 +74,8 @@ class RolloutStats:
     chunks: int = 0
     diverged_realizations: int = 0
     diverged_operators: int = 0
+    build_seconds: float = 0.0  # constructing banks (weights drawn on the device)
+    host_seconds: float = 0.0  # device→host transfer wait and trajectory layout on the host
     bucket_sizes: list[int] = field(default_factory=list)
 
 
@@ -147,11 +149,12 @@ def run_rollouts(
     t0 = time.perf_counter()
     plan, stats.buckets = _chunks(specs, quantum, operators_per_chunk, m * ts * c * h * w * 4, max_chunk_bytes)
     ics_dev = ics.to(device=dev, dtype=torch.float32)
+    buffers: dict[tuple, torch.Tensor] = {}  # pinned host buffers, reused across chunks
     with torch.inference_mode():
         for key, members in plan:
             result = _run_chunk(
                 [specs[p] for p in members], ics_dev[members], key.width, m, num_steps, dev, dtype, mode,
-                float(divergence_threshold), store_trajectories, ts,
+                float(divergence_threshold), store_trajectories, ts, buffers, stats,
             )
             result.rows = np.asarray(members, dtype=np.int64)
             stats.chunks += 1
@@ -164,16 +167,28 @@ def run_rollouts(
     return stats
 
 
-def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, store, ts) -> ChunkResult:
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, store, ts, buffers, stats) -> ChunkResult:
     g = len(specs)
     _, c, h, w = ics.shape
+    t0 = time.perf_counter()
     bank = OperatorBank(specs, width, num_realizations=m, num_steps=num_steps, device=dev, dtype=dtype, conv_mode=mode)
     seeds = [[s.noise_seed(r) for r in range(m)] for s in specs]
     coef = torch.tensor([policy_coefficients(s.params) for s in specs], device=dev, dtype=torch.float32)
     a = coef[:, 0].repeat_interleave(c).view(1, g * c, 1, 1)
     cc = coef[:, 1].repeat_interleave(c).view(1, g * c, 1, 1)
     pin = dev.type == "cuda"
-    frames = torch.empty((ts, m, g, c, h, w), dtype=torch.float32, pin_memory=pin)
+    shape = (ts, m, g, c, h, w)
+    if shape not in buffers:
+        buffers.clear()
+        buffers[shape] = torch.empty(shape, dtype=torch.float32, pin_memory=pin)
+    frames = buffers[shape]
+    _sync(dev)
+    stats.build_seconds += time.perf_counter() - t0
     x = ics.reshape(1, g * c, h, w)
     f = 0
     if store:
@@ -192,12 +207,13 @@ def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, sto
         if store or t == num_steps:
             frames[f].copy_(x.view(m, g, c, h, w), non_blocking=pin)
             f += 1
-    if pin:
-        torch.cuda.synchronize(dev)
+    t1 = time.perf_counter()
+    _sync(dev)
     div_np = div.cpu().numpy().T.copy()  # [G, M]
-    traj = frames.numpy().transpose(2, 1, 0, 3, 4, 5)  # [G, M, Ts, C, H, W] view
-    traj = np.ascontiguousarray(traj)
+    # [G, M, Ts, C, H, W]; always a copy: the host buffer is reused by the next chunk
+    traj = frames.numpy().transpose(2, 1, 0, 3, 4, 5).copy(order="C")
     step_of_frame = np.asarray(time_axis(num_steps, store))
     for gi, mi in zip(*np.nonzero(div_np >= 0)):
         traj[gi, mi, step_of_frame >= div_np[gi, mi]] = np.nan
+    stats.host_seconds += time.perf_counter() - t1
     return ChunkResult(rows=np.empty(0, dtype=np.int64), trajectories=traj, diverged_step=div_np.astype(np.int32))
