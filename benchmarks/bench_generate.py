@@ -40,6 +40,25 @@ REFERENCE = {
 }
 
 
+def forward_gflop(spec, grid: int) -> float:
+    """Convolution GFLOP of one operator forward at ``grid`` (2·H·W·k²·Cin·Cout summed over convs)."""
+    from spinlock_core.operators import unit_plan
+
+    return sum(2.0 * grid * grid * u.kernel**2 * u.cin * u.cout for u in unit_plan(spec)) / 1e9
+
+
+def reference_equivalent_gflop(cfg, total: int, grid: int) -> float:
+    """Mean GFLOP per sample of the work the earlier implementation does for the same operators:
+    M forwards per stored step (it recomputes the deterministic trunk for every realization)."""
+    specs = []
+    for b in range(cfg.sampling.num_batches):
+        specs += pipeline.specs_stage(cfg, pipeline.sobol_stage(cfg, b))
+        if len(specs) >= total:
+            break
+    sim = cfg.simulation
+    return sum(forward_gflop(s, grid) for s in specs[:total]) / min(total, len(specs)) * sim.num_realizations * sim.num_timesteps
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs/experiments/benchmark_10k.yaml"))
@@ -100,6 +119,7 @@ def main() -> None:
                 for k in parts:
                     parts[k] += getattr(s, f"{k}_seconds")
         dev = s.device
+        gflop = reference_equivalent_gflop(cfg, args.total_samples, grid)
     kind = "cuda" if dev.startswith("cuda") else "cpu"
     m, t = sim.num_realizations, sim.num_timesteps
     rate = timed_samples / timed_s
@@ -123,6 +143,8 @@ def main() -> None:
         "shares": {k: round(v / timed_s, 3) for k, v in parts.items()},
         "MB_written_per_s": round(nbytes / timed_s / 1e6, 1),
         "diverged_operators": diverged,
+        "ref_equiv_gflop_per_sample": round(gflop, 1),
+        "ref_equiv_gflop_per_s": round(gflop * rate, 1),
     }
     ref = REFERENCE.get((kind, grid, m, t))
     if ref:

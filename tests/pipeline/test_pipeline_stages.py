@@ -103,3 +103,32 @@ def test_index_stage_covers_every_partition(tiny_cfg):
         assert f["outputs/fields"].shape == (12, 2, 4, 3, 24, 24)
         assert sorted(set(f["metadata/grid_sizes"][()].tolist())) == [16, 24]
         np.testing.assert_array_equal(f["outputs/fields"][0, :, :, :, 4:20, 4:20].shape, (2, 4, 3, 16, 16))
+
+
+def test_named_ic_variant_parameters_reach_the_generator(tmp_path):
+    from spinlock_core.config import load_config
+
+    cfg = load_config(DEFAULT, tiny_overrides(tmp_path / "v", **{
+        "simulation.input_generation.method": "gaussian_random_field_smooth"}))
+    sob = pipeline.sobol_stage(cfg, 0)
+    specs = pipeline.specs_stage(cfg, sob)
+    assert "ic_type" not in sob.names  # a single IC type is not a Sobol dimension
+    assert all(s.ic_type == "gaussian_random_field_smooth" and s.ic_base == "gaussian_random_field" for s in specs)
+    assert all(s.ic_params["length_scale"] == 0.25 for s in specs)
+    pipeline.rollout_stage(cfg, sob, specs, 16)
+    with h5py.File(pipeline.partition_path(cfg, 0, 16), "r") as f:
+        assert [t.decode() if isinstance(t, bytes) else t for t in f["metadata/ic_types"][()]] == [
+            "gaussian_random_field_smooth"] * 3
+        smooth = f["inputs/fields"][()]
+    # the smoother variant really is smoother than the base type's default (length 0.1)
+    base = load_config(DEFAULT, tiny_overrides(tmp_path / "b", **{
+        "simulation.input_generation.method": "gaussian_random_field"}))
+    sb = pipeline.sobol_stage(base, 0)
+    pipeline.rollout_stage(base, sb, pipeline.specs_stage(base, sb), 16)
+    with h5py.File(pipeline.partition_path(base, 0, 16), "r") as f:
+        rough = f["inputs/fields"][()]
+
+    def roughness(x):
+        return float(np.mean(np.diff(x, axis=-1) ** 2) / np.mean(x**2))
+
+    assert roughness(smooth) < 0.5 * roughness(rough)
