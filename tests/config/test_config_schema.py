@@ -79,7 +79,7 @@ def test_parameter_space_and_sampling_are_required():
 
 def test_default_yaml_loads_with_every_knob():
     cfg = load_config(DEFAULT)
-    assert cfg.sampling.total_samples == 32 and cfg.sampling.batch_size == 8
+    assert cfg.sampling.total_samples == 128 and cfg.sampling.batch_size == 32
     assert cfg.simulation.grid_sizes == [32, 64] and cfg.simulation.device == "cpu"
     assert (cfg.simulation.num_realizations, cfg.simulation.num_timesteps) == (3, 8)
     assert cfg.dataset.output_dir == "datasets/default"
