@@ -51,10 +51,27 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     return {key: getattr(args, attr) for attr, key in table.items() if getattr(args, attr, None) is not None}
 
 
+def _step_error(res) -> str:
+    """The innermost error message of a failed Dagster run result."""
+    for ev in res.all_events:
+        if ev.is_step_failure:
+            err = ev.event_specific_data.error
+            while getattr(err, "cause", None) is not None:
+                err = err.cause
+            return f"step {ev.step_key}: {err.message.strip()}"
+    return "unknown failure"
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, _overrides(args) or None)
     except ConfigError as exc:
+        return _fail(str(exc))
+    from spinlock_core.rollout import resolve_device
+
+    try:
+        resolve_device(cfg.simulation.device)
+    except (ValueError, RuntimeError) as exc:
         return _fail(str(exc))
     import dagster as dg
     from tqdm import tqdm
@@ -75,7 +92,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     ensure_grid_partitions(instance, cfg.simulation.grid_sizes)
     assets = build_assets(make_partitions(cfg))
     resources = {"spinlock": SpinlockConfig(config_path=str(resolved.resolve()))}
-    quiet_logs = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    quiet_logs = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # failures reported below
     keys = [(b, g) for g in cfg.simulation.grid_sizes for b in range(cfg.sampling.num_batches)]
     n_total = cfg.sampling.total_samples * len(cfg.simulation.grid_sizes)
     print(
@@ -98,7 +115,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 tags={"spinlock/cli": "generate"},
             )
             if not res.success:
-                return _fail(f"partition batch {b} grid {g} failed; see `dagster` run {res.run_id} in {home}", 1)
+                bar.close()
+                return _fail(f"partition batch {b} grid {g} failed ({_step_error(res)}); run {res.run_id} in {home}", 1)
             start, stop = cfg.sampling.batch_bounds(b)
             bar.update(stop - start)
             bar.set_postfix(samples_per_s=f"{bar.n / (time.perf_counter() - t0):.1f}")
@@ -106,7 +124,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         assets, selection=[assets[3]], instance=instance, resources=resources, run_config=quiet_logs, raise_on_error=False
     )
     if not res.success:
-        return _fail(f"building the dataset index failed; see run {res.run_id}", 1)
+        return _fail(f"building the dataset index failed ({_step_error(res)}); run {res.run_id} in {home}", 1)
     dt = time.perf_counter() - t0
     print(
         f"spinlock: done: {n_total} samples in {dt:.1f} s ({n_total / dt:.2f} samples/s); "

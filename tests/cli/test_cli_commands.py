@@ -89,3 +89,15 @@ def test_bad_argument_exits_2(tmp_path):
     res = subprocess.run([sys.executable, "-m", "spinlock_assets.cli", "info", "--dataset", str(tmp_path / "nope")],
                          capture_output=True, text=True)
     assert res.returncode == 2 and "no such file" in res.stderr
+
+
+def test_unavailable_device_exits_2_and_writes_nothing(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    out = tmp_path / "never"
+    code = main(["generate", "--config", str(ROOT / "configs/experiments/default.yaml"), "--output", str(out),
+                 "--device", "cuda"])
+    assert code == 2 and "CUDA is not available" in capsys.readouterr().err
+    assert not out.exists()
