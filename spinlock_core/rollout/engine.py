@@ -79,13 +79,31 @@ class RolloutStats:
     bucket_sizes: list[int] = field(default_factory=list)
 
 
-def _chunks(specs: Sequence[OperatorSpec], quantum: int, per_chunk: int, frame_bytes: int, max_bytes: int):
+#: Live activation tensors of the widest layer assumed per bank when sizing chunks.
+_LIVE_ACTIVATIONS = 6
+
+
+def activation_budget(dev: torch.device) -> int:
+    """Bytes a bank's activations may use: 40% of the GPU's total memory, or 4 GiB on the CPU.
+
+    Depends only on the kind of device (not on what happens to be free), so chunking, and hence
+    the data, is the same on every run.
+    """
+    if dev.type == "cuda":
+        return int(torch.cuda.get_device_properties(dev).total_memory * 0.4)
+    return 4 << 30
+
+
+def _chunks(specs, quantum, per_chunk, frame_bytes, max_bytes, act_bytes_per_channel, budget):
+    """Split operators into buckets, and buckets into chunks bounded by count, host and device memory."""
     buckets: dict = {}
     for pos, s in enumerate(specs):
         buckets.setdefault(bucket_key(s, quantum), []).append(pos)
-    cap = max(1, min(per_chunk, max_bytes // max(frame_bytes, 1)))
     out = []
     for key in sorted(buckets):
+        widest = key.width * 2 ** min(key.num_layers - 1, 2)
+        per_op_act = _LIVE_ACTIVATIONS * widest * act_bytes_per_channel
+        cap = max(1, min(per_chunk, max_bytes // max(frame_bytes, 1), budget // max(per_op_act, 1)))
         members = sorted(
             buckets[key],
             key=lambda p: (str(specs[p].params["activation"]), str(specs[p].params["noise_type"]), p),
@@ -147,7 +165,10 @@ def run_rollouts(
     m = num_realizations
     stats = RolloutStats(n, m, num_steps, str(dev), mode)
     t0 = time.perf_counter()
-    plan, stats.buckets = _chunks(specs, quantum, operators_per_chunk, m * ts * c * h * w * 4, max_chunk_bytes)
+    act_bytes = m * h * w * (torch.finfo(dtype).bits // 8 + 4)  # compute-dtype activation + float32 temporaries
+    plan, stats.buckets = _chunks(
+        specs, quantum, operators_per_chunk, m * ts * c * h * w * 4, max_chunk_bytes, act_bytes, activation_budget(dev)
+    )
     ics_dev = ics.to(device=dev, dtype=torch.float32)
     buffers: dict[tuple, torch.Tensor] = {}  # pinned host buffers, reused across chunks
     with torch.inference_mode():

@@ -151,3 +151,19 @@ def test_bad_arguments():
         roll([make_spec(0)], ics_for(1), precision="float8")
     with pytest.raises(ValueError, match="initial conditions"):
         roll([make_spec(0)], ics_for(2))
+
+
+def test_chunks_respect_count_host_and_device_budgets():
+    from spinlock_core.rollout.engine import _chunks
+
+    specs = [make_spec(i) for i in range(10)]  # one bucket
+    plan, n_buckets = _chunks(specs, 4, 64, 1, 1 << 40, 1, 1 << 40)
+    assert n_buckets == 1 and [len(m) for _, m in plan] == [10]
+    plan, _ = _chunks(specs, 4, 3, 1, 1 << 40, 1, 1 << 40)  # operators_per_chunk
+    assert [len(m) for _, m in plan] == [3, 3, 3, 1]
+    plan, _ = _chunks(specs, 4, 64, 100, 400, 1, 1 << 40)  # host trajectory buffer
+    assert max(len(m) for _, m in plan) == 4
+    per_op = 6 * 8 * 2 ** 1 * 10  # live activations x widest padded width (8 * 2^min(L-1, 2)) x bytes/channel
+    plan, _ = _chunks(specs, 4, 64, 1, 1 << 40, 10, 5 * per_op)  # device activation budget
+    assert max(len(m) for _, m in plan) == 5
+    assert sorted(p for _, m in plan for p in m) == list(range(10))
