@@ -170,7 +170,7 @@ def run_rollouts(
         specs, quantum, operators_per_chunk, m * ts * c * h * w * 4, max_chunk_bytes, act_bytes, activation_budget(dev)
     )
     ics_dev = ics.to(device=dev, dtype=torch.float32)
-    buffers: dict[tuple, torch.Tensor] = {}  # pinned host buffers, reused across chunks
+    buffers: dict[str, torch.Tensor] = {}  # one (pinned on CUDA) host buffer, reused across chunks
     with torch.inference_mode():
         for key, members in plan:
             result = _run_chunk(
@@ -204,10 +204,10 @@ def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, sto
     cc = coef[:, 1].repeat_interleave(c).view(1, g * c, 1, 1)
     pin = dev.type == "cuda"
     shape = (ts, m, g, c, h, w)
-    if shape not in buffers:
-        buffers.clear()
-        buffers[shape] = torch.empty(shape, dtype=torch.float32, pin_memory=pin)
-    frames = buffers[shape]
+    numel = ts * m * g * c * h * w
+    if "flat" not in buffers or buffers["flat"].numel() < numel:  # grow only: pinning is slow
+        buffers["flat"] = torch.empty(numel, dtype=torch.float32, pin_memory=pin)
+    frames = buffers["flat"][:numel].view(shape)
     _sync(dev)
     stats.build_seconds += time.perf_counter() - t0
     x = ics.reshape(1, g * c, h, w)
