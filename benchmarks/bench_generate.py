@@ -73,11 +73,12 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=None, help="operators per bank (simulation.operators_per_chunk)")
     p.add_argument("--conv-mode", default="auto", choices=["auto", "grouped", "loop"])
     p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune (off by default)")
+    p.add_argument("--no-deterministic", action="store_true", help="simulation.deterministic: false")
     p.add_argument("--warmup", type=int, default=1, help="partitions run first and not timed")
     p.add_argument("--json", default=None, help="also write the result to this JSON file")
     args = p.parse_args()
 
-    overrides = {"simulation.device": args.device}
+    overrides = {"simulation.device": args.device, "simulation.deterministic": not args.no_deterministic}
     for key, val in [
         ("sampling.batch_size", args.batch_size),
         ("simulation.grid_sizes", [args.grid] if args.grid else None),
@@ -135,6 +136,7 @@ def main() -> None:
         "compression": cfg.dataset.storage.compression,
         "conv_mode": s.conv_mode,
         "cudnn_benchmark": args.cudnn_benchmark,
+        "deterministic": not args.no_deterministic,
         "samples": timed_samples,
         "seconds": round(timed_s, 3),
         "samples_per_s": round(rate, 3),

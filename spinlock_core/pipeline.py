@@ -285,6 +285,7 @@ def rollout_stage(
                 store_trajectories=store,
                 operators_per_chunk=sim.operators_per_chunk,
                 conv_mode=conv_mode,
+                deterministic=sim.deterministic,
                 on_chunk=results.put,
             )
         finally:

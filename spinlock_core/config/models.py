@@ -126,6 +126,8 @@ class SimulationConfig(BaseModel):
         precision: compute dtype of the operator.
         divergence_threshold: a state with max |x| above it, or non-finite, is diverged.
         operators_per_chunk: operators processed together (execution / memory granularity).
+        deterministic: on CUDA, use deterministic cuDNN algorithms so reruns are bit-identical
+            (the CPU path is always deterministic); false lets cuDNN pick faster ones.
         input_generation: IC selection and parameters.
     """
 
@@ -138,6 +140,7 @@ class SimulationConfig(BaseModel):
     precision: Literal["float32", "bfloat16", "float16"] = "float32"
     divergence_threshold: float = Field(1e4, gt=0, allow_inf_nan=False)
     operators_per_chunk: int = Field(64, ge=1)
+    deterministic: bool = True
     input_generation: InputGenerationConfig = Field(default_factory=InputGenerationConfig)
 
     @field_validator("device")

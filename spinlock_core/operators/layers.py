@@ -108,16 +108,16 @@ def normalize_stacked(
         xs = x.view(r, num_ops, cp, h * w)
         s1 = xs.sum(dim=-1, dtype=torch.float32)  # [R, G, Cp]
         s2 = xs.float().square().sum(dim=-1)
-        ng = group_count.shape[1]
-        idx = group_id.unsqueeze(0).expand(r, -1, -1)
-        g1 = torch.zeros(r, num_ops, ng, device=x.device).scatter_add_(2, idx, s1)
-        g2 = torch.zeros(r, num_ops, ng, device=x.device).scatter_add_(2, idx, s2)
+        # one-hot channel→group assignment: deterministic on every device (no atomics)
+        onehot = torch.nn.functional.one_hot(group_id, group_count.shape[1]).float()  # [G, Cp, NG]
+        g1 = torch.einsum("rgc,gcn->rgn", s1, onehot)
+        g2 = torch.einsum("rgc,gcn->rgn", s2, onehot)
         n = group_count.unsqueeze(0) * float(h * w)
         mean_g = g1 / n
         var_g = (g2 / n - mean_g.square()).clamp_min_(0.0)
         rstd_g = torch.rsqrt(var_g + EPS)
-        mean_c = torch.gather(mean_g, 2, idx)
-        rstd_c = torch.gather(rstd_g, 2, idx)
+        mean_c = torch.einsum("rgn,gcn->rgc", mean_g, onehot)
+        rstd_c = torch.einsum("rgn,gcn->rgc", rstd_g, onehot)
         mean_c = torch.where(stat_mask, mean_c, torch.zeros_like(mean_c))
         rstd_c = torch.where(stat_mask, rstd_c, torch.ones_like(rstd_c))
         scale = rstd_c * gamma

@@ -127,6 +127,7 @@ def run_rollouts(
     conv_mode: str = "auto",
     width_quantum: int | None = None,
     max_chunk_bytes: int = 1 << 30,
+    deterministic: bool = True,
     on_chunk: Callable[[ChunkResult], None],
 ) -> RolloutStats:
     """Roll out every operator from its initial condition for M realizations and T steps.
@@ -144,6 +145,7 @@ def run_rollouts(
         conv_mode: "auto", "grouped" or "loop" (see :class:`OperatorBank`).
         width_quantum: base widths are padded to a multiple of it (default 4 on CPU, 16 on CUDA).
         max_chunk_bytes: bound on a chunk's host trajectory buffer.
+        deterministic: deterministic cuDNN algorithms on CUDA (bit-identical reruns).
         on_chunk: called with each finished :class:`ChunkResult` (in bucket order).
 
     Returns:
@@ -171,7 +173,12 @@ def run_rollouts(
     )
     ics_dev = ics.to(device=dev, dtype=torch.float32)
     buffers: dict[str, torch.Tensor] = {}  # one (pinned on CUDA) host buffer, reused across chunks
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.backends.cudnn.flags(
+        enabled=True,
+        benchmark=torch.backends.cudnn.benchmark,
+        deterministic=deterministic,
+        allow_tf32=torch.backends.cudnn.allow_tf32,
+    ):
         for key, members in plan:
             result = _run_chunk(
                 [specs[p] for p in members], ics_dev[members], key.width, m, num_steps, dev, dtype, mode,
