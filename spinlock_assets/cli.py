@@ -168,6 +168,57 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_visualize_ic_types(args: argparse.Namespace) -> int:
+    """Render the IC gallery (one row per type, ``--variations`` columns) to a PNG."""
+    import torch
+
+    from spinlock_core.render import gallery_shape, render_ic_gallery, resolve_ic_types, resolve_tiers, save_png
+
+    try:
+        names = resolve_ic_types(args.ic_types) if args.ic_types else resolve_tiers(args.tiers)
+    except ValueError as exc:
+        return _fail(f"--ic-types: {exc}" if args.ic_types else f"--tiers: {exc}")
+    for flag, value, lo in (("--variations", args.variations, 1), ("--grid-size", args.grid_size, 2),
+                            ("--num-channels", args.num_channels, 1), ("--cell-size", args.cell_size, 1),
+                            ("--seed", args.seed, 0)):
+        if value < lo:
+            return _fail(f"{flag} must be >= {lo}, got {value}")
+    out = Path(args.output)
+    if out.is_dir():
+        return _fail(f"--output {out} is a directory; give a file name such as gallery.png")
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        return _fail(f"--device {args.device!r} is not a device (use cpu, cuda or cuda:N)")
+    if device.type not in ("cpu", "cuda"):
+        return _fail(f"--device {args.device!r}: allowed: cpu, cuda, cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return _fail(f"--device {args.device!r} but CUDA is not available here (use cpu)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        return _fail(f"--device {args.device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    h, w, _ = gallery_shape(len(names), args.variations, args.cell_size,
+                            add_labels=args.add_labels, add_spacing=args.add_spacing)
+    if h * w > 200_000_000:
+        return _fail(f"the gallery would be {w}x{h} px; reduce --cell-size, --variations or the types shown")
+    try:
+        img = render_ic_gallery(
+            names,
+            variations=args.variations,
+            grid_size=args.grid_size,
+            num_channels=args.num_channels,
+            seed=args.seed,
+            cell_size=args.cell_size,
+            add_labels=args.add_labels,
+            add_spacing=args.add_spacing,
+            device=device,
+        )
+        path = save_png(img, out)
+    except (RuntimeError, ValueError, OSError) as exc:  # a generator or the file system failed
+        return _fail(f"visualize-ic-types: {type(exc).__name__}: {exc}", 1)
+    print(f"{path}  {img.shape[1]}x{img.shape[0]} px ({len(names)} IC type(s) x {args.variations} variation(s))")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spinlock", description="Stochastic neural-operator dataset generator.")
     p.add_argument("--version", action="version", version="spinlock 0.1.0")
@@ -195,6 +246,22 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--dataset", required=True, help="dataset directory, index.h5 or a partition file")
     v.add_argument("--replay-samples", type=int, default=1, help="samples per partition re-simulated (0 = none)")
     v.set_defaults(func=cmd_validate)
+
+    ic = sub.add_parser("visualize-ic-types", help="render a PNG gallery of IC types (rows) x seeded variations")
+    ic.add_argument("--output", required=True, help="PNG file to write (parent folders are created)")
+    ic.add_argument("--variations", type=int, default=3, help="variations (columns) per type (default 3)")
+    ic.add_argument("--tiers", nargs="+", default=["all"], metavar="TIER",
+                    help="tiers to show: all, baseline, tier1, tier2, tier3, tier4 (default all)")
+    ic.add_argument("--ic-types", nargs="+", metavar="TYPE", help="IC type names to show (overrides --tiers)")
+    ic.add_argument("--grid-size", type=int, default=128, help="IC grid side (default 128)")
+    ic.add_argument("--seed", type=int, default=42, help="root seed (default 42)")
+    ic.add_argument("--num-channels", type=int, default=3,
+                    help="channels C (default 3; C>=3 shown as RGB of channels 0-2, else cubehelix of channel 0)")
+    ic.add_argument("--cell-size", type=int, default=128, help="cell side in pixels (default 128)")
+    ic.add_argument("--add-labels", action="store_true", help="left column with type name, tier and domain")
+    ic.add_argument("--add-spacing", action="store_true", help="2 px white gaps between cells")
+    ic.add_argument("--device", default="cpu", help="where ICs are generated: cpu, cuda, cuda:N (default cpu)")
+    ic.set_defaults(func=cmd_visualize_ic_types)
     return p
 
 
