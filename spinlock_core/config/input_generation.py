@@ -59,6 +59,16 @@ def split_variant(key: str, registry: dict) -> str | None:
     return best
 
 
+def _tier_members(registry: dict) -> dict[str, list[str]]:
+    """Tier names usable as ``ic_type_weights`` keys ("all", "baseline", "tier1".."tier4") → types."""
+    from spinlock_core.ics import TIERS
+
+    tiers: dict[str, list[str]] = {"all": list(registry)}
+    for tier in TIERS:
+        tiers[tier] = [name for name, ic in registry.items() if ic.tier == tier]
+    return tiers
+
+
 def _unknown_key_msg(key: str, registry: dict) -> str:
     return (f"unknown IC type or variant {key!r} (known types: {', '.join(registry)}; "
             "a variant is named <type>_<suffix>)")
@@ -69,8 +79,9 @@ class InputGenerationConfig(BaseModel):
 
     Attributes:
         method: ``"sampled"`` or one registered IC type / declared variant name.
-        ic_type_weights: relative weights (>= 0, positive sum) over types / variants; used
-            with ``method: sampled``. Empty: equal weights over the baseline tier.
+        ic_type_weights: relative weights (>= 0, positive sum) over types / variants, or over
+            tiers ("all", "baseline", "tier1".."tier4": the weight is shared equally by the
+            tier's types); used with ``method: sampled``. Empty: equal weights over the baseline tier.
         ic_params: parameter blocks by type or variant name, only the keys written
             (filled from the extra YAML keys; serialised back as those keys).
     """
@@ -135,8 +146,9 @@ class InputGenerationConfig(BaseModel):
             problems.append((("method",), f"unknown IC method {self.method!r} (allowed: sampled, "
                                           f"{', '.join(known)}; a variant must have a parameter block)"))
         for key, weight in self.ic_type_weights.items():
-            if key not in known:
+            if key not in known and key not in _tier_members(registry):
                 problems.append((("ic_type_weights", key), _unknown_key_msg(key, registry)
+                                 + f"; tiers: {', '.join(_tier_members(registry))}"
                                  + "; a variant must have a parameter block"))
             if not weight >= 0 or weight == float("inf"):
                 problems.append((("ic_type_weights", key), f"weights must be finite and >= 0, got {weight!r}"))
@@ -161,7 +173,12 @@ class InputGenerationConfig(BaseModel):
         if self.method != "sampled":
             return [self.method], [1.0]
         if self.ic_type_weights:
-            pairs = [(k, float(w)) for k, w in self.ic_type_weights.items() if w > 0]
+            tiers = _tier_members(ic_registry())
+            merged: dict[str, float] = {}
+            for key, w in self.ic_type_weights.items():  # a tier name shares its weight equally
+                for name in tiers.get(key, [key]):
+                    merged[name] = merged.get(name, 0.0) + float(w) / len(tiers.get(key, [key]))
+            pairs = [(k, w) for k, w in merged.items() if w > 0]
         else:
             pairs = [(name, 1.0) for name, ic in ic_registry().items() if ic.tier == "baseline"]
         total = sum(w for _, w in pairs)

@@ -136,3 +136,20 @@ def test_split_variant_longest_prefix():
     assert split_variant("a_", registry) is None
     assert split_variant("a_x-y", registry) is None
     assert split_variant("d_x", registry) is None
+
+
+def test_tier_names_share_their_weight_equally():
+    from spinlock_core.config import load_config
+    from spinlock_core.ics import ic_names_by_tier
+
+    raw = {"parameter_space": {}, "sampling": {"total_samples": 8, "batch_size": 8},
+           "simulation": {"input_generation": {"ic_type_weights": {"tier4": 0.5, "gaussian_random_field": 0.5}}}}
+    names, probs = load_config(raw).simulation.input_generation.ic_choices()
+    tier4 = ic_names_by_tier()["tier4"]
+    assert set(names) == set(tier4) | {"gaussian_random_field"}
+    got = dict(zip(names, probs))
+    assert got["gaussian_random_field"] == pytest.approx(0.5)
+    assert all(got[n] == pytest.approx(0.5 / len(tier4)) for n in tier4)
+    raw["simulation"]["input_generation"]["ic_type_weights"] = {"tier9": 1.0}
+    with pytest.raises(Exception, match="tiers: all, baseline"):
+        load_config(raw)
