@@ -17,6 +17,7 @@ import dagster as dg
 
 from spinlock_assets.assets import build_assets
 from spinlock_assets.automation import build_grid_sizes_sensor
+from spinlock_assets.checks import build_checks
 from spinlock_assets.partitions import make_partitions
 from spinlock_assets.resources import SpinlockConfig
 from spinlock_core.config import load_config
@@ -29,10 +30,12 @@ def build_definitions(config_path: str | Path, overrides: Mapping[str, object] |
     """Definitions for the experiment at ``config_path`` (with validated dotted overrides)."""
     path = str(Path(config_path).resolve())
     cfg = load_config(path, dict(overrides) if overrides else None)
-    assets = build_assets(make_partitions(cfg))
+    partitions = make_partitions(cfg)
+    assets = build_assets(partitions)
     in_process = os.environ.get("SPINLOCK_EXECUTOR", "") == "in_process"
     return dg.Definitions(
         assets=assets,
+        asset_checks=build_checks(assets, partitions),
         sensors=[build_grid_sizes_sensor()],
         jobs=[dg.define_asset_job("generate", selection=dg.AssetSelection.assets(*assets[:3]))],
         resources={"spinlock": SpinlockConfig(config_path=path, overrides_json=json.dumps(dict(overrides or {})))},

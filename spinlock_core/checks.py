@@ -1,0 +1,185 @@
+"""Pure data-quality checks behind the Dagster asset checks (no Dagster here).
+
+Every check returns a :class:`CheckOutcome`: ``passed``, a one-line ``description`` and
+JSON-ready ``metadata`` (plain ints, floats, strings and lists). They never raise on bad
+*data*: an unreadable or malformed file is a failed outcome that says why.
+
+* :func:`sobol_quality`: the global Sobol point set's centred L2 discrepancy (scipy's squared
+  ``CD^2``, see :mod:`spinlock_core.sampling.metrics`) and max ``|Pearson r|`` over column
+  pairs, each strictly below its ``sampling.validation`` threshold.
+* :func:`rollout_finiteness`: a partition file's initial conditions are finite, and every
+  trajectory frame is finite except frames at or after the realization's flagged
+  ``/metadata/diverged_step`` (``-1`` = never diverged: every frame must be finite).
+* :func:`rollout_divergence`: the fraction of diverged realizations (``diverged_step >= 0``)
+  over all ``N x M`` realizations of the file is at most ``max_diverged_fraction``.
+* :func:`rollout_schema`: :func:`spinlock_core.storage.validate_structure` reports no error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import h5py
+import numpy as np
+
+from spinlock_core.sampling import metrics_pass
+from spinlock_core.storage import validate_structure
+from spinlock_core.storage import schema as S
+
+__all__ = [
+    "DEFAULT_MAX_DIVERGED_FRACTION",
+    "CheckOutcome",
+    "sobol_quality",
+    "rollout_finiteness",
+    "rollout_divergence",
+    "rollout_schema",
+]
+
+DEFAULT_MAX_DIVERGED_FRACTION: float = 0.5
+"""Default cap on the fraction of diverged realizations in one partition file (inclusive)."""
+
+_MAX_LISTED = 8
+
+
+@dataclass
+class CheckOutcome:
+    """Result of one check: ``passed``, a one-line ``description`` and JSON-ready ``metadata``."""
+
+    passed: bool
+    description: str
+    metadata: dict[str, object] = field(default_factory=dict)
+
+
+def sobol_quality(
+    metrics: Mapping[str, object], max_discrepancy: float, max_pairwise_correlation: float
+) -> CheckOutcome:
+    """Quality of the global Sobol set from its :func:`~spinlock_core.sampling.sampling_metrics`.
+
+    Passes when ``centered_l2_discrepancy < max_discrepancy`` and ``max_abs_correlation <
+    max_pairwise_correlation`` (strict, as :func:`~spinlock_core.sampling.metrics_pass`). A point
+    set without Sobol dimensions (no metrics) passes trivially.
+    """
+    meta: dict[str, object] = {
+        "max_discrepancy": float(max_discrepancy),
+        "max_pairwise_correlation": float(max_pairwise_correlation),
+    }
+    if "centered_l2_discrepancy" not in metrics:
+        return CheckOutcome(True, "no Sobol dimensions: nothing to check", meta)
+    disc, corr = float(metrics["centered_l2_discrepancy"]), float(metrics["max_abs_correlation"])
+    ok = metrics_pass(dict(metrics), max_discrepancy, max_pairwise_correlation)  # type: ignore[arg-type]
+    meta.update(
+        discrepancy=disc,
+        max_abs_correlation=corr,
+        discrepancy_pass=ok["discrepancy_pass"],
+        correlation_pass=ok["correlation_pass"],
+        samples=int(metrics.get("n", 0)),  # type: ignore[call-overload]
+        dimensions=int(metrics.get("d", 0)),  # type: ignore[call-overload]
+    )
+    parts = [
+        f"discrepancy {disc:.4g} {'<' if ok['discrepancy_pass'] else '>='} {max_discrepancy:g}",
+        f"max |r| {corr:.4g} {'<' if ok['correlation_pass'] else '>='} {max_pairwise_correlation:g}",
+    ]
+    return CheckOutcome(ok["discrepancy_pass"] and ok["correlation_pass"], "; ".join(parts), meta)
+
+
+def _unreadable(path: Path, exc: BaseException) -> CheckOutcome:
+    return CheckOutcome(False, f"cannot read {path}: {exc}", {"path": str(path), "error": str(exc)})
+
+
+def rollout_finiteness(path: str | Path) -> CheckOutcome:
+    """Non-finite values of a partition file outside flagged divergence.
+
+    Reads ``/inputs/fields`` [N, C, g, g] and ``/outputs/fields`` [N, M, Ts, C, g, g] one
+    trajectory at a time (bounded memory). Frame ``t`` of realization ``(r, j)`` may be
+    non-finite only if ``0 <= diverged_step[r, j] <= time[t]``. Metadata: ``offences`` (count
+    of offending trajectories + initial conditions) and up to 8 ``examples``.
+    """
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            traj, inp = f[S.OUTPUTS_FIELDS], f[S.INPUTS_FIELDS]
+            time = np.asarray(f[S.DIM_TIME][()])
+            div = np.asarray(f[S.META.DIVERGED_STEP][()])
+            sample = np.asarray(f[S.META.SAMPLE_INDEX][()])
+            if traj.ndim != 6 or div.shape != traj.shape[:2] or time.shape != traj.shape[2:3]:
+                raise ValueError(f"inconsistent shapes: fields {traj.shape}, diverged_step {div.shape}, time {time.shape}")
+            n, m, ts = traj.shape[:3]
+            examples: list[str] = []
+            offences = 0
+            for r in range(n):
+                if not np.isfinite(inp[r]).all():
+                    offences += 1
+                    examples.append(f"sample {int(sample[r])}: non-finite initial condition")
+                for j in range(m):
+                    finite = np.isfinite(traj[r, j].reshape(ts, -1)).all(axis=1)  # [Ts]
+                    if finite.all():
+                        continue
+                    d = int(div[r, j])
+                    allowed = time >= d if d >= 0 else np.zeros(ts, dtype=bool)
+                    bad = np.flatnonzero(~finite & ~allowed)
+                    if bad.size:
+                        offences += 1
+                        why = f"before diverged_step {d}" if d >= 0 else "never flagged as diverged"
+                        examples.append(f"sample {int(sample[r])} realization {j}: non-finite at steps {time[bad][:5].tolist()} ({why})")
+    except (OSError, KeyError, ValueError) as exc:
+        return _unreadable(path, exc)
+    meta: dict[str, object] = {
+        "path": str(path),
+        "offences": offences,
+        "trajectories": n * m,
+        "examples": examples[:_MAX_LISTED],
+    }
+    if offences:
+        return CheckOutcome(False, f"{offences} non-finite trajectories/ICs outside flagged divergence", meta)
+    return CheckOutcome(True, f"{n} x {m} trajectories finite before divergence", meta)
+
+
+def rollout_divergence(path: str | Path, max_diverged_fraction: float = DEFAULT_MAX_DIVERGED_FRACTION) -> CheckOutcome:
+    """Fraction of diverged realizations of a partition file, at most ``max_diverged_fraction``.
+
+    ``fraction = #(diverged_step >= 0) / (N * M)``; passes when ``fraction <=
+    max_diverged_fraction`` (0 tolerates no divergence, 1 disables the check).
+
+    Raises:
+        ValueError: if ``max_diverged_fraction`` is not in [0, 1].
+    """
+    if not 0.0 <= float(max_diverged_fraction) <= 1.0:
+        raise ValueError(f"max_diverged_fraction must be in [0, 1], got {max_diverged_fraction}")
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            div = np.asarray(f[S.META.DIVERGED_STEP][()])
+    except (OSError, KeyError) as exc:
+        return _unreadable(path, exc)
+    total = int(div.size)
+    flagged = div >= 0
+    count = int(flagged.sum())
+    frac = count / total if total else 0.0
+    meta: dict[str, object] = {
+        "path": str(path),
+        "diverged_realizations": count,
+        "realizations": total,
+        "diverged_operators": int(flagged.reshape(div.shape[0], -1).any(axis=1).sum()) if div.ndim else 0,
+        "diverged_fraction": frac,
+        "max_diverged_fraction": float(max_diverged_fraction),
+    }
+    ok = frac <= float(max_diverged_fraction)
+    rel = "<=" if ok else ">"
+    return CheckOutcome(ok, f"{count}/{total} realizations diverged ({frac:.3g} {rel} {max_diverged_fraction:g})", meta)
+
+
+def rollout_schema(path: str | Path) -> CheckOutcome:
+    """:func:`~spinlock_core.storage.validate_structure` of the file: passes iff no errors."""
+    report = validate_structure(Path(path))
+    meta: dict[str, object] = {
+        "path": str(path),
+        "errors": report.errors[:_MAX_LISTED],
+        "error_count": len(report.errors),
+        "warnings": report.warnings[:_MAX_LISTED],
+        "checks_passed": len(report.checks),
+    }
+    if report.ok:
+        return CheckOutcome(True, f"valid ({len(report.checks)} checks, {len(report.warnings)} warnings)", meta)
+    return CheckOutcome(False, f"{len(report.errors)} errors, first: {report.errors[0]}", meta)
