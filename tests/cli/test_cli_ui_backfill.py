@@ -1,0 +1,167 @@
+"""`spinlock ui` and `spinlock backfill`: ops helpers, and a real dagster dev + asset backfill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+from spinlock_assets import ops
+from spinlock_assets.cli import main
+from spinlock_assets.partitions import partition_key
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ----------------------------------------------------------------------------- unit
+
+
+def test_grid_partition_keys_match_dagster_multi_partition_keys():
+    keys = ops.grid_partition_keys(3, [40, 128])
+    assert keys == ["0000|40", "0001|40", "0002|40", "0000|128", "0001|128", "0002|128"]
+    assert keys == [str(partition_key(b, g)) for g in (40, 128) for b in range(3)]
+    with pytest.raises(ValueError, match="num_batches"):
+        ops.grid_partition_keys(0, [40])
+
+
+def test_backfill_variables_shape():
+    v = ops.backfill_variables(["0000|40", "0001|40"], title="t", tags={"a": 1})
+    p = v["backfillParams"]
+    assert p["assetSelection"] == [{"path": ["sobol_parameters"]}, {"path": ["operator_specs"]},
+                                   {"path": ["rollouts_hdf5"]}]
+    assert p["partitionNames"] == ["0000|40", "0001|40"]
+    assert p["title"] == "t" and p["tags"] == [{"key": "a", "value": "1"}]
+    assert "allPartitions" not in p and "selector" not in p  # an asset backfill, not a job backfill
+    json.dumps(v)  # serialisable as GraphQL variables
+    with pytest.raises(ValueError, match="partition_names"):
+        ops.backfill_variables([])
+
+
+def test_graphql_documents_are_valid_against_the_dagster_schema():
+    from dagster_graphql.schema import create_schema
+    from graphql import parse, validate
+
+    schema = create_schema().graphql_schema
+    for doc in (ops._LAUNCH, ops._STATUS):
+        assert validate(schema, parse(doc)) == []
+
+
+def test_loopback_and_urls():
+    for h in ("127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"):
+        assert ops.is_loopback(h), h
+    for h in ("0.0.0.0", "192.168.1.5", "::", "example.com", ""):
+        assert not ops.is_loopback(h), h
+    assert ops.server_url("0.0.0.0", 3000) == "http://127.0.0.1:3000"
+    assert ops.server_url("::1", 80) == "http://[::1]:80"
+    assert ops.backfill_page("http://h:1/", "abc") == "http://h:1/runs/b/abc"
+
+
+def test_dev_command_and_environment(tmp_path):
+    cmd = ops.dev_command("127.0.0.1", 3123, python="/py")
+    assert cmd[0] == "/py" and cmd[1] == "-c" and "SIG_DFL" in cmd[2] and "execv" in cmd[2]
+    assert cmd[3:] == ["/py", "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
+                       "-p", "3123"]
+    env = ops.dev_environment(tmp_path / "h", "rel.yaml", base={"X": "1"})
+    assert env["X"] == "1" and Path(env["DAGSTER_HOME"]).is_absolute()
+    assert env["SPINLOCK_CONFIG"] == str(Path("rel.yaml").resolve())
+
+
+def test_exec_wrapper_restores_ignored_sigint(tmp_path):
+    """A child started with SIGINT ignored keeps it ignored, unless started through the wrapper."""
+    code = "import signal,time; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, flush=True); time.sleep(30)"
+
+    def ignore_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    plain = subprocess.run([sys.executable, "-c", code.replace("time.sleep(30)", "")], capture_output=True,
+                           text=True, preexec_fn=ignore_sigint, timeout=30)
+    assert plain.stdout.strip() == "True"  # the pitfall: inherited as ignored
+    argv = [sys.executable, "-c", ops._EXEC_WRAPPER, sys.executable, "-c", code]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=ignore_sigint)
+    assert p.stdout.readline().strip() == "False"
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=10) == -signal.SIGINT
+
+
+def test_cli_refuses_remote_host_and_missing_server(capsys, tiny_config_file):
+    assert main(["ui", "--config", str(tiny_config_file), "--host", "0.0.0.0"]) == 2
+    assert "--allow-remote" in capsys.readouterr().err
+    port = _free_port()
+    assert main(["backfill", "--config", str(tiny_config_file), "--grid-sizes", "40",
+                 "--url", f"http://127.0.0.1:{port}"]) == 2
+    assert "no Dagster webserver answers" in capsys.readouterr().err
+    assert main(["backfill", "--config", str(tiny_config_file), "--grid-sizes", "4"]) == 2
+
+
+# ----------------------------------------------------------------------------- integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _specs(path: Path) -> list[dict]:
+    with h5py.File(path, "r") as f:
+        return [json.loads(s) for s in f["metadata/operator_specs"].asstr()[()]]
+
+
+@pytest.mark.timeout(400)
+def test_ui_then_backfill_new_grid(tmp_path, tiny_config_file, monkeypatch, capsys):
+    from spinlock_core.config import load_config
+    from spinlock_core.pipeline import partition_path
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("SPINLOCK_CONFIG", raising=False)
+    cfg = load_config(tiny_config_file)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "ui.log", "w")
+    monkeypatch.setenv("SPINLOCK_EXECUTOR", "in_process")  # runs need no step subprocesses: faster here
+    ui = subprocess.Popen([sys.executable, "-m", "spinlock_assets.cli", "ui", "--config", str(tiny_config_file),
+                           "--port", str(port)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    t0 = time.monotonic()
+    try:
+        # grid 16 beforehand, in process, while the server starts
+        assert main(["generate", "--config", str(tiny_config_file), "--grid-sizes", "16", "--quiet"]) == 0
+        while not ops.server_ready(url):
+            assert ui.poll() is None, (tmp_path / "ui.log").read_text()[-3000:]
+            assert time.monotonic() - t0 < 150, "webserver did not answer /server_info"
+            time.sleep(1)
+        t_ready = time.monotonic() - t0
+        capsys.readouterr()
+        assert main(["backfill", "--config", str(tiny_config_file), "--grid-sizes", "40", "--url", url,
+                     "--wait", "--poll", "3", "--timeout", "200"]) == 0
+        out = capsys.readouterr()
+        assert "backfill " in out.out and "/runs/b/" in out.out and "COMPLETED" in out.out
+        assert "not in simulation.grid_sizes" in out.err  # the config lacks 40
+        t_backfill = time.monotonic() - t0 - t_ready
+        for b in range(cfg.sampling.num_batches):
+            p40, p16 = partition_path(cfg, b, 40), partition_path(cfg, b, 16)
+            assert p40.exists() and p16.exists()
+            with h5py.File(p40, "r") as f:
+                assert f.attrs["grid_size"] == 40 and (f["metadata/grid_sizes"][()] == 40).all()
+            assert _specs(p40) == _specs(p16) and len(_specs(p40)) == 3
+        text = (tmp_path / "ui.log").read_text()
+        assert url in text
+        dev_pid = int(text.split("dagster dev pid ")[1].split()[0])
+    finally:
+        if ui.poll() is None:
+            ui.send_signal(signal.SIGINT)
+        rc = ui.wait(timeout=90)
+        log.close()
+    print(f"server ready {t_ready:.1f} s, backfill {t_backfill:.1f} s")
+    assert rc == 0, (tmp_path / "ui.log").read_text()[-3000:]
+    assert "dagster dev stopped" in (tmp_path / "ui.log").read_text()
+    with pytest.raises(ProcessLookupError):  # nothing left of dagster dev's process group
+        os.killpg(dev_pid, 0)
