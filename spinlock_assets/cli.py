@@ -1,8 +1,9 @@
 """The ``spinlock`` command line.
 
 ``generate`` materializes every partition through Dagster (lineage recorded in
-``$DAGSTER_HOME``, default ``./dagster_home``), ``info`` describes a dataset and ``validate``
-checks one. Exit codes: 0 success, 1 a failed validation or run, 2 a bad config or argument
+``$DAGSTER_HOME``, default ``./dagster_home``), ``info`` describes a dataset, ``validate``
+checks one, ``ui`` serves the Dagster web UI, ``backfill`` launches an asset backfill of new grid
+sizes and ``visualize-ic-types`` draws the IC gallery. Exit codes: 0 success, 1 a failed validation or run, 2 a bad config or argument
 (nothing written), 130 interrupted.
 """
 
