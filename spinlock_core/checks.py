@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from spinlock_core.sampling import metrics_pass
-from spinlock_core.storage import validate_structure
+from spinlock_core.storage import iter_nonfinite, validate_structure
 from spinlock_core.storage import schema as S
 
 __all__ = [
@@ -91,38 +91,20 @@ def _unreadable(path: Path, exc: BaseException) -> CheckOutcome:
 def rollout_finiteness(path: str | Path) -> CheckOutcome:
     """Non-finite values of a partition file outside flagged divergence.
 
-    Reads ``/inputs/fields`` [N, C, g, g] and ``/outputs/fields`` [N, M, Ts, C, g, g] one
-    trajectory at a time (bounded memory). Frame ``t`` of realization ``(r, j)`` may be
-    non-finite only if ``0 <= diverged_step[r, j] <= time[t]``. Metadata: ``offences`` (count
+    Scans with :func:`~spinlock_core.storage.iter_nonfinite` (one trajectory at a time). Frame
+    ``t`` of realization ``(r, j)`` may be non-finite only if ``0 <= diverged_step[r, j] <= time[t]``. Metadata: ``offences`` (count
     of offending trajectories + initial conditions) and up to 8 ``examples``.
     """
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
-            traj, inp = f[S.OUTPUTS_FIELDS], f[S.INPUTS_FIELDS]
-            time = np.asarray(f[S.DIM_TIME][()])
-            div = np.asarray(f[S.META.DIVERGED_STEP][()])
-            sample = np.asarray(f[S.META.SAMPLE_INDEX][()])
+            traj = f[S.OUTPUTS_FIELDS]
+            div, time = f[S.META.DIVERGED_STEP], f[S.DIM_TIME]
             if traj.ndim != 6 or div.shape != traj.shape[:2] or time.shape != traj.shape[2:3]:
                 raise ValueError(f"inconsistent shapes: fields {traj.shape}, diverged_step {div.shape}, time {time.shape}")
-            n, m, ts = traj.shape[:3]
-            examples: list[str] = []
-            offences = 0
-            for r in range(n):
-                if not np.isfinite(inp[r]).all():
-                    offences += 1
-                    examples.append(f"sample {int(sample[r])}: non-finite initial condition")
-                for j in range(m):
-                    finite = np.isfinite(traj[r, j].reshape(ts, -1)).all(axis=1)  # [Ts]
-                    if finite.all():
-                        continue
-                    d = int(div[r, j])
-                    allowed = time >= d if d >= 0 else np.zeros(ts, dtype=bool)
-                    bad = np.flatnonzero(~finite & ~allowed)
-                    if bad.size:
-                        offences += 1
-                        why = f"before diverged_step {d}" if d >= 0 else "never flagged as diverged"
-                        examples.append(f"sample {int(sample[r])} realization {j}: non-finite at steps {time[bad][:5].tolist()} ({why})")
+            n, m = traj.shape[:2]
+            examples = [message for _, message in iter_nonfinite(f)]
+            offences = len(examples)
     except (OSError, KeyError, ValueError) as exc:
         return _unreadable(path, exc)
     meta: dict[str, object] = {
@@ -171,8 +153,9 @@ def rollout_divergence(path: str | Path, max_diverged_fraction: float = DEFAULT_
 
 
 def rollout_schema(path: str | Path) -> CheckOutcome:
-    """:func:`~spinlock_core.storage.validate_structure` of the file: passes iff no errors."""
-    report = validate_structure(Path(path))
+    """Layout of the file (:func:`~spinlock_core.storage.validate_structure` without the data scan,
+    which :func:`rollout_finiteness` does): passes iff no errors."""
+    report = validate_structure(Path(path), check_data=False)
     meta: dict[str, object] = {
         "path": str(path),
         "errors": report.errors[:_MAX_LISTED],

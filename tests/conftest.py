@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = ROOT / "configs" / "experiments" / "default.yaml"
+from spinlock_fixtures import DEFAULT, ROOT, tiny_overrides  # noqa: F401
 
 torch.set_num_threads(1)
-
-
-def tiny_overrides(out: Path, **extra) -> dict:
-    o = {
-        "sampling.total_samples": 6,
-        "sampling.batch_size": 3,
-        "simulation.grid_sizes": [16, 24],
-        "simulation.num_realizations": 2,
-        "simulation.num_timesteps": 3,
-        "simulation.device": "cpu",
-        "dataset.output_dir": str(out),
-    }
-    o.update(extra)
-    return o
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from .index import build_index
 from .inspect import dataset_info, format_info, layout_tree
 from .reader import DatasetReader, RowSelection, find_partitions, open_dataset
 from .schema import DIMS, INDEX_FILENAME, SCHEMA_VERSION, schema_markdown
-from .validation import ValidationReport, validate_structure
+from .validation import ValidationReport, iter_nonfinite, validate_structure
 from .writer import Compression, PartitionWriter, byte_shuffle
 
 __all__ = [
@@ -33,4 +33,5 @@ __all__ = [
     "layout_tree",
     "ValidationReport",
     "validate_structure",
+    "iter_nonfinite",
 ]

@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
@@ -84,8 +85,12 @@ class _Collector:
             self.report.checks.append(passed)
 
 
-def validate_structure(path: Path) -> ValidationReport:
-    """Validate a partition file, an index file, or a dataset directory (see module docstring)."""
+def validate_structure(path: Path, *, check_data: bool = True) -> ValidationReport:
+    """Validate a partition file, an index file, or a dataset directory (see module docstring).
+
+    ``check_data=False`` checks attributes, layout, shapes, metadata and parameters only, without
+    scanning the trajectories for non-finite values (:func:`iter_nonfinite` does that).
+    """
     path = Path(path)
     report = ValidationReport(str(path))
     try:
@@ -94,11 +99,11 @@ def validate_structure(path: Path) -> ValidationReport:
         report.errors.append(str(exc))
         return report
     if mode == "file":
-        _validate_file(files[0], report)
+        _validate_file(files[0], report, check_data)
         return report
     for p in files:
         sub = ValidationReport(str(p))
-        _validate_file(p, sub)
+        _validate_file(p, sub, check_data)
         report.merge(sub, p.relative_to(path).as_posix())
     from .index import _check_agreement, _read_part  # cross-partition agreement, as the index needs
 
@@ -110,7 +115,7 @@ def validate_structure(path: Path) -> ValidationReport:
     return report
 
 
-def _validate_file(path: Path, report: ValidationReport) -> None:
+def _validate_file(path: Path, report: ValidationReport, check_data: bool = True) -> None:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -134,7 +139,8 @@ def _validate_file(path: Path, report: ValidationReport) -> None:
         if kind == S.KIND_INDEX:
             _check_cross_grid(f, report)
         _check_params(f, report)
-        _check_data(f, report)
+        if check_data:
+            _check_data(f, report)
 
 
 def _check_attrs(f: h5py.File, report: ValidationReport) -> str | None:
@@ -348,7 +354,14 @@ def _check_params(f: h5py.File, report: ValidationReport) -> None:
         report.checks.append(f"parameters finite and in [0, 1] ({p.shape[0]} x {p.shape[1]})")
 
 
-def _check_data(f: h5py.File, report: ValidationReport) -> None:
+def iter_nonfinite(f: h5py.File) -> Iterator[tuple[str, str]]:
+    """Non-finite data outside flagged divergence, as ``(kind, message)`` pairs.
+
+    ``kind`` is "initial-condition" or "trajectory". Reads one trajectory chunk at a time
+    (bounded memory); in an index file only each row's native grid (inside the padding) is read.
+    Frame ``t`` of realization ``(r, j)`` may be non-finite only if
+    ``0 <= diverged_step[r, j] <= time[t]``.
+    """
     traj, inp = f[S.OUTPUTS_FIELDS], f[S.INPUTS_FIELDS]
     n, m, ts = traj.shape[:3]
     side = traj.shape[-1]
@@ -356,14 +369,12 @@ def _check_data(f: h5py.File, report: ValidationReport) -> None:
     sample = f[S.META.SAMPLE_INDEX][()]
     grids = f[S.META.GRID_SIZES][()]
     div = f[S.META.DIVERGED_STEP][()]
-    ic = _Collector(report, "initial-condition")
-    tr = _Collector(report, "trajectory")
     for r in range(n):
         g = int(grids[r])
         o = (side - g) // 2
         crop = (slice(o, o + g), slice(o, o + g))
         if not np.isfinite(inp[(r, slice(None), *crop)]).all():
-            ic.add(f"non-finite values in /{S.INPUTS_FIELDS} at sample {sample[r]} (row {r})")
+            yield "initial-condition", f"non-finite values in /{S.INPUTS_FIELDS} at sample {sample[r]} (row {r})"
         for j in range(m):
             block = traj[(r, j, slice(None), slice(None), *crop)]  # one trajectory chunk
             finite = np.isfinite(block.reshape(ts, -1)).all(axis=1)
@@ -373,7 +384,16 @@ def _check_data(f: h5py.File, report: ValidationReport) -> None:
             allowed = (time >= d) if d >= 0 else np.zeros(ts, dtype=bool)
             bad = np.flatnonzero(~finite & ~allowed)
             if bad.size:
-                why = f"before its diverged_step {d}" if d >= 0 else "in a realization that never diverged (diverged_step = -1)"
-                tr.add(f"non-finite values in /{S.OUTPUTS_FIELDS} at sample {sample[r]} (row {r}) realization {j} steps {time[bad][:5].tolist()} {why}")
-    ic.done(f"initial conditions finite ({n} samples)")
-    tr.done(f"trajectories finite before divergence ({n} x {m} trajectories of {ts} frames)")
+                why = (f"before its diverged_step {d}" if d >= 0 else
+                       "in a realization that never diverged (never flagged: diverged_step = -1)")
+                yield "trajectory", (f"non-finite values in /{S.OUTPUTS_FIELDS} at sample {sample[r]} (row {r}) "
+                                     f"realization {j} steps {time[bad][:5].tolist()} {why}")
+
+
+def _check_data(f: h5py.File, report: ValidationReport) -> None:
+    n, m, ts = f[S.OUTPUTS_FIELDS].shape[:3]
+    collectors = {k: _Collector(report, k) for k in ("initial-condition", "trajectory")}
+    for kind, message in iter_nonfinite(f):
+        collectors[kind].add(message)
+    collectors["initial-condition"].done(f"initial conditions finite ({n} samples)")
+    collectors["trajectory"].done(f"trajectories finite before divergence ({n} x {m} trajectories of {ts} frames)")

@@ -19,7 +19,7 @@ from spinlock_core import pipeline
 from spinlock_core.config import load_config, save_config
 from spinlock_core.sampling import sampling_metrics
 
-from conftest import DEFAULT, tiny_overrides
+from spinlock_fixtures import DEFAULT, tiny_overrides
 
 # 6 samples in 15 dimensions cannot meet the shipped Sobol targets: loosen them for "good" data.
 LOOSE = {"sampling.validation.max_discrepancy": 100.0, "sampling.validation.max_pairwise_correlation": 1.0}

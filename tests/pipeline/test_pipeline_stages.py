@@ -12,7 +12,7 @@ import numpy as np
 from spinlock_core import pipeline
 from spinlock_core.operators import KNOBS, OperatorSpec
 
-from conftest import DEFAULT, tiny_overrides
+from spinlock_fixtures import DEFAULT, tiny_overrides
 
 
 def test_batches_are_slices_of_one_global_set(tiny_cfg):
