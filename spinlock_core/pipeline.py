@@ -101,7 +101,7 @@ class SobolBatch:
 
 
 @lru_cache(maxsize=8)
-def _global_points_cached(cfg_json: str, n: int, d: int, seed: int, scramble: bool, method: str) -> np.ndarray:
+def _global_points_cached(cfg_hash: str, n: int, d: int, seed: int, scramble: bool, method: str) -> np.ndarray:
     pts = sobol_points(d, 0, n, seed=seed, scramble=scramble, method=method)
     pts.setflags(write=False)
     return pts

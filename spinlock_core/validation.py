@@ -20,6 +20,7 @@ import torch
 from spinlock_core.config import ExperimentConfig, load_config
 from spinlock_core.ics import generate_ics
 from spinlock_core.operators import OperatorSpec
+from spinlock_core.pipeline import list_partition_files
 from spinlock_core.rollout import run_rollouts
 from spinlock_core.storage import ValidationReport, validate_structure
 
@@ -30,10 +31,10 @@ def partition_files_of(path: Path) -> list[Path]:
     """The partition files behind ``path`` (a dataset directory, an index file or a partition)."""
     path = Path(path)
     if path.is_dir():
-        return sorted((path / "partitions").glob("grid_*/batch_*.h5"))
+        return list_partition_files(path)
     with h5py.File(path, "r") as f:
         is_partition = "partition_key" in f.attrs or "batch" in f.attrs
-    return [path] if is_partition else sorted((path.parent / "partitions").glob("grid_*/batch_*.h5"))
+    return [path] if is_partition else list_partition_files(path.parent)
 
 
 def replay_sample(
