@@ -1,4 +1,4 @@
-"""The asset graph: sobol_parameters → operator_specs → rollouts_hdf5 → dataset_index.
+"""The asset graph: sobol_parameters → operator_specs → rollouts_hdf5 → sdf_features → dataset_index.
 
 Each asset is thin: one ``spinlock_core.pipeline`` call, metadata out. Partitioned assets
 share the (batch × grid size) partitions, so the default identity mapping connects them.
@@ -23,8 +23,17 @@ def _counts_md(title: str, values) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"| {title} | count |\n|---|---|\n{rows}")
 
 
+def by_name(assets: list[dg.AssetsDefinition], *names: str) -> list[dg.AssetsDefinition]:
+    """The assets called ``names`` (in that order) among ``assets``."""
+    found = {k.to_user_string(): a for a in assets for k in a.keys}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise KeyError(f"no assets {missing}; have {sorted(found)}")
+    return [found[n] for n in names]
+
+
 def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """The generation assets over ``partitions_def``."""
+    """The generation and feature assets over ``partitions_def`` (renders: :func:`build_graph`)."""
 
     @dg.asset(
         partitions_def=partitions_def,
@@ -113,12 +122,43 @@ def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefin
         )
 
     @dg.asset(
+        partitions_def=partitions_def,
         deps=[rollouts_hdf5],
+        group_name="features",
+        kinds={"pytorch", "hdf5"},
+        pool="gpu",
+        code_version=CODE_VERSION,
+        description="SDF summary features of the partition's rollouts (spatial, spectral, cross-channel, "
+        "temporal, causality, drift, nonlinear, operator sensitivity; per timestep, per trajectory and "
+        "per sample), written to their own HDF5 file per partition. Re-extracted automatically when "
+        "the features config changes (stale_features_sensor, nightly schedule).",
+    )
+    def sdf_features(context: dg.AssetExecutionContext, spinlock: SpinlockConfig) -> dg.MaterializeResult:
+        batch, grid = split_key(context.partition_key)
+        s = pipeline.features_stage(spinlock.load(), batch, grid, partition_key=str(context.partition_key))
+        context.log.info(f"{s.num_features} features of {s.num_samples} samples in {s.seconds:.2f} s on {s.device}: {s.path}")
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(s.path),
+                "feature_count": dg.MetadataValue.int(s.num_features),
+                "summary_columns": dg.MetadataValue.int(s.num_summary_columns),
+                "masked_features": dg.MetadataValue.int(len(s.masked)),
+                "nan_fraction": dg.MetadataValue.float(s.nan_fraction),
+                "seconds": dg.MetadataValue.float(s.seconds),
+                "samples_per_s": dg.MetadataValue.float(s.samples_per_s),
+                "feature_cfg_hash": dg.MetadataValue.text(s.config_hash),
+                "device": dg.MetadataValue.text(s.device),
+            }
+        )
+
+    @dg.asset(
+        deps=[rollouts_hdf5, sdf_features],
         group_name=GROUP,
         kinds={"hdf5"},
         code_version=CODE_VERSION,
         description="The whole dataset as one HDF5 file in the seed's layout: virtual datasets over "
-        "every partition file (no data copied), smaller grids zero-padded in the centre.",
+        "every partition file (no data copied), smaller grids zero-padded in the centre, plus the "
+        "features of every partition when all are current.",
     )
     def dataset_index(context: dg.AssetExecutionContext, spinlock: SpinlockConfig) -> dg.MaterializeResult:
         cfg = spinlock.load()
@@ -132,4 +172,4 @@ def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefin
             }
         )
 
-    return [sobol_parameters, operator_specs, rollouts_hdf5, dataset_index]
+    return [sobol_parameters, operator_specs, rollouts_hdf5, sdf_features, dataset_index]

@@ -6,9 +6,14 @@
 | ``rollouts_schema`` | rollouts_hdf5 | ERROR | yes |
 | ``rollouts_finite`` | rollouts_hdf5 | ERROR | yes |
 | ``rollouts_divergence`` | rollouts_hdf5 | WARN | no |
+| ``features_schema`` | sdf_features | ERROR | yes |
+| ``features_nan`` | sdf_features | ERROR | yes |
 
 A blocking check failing with ERROR fails the run and skips downstream assets
-(``dataset_index``), so a bad partition file never enters the index. The divergence cap is
+(``sdf_features``, ``dataset_index``, ``renders``), so a bad partition file never enters the index.
+``features_schema`` compares the feature file with the current registry (names and widths per
+category, summary columns, config hash); ``features_nan`` caps the NaN fraction of unmasked
+features of never-diverged realizations (``max_feature_nan_fraction``, default 0). The divergence cap is
 ``build_checks(..., max_diverged_fraction=...)``, default
 :data:`spinlock_core.checks.DEFAULT_MAX_DIVERGED_FRACTION` (0.5, inclusive).
 The rollout checks read the partition file at ``pipeline.partition_path(cfg, batch, grid)``.
@@ -18,13 +23,17 @@ The rollout checks read the partition file at ``pipeline.partition_path(cfg, bat
 import warnings
 
 import dagster as dg
+import h5py
 
 from spinlock_assets.partitions import split_key
 from spinlock_assets.resources import SpinlockConfig
 from spinlock_core import checks as C
 from spinlock_core import pipeline
+from spinlock_core.features import FeatureRegistry, features_config_hash, summary_names
 
-CHECK_NAMES = ("sobol_quality", "rollouts_schema", "rollouts_finite", "rollouts_divergence")
+CHECK_NAMES = (
+    "sobol_quality", "rollouts_schema", "rollouts_finite", "rollouts_divergence", "features_schema", "features_nan",
+)
 
 
 def _result(outcome: C.CheckOutcome, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
@@ -48,8 +57,9 @@ def build_checks(
     partitions_def: dg.PartitionsDefinition,
     *,
     max_diverged_fraction: float = C.DEFAULT_MAX_DIVERGED_FRACTION,
+    max_feature_nan_fraction: float = C.DEFAULT_MAX_FEATURE_NAN_FRACTION,
 ) -> list[dg.AssetChecksDefinition]:
-    """The asset checks of ``sobol_parameters`` and ``rollouts_hdf5`` (found in ``assets``).
+    """The asset checks of ``sobol_parameters``, ``rollouts_hdf5`` and ``sdf_features`` (if in ``assets``).
 
     Raises:
         ValueError: if an asset is missing or ``max_diverged_fraction`` is not in [0, 1].
@@ -60,7 +70,10 @@ def build_checks(
     with warnings.catch_warnings():
         # partitions_def on a check is a Dagster preview feature, used deliberately (1.13.27 pinned)
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return _build(sobol, rollouts, partitions_def, float(max_diverged_fraction))
+        checks = _build(sobol, rollouts, partitions_def, float(max_diverged_fraction))
+        if any(dg.AssetKey("sdf_features") in a.keys for a in assets):
+            checks += _build_features(_find(assets, "sdf_features"), partitions_def, float(max_feature_nan_fraction))
+        return checks
 
 
 def _build(
@@ -115,3 +128,40 @@ def _build(
         return _result(C.rollout_divergence(_path(context, spinlock), max_diverged_fraction), dg.AssetCheckSeverity.WARN)
 
     return [sobol_quality, rollouts_schema, rollouts_finite, rollouts_divergence]
+
+
+def _build_features(
+    features: dg.AssetsDefinition, partitions_def: dg.PartitionsDefinition, max_nan: float
+) -> list[dg.AssetChecksDefinition]:
+    def _fpath(context: dg.AssetCheckExecutionContext, spinlock: SpinlockConfig):
+        batch, grid = split_key(context.partition_key)
+        return pipeline.features_file(spinlock.load(), batch, grid)
+
+    @dg.asset_check(
+        asset=features,
+        partitions_def=partitions_def,
+        blocking=True,
+        description="The feature file holds exactly the current registry: names and widths per category, "
+        "summary columns, features config hash.",
+    )
+    def features_schema(context: dg.AssetCheckExecutionContext, spinlock: SpinlockConfig) -> dg.AssetCheckResult:
+        cfg = spinlock.load()
+        fcfg = pipeline.features_config(cfg)
+        reg = FeatureRegistry.from_config(fcfg)
+        expected = {c: reg.get_feature_names(c) for c in reg.categories}
+        path = _fpath(context, spinlock)
+        with h5py.File(pipeline.partition_path(cfg, *split_key(context.partition_key)), "r") as f:
+            channels = int(f["outputs/fields"].shape[3])
+        summary = summary_names(reg, fcfg.aggregation, channels)
+        return _result(C.features_schema(path, expected, summary, features_config_hash(fcfg)), dg.AssetCheckSeverity.ERROR)
+
+    @dg.asset_check(
+        asset=features,
+        partitions_def=partitions_def,
+        blocking=True,
+        description=f"NaN fraction of unmasked features of never-diverged realizations at most {max_nan:g}.",
+    )
+    def features_nan(context: dg.AssetCheckExecutionContext, spinlock: SpinlockConfig) -> dg.AssetCheckResult:
+        return _result(C.features_nan(_fpath(context, spinlock), max_nan), dg.AssetCheckSeverity.ERROR)
+
+    return [features_schema, features_nan]

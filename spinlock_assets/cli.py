@@ -66,6 +66,9 @@ def _step_error(res) -> str:
 def cmd_generate(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, _overrides(args) or None)
+        from spinlock_core.pipeline import features_config
+
+        features_config(cfg)  # a bad features YAML fails here, before anything is written
     except ConfigError as exc:
         return _fail(str(exc))
     from spinlock_core.rollout import resolve_device
@@ -77,7 +80,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import dagster as dg
     from tqdm import tqdm
 
-    from spinlock_assets.assets import build_assets
+    from spinlock_assets.assets import build_assets, by_name
     from spinlock_assets.partitions import ensure_grid_partitions, make_partitions, partition_key
     from spinlock_assets.resources import SpinlockConfig
     from spinlock_core.pipeline import index_path
@@ -92,6 +95,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     instance = dg.DagsterInstance.get()
     ensure_grid_partitions(instance, cfg.simulation.grid_sizes)
     assets = build_assets(make_partitions(cfg))
+    names = ["sobol_parameters", "operator_specs", "rollouts_hdf5"] + (["sdf_features"] if cfg.features.extract else [])
+    per_partition = by_name(assets, *names)
     resources = {"spinlock": SpinlockConfig(config_path=str(resolved.resolve()))}
     quiet_logs = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # failures reported below
     keys = [(b, g) for g in cfg.simulation.grid_sizes for b in range(cfg.sampling.num_batches)]
@@ -107,7 +112,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             bar.set_description(f"grid {g} batch {b:04d}")
             res = dg.materialize(
                 assets,
-                selection=assets[:3],
+                selection=per_partition,
                 partition_key=partition_key(b, g),
                 instance=instance,
                 resources=resources,
@@ -122,7 +127,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             bar.update(stop - start)
             bar.set_postfix(samples_per_s=f"{bar.n / (time.perf_counter() - t0):.1f}")
     res = dg.materialize(
-        assets, selection=[assets[3]], instance=instance, resources=resources, run_config=quiet_logs, raise_on_error=False
+        assets, selection=by_name(assets, "dataset_index"), instance=instance, resources=resources, run_config=quiet_logs, raise_on_error=False
     )
     if not res.success:
         return _fail(f"building the dataset index failed ({_step_error(res)}); run {res.run_id} in {home}", 1)
@@ -365,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--timeout", type=float, default=0, help="with --wait: give up after this many seconds (0 = never)")
     bf.add_argument("--poll", type=float, default=5.0, help="with --wait: seconds between polls (default 5)")
     bf.set_defaults(func=cmd_backfill)
+
+    from spinlock_assets import features_cli
+
+    features_cli.add_parsers(sub)
     return p
 
 

@@ -13,10 +13,17 @@ JSON-ready ``metadata`` (plain ints, floats, strings and lists). They never rais
 * :func:`rollout_divergence`: the fraction of diverged realizations (``diverged_step >= 0``)
   over all ``N x M`` realizations of the file is at most ``max_diverged_fraction``.
 * :func:`rollout_schema`: :func:`spinlock_core.storage.validate_structure` reports no error.
+* :func:`features_schema`: a partition's feature file holds exactly the current registry
+  (same names per category, array widths equal to the registry's counts, summary columns as
+  the aggregation implies) and the current features config hash.
+* :func:`features_nan`: the NaN fraction of the unmasked features of realizations that never
+  diverged is at most ``max_nan_fraction`` (finite input must give finite features; masked
+  columns and diverged realizations are NaN by design and excluded).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -35,7 +42,13 @@ __all__ = [
     "rollout_finiteness",
     "rollout_divergence",
     "rollout_schema",
+    "DEFAULT_MAX_FEATURE_NAN_FRACTION",
+    "features_schema",
+    "features_nan",
 ]
+
+DEFAULT_MAX_FEATURE_NAN_FRACTION: float = 0.0
+"""Default cap on NaN features of never-diverged realizations (0: every one must be finite)."""
 
 DEFAULT_MAX_DIVERGED_FRACTION: float = 0.5
 """Default cap on the fraction of diverged realizations in one partition file (inclusive)."""
@@ -166,3 +179,84 @@ def rollout_schema(path: str | Path) -> CheckOutcome:
     if report.ok:
         return CheckOutcome(True, f"valid ({len(report.checks)} checks, {len(report.warnings)} warnings)", meta)
     return CheckOutcome(False, f"{len(report.errors)} errors, first: {report.errors[0]}", meta)
+
+
+def features_schema(
+    path: str | Path,
+    expected: Mapping[str, list[str]],
+    expected_summary: list[str],
+    config_hash: str,
+) -> CheckOutcome:
+    """The feature file at ``path`` matches the registry ``expected`` ({category: names}),
+    the summary columns ``expected_summary`` and ``config_hash``."""
+    problems: list[str] = []
+    meta: dict[str, object] = {"path": str(path)}
+    try:
+        with h5py.File(path, "r") as f:
+            sdf = f["features/sdf"]
+            stored_hash = str(sdf.attrs.get("config_hash", ""))
+            if stored_hash != config_hash:
+                problems.append(f"config hash {stored_hash} != current {config_hash}")
+            for cat, names in expected.items():
+                key = f"{cat}/features"
+                if key not in sdf:
+                    problems.append(f"missing category {cat}")
+                    continue
+                d = sdf[key]
+                got = json.loads(d.attrs["names"])
+                if got != names:
+                    problems.append(f"{cat}: stored names differ from the registry ({len(got)} vs {len(names)})")
+                if d.shape[-1] != len(names):
+                    problems.append(f"{cat}: width {d.shape[-1]} != registry {len(names)}")
+            extra = sorted(set(sdf.keys()) - set(expected) - {"aggregated", "metadata"})
+            if extra:
+                problems.append(f"categories not in the registry: {extra}")
+            agg = sdf["aggregated/features"]
+            if json.loads(agg.attrs["names"]) != expected_summary or agg.shape[-1] != len(expected_summary):
+                problems.append(f"summary: {agg.shape[-1]} columns, expected {len(expected_summary)}")
+            meta["num_features"] = int(sum(len(v) for v in expected.values()))
+            meta["summary_columns"] = int(agg.shape[-1])
+    except (OSError, KeyError, ValueError) as exc:
+        return _unreadable(Path(path), exc)
+    meta["problems"] = problems[:_MAX_LISTED]
+    if problems:
+        return CheckOutcome(False, f"{len(problems)} problems, first: {problems[0]}", meta)
+    return CheckOutcome(True, f"{meta['num_features']} features in {len(expected)} categories match the registry", meta)
+
+
+def features_nan(path: str | Path, max_nan_fraction: float = DEFAULT_MAX_FEATURE_NAN_FRACTION) -> CheckOutcome:
+    """NaN fraction of unmasked features of never-diverged realizations (see module doc)."""
+    nan = total = 0
+    worst: dict[str, int] = {}
+    try:
+        with h5py.File(path, "r") as f:
+            ok_real = f["metadata/diverged_step"][()] < 0  # [n, M]
+            ok_op = ok_real.any(axis=1)  # operators with at least one clean realization
+            sdf = f["features/sdf"]
+            for cat in sdf:
+                if cat in ("aggregated", "metadata"):
+                    continue
+                d = sdf[f"{cat}/features"]
+                names = json.loads(d.attrs["names"])
+                masked = json.loads(d.attrs["masked"])
+                keep = [j for j, n in enumerate(names) if n not in masked]
+                if not keep:
+                    continue
+                v = d[()][..., keep]
+                rows = v[ok_op] if v.ndim == 2 else v[ok_real]
+                bad = np.isnan(rows)
+                nan += int(bad.sum())
+                total += int(bad.size)
+                per = bad.reshape(-1, len(keep)).sum(axis=0)
+                for j, c in zip(keep, per):
+                    if c:
+                        worst[names[j]] = int(c)
+    except (OSError, KeyError, ValueError) as exc:
+        return _unreadable(Path(path), exc)
+    frac = nan / total if total else 0.0
+    top = sorted(worst.items(), key=lambda kv: -kv[1])[:_MAX_LISTED]
+    meta: dict[str, object] = {"path": str(path), "nan_fraction": float(frac), "nan_values": nan, "values": total,
+                               "worst_features": [f"{k}: {v}" for k, v in top]}
+    ok = frac <= float(max_nan_fraction)
+    rel = "<=" if ok else ">"
+    return CheckOutcome(ok, f"NaN fraction {frac:.3g} {rel} {max_nan_fraction:g} over {total} values of clean realizations", meta)

@@ -10,7 +10,11 @@ Stages (data flows one way: config → stages → files):
    the global set's quality metrics;
 2. :func:`specs_stage` → ``list[OperatorSpec]``: mapped knob values, IC choice, seeds;
 3. :func:`rollout_stage` → a partition HDF5 file (atomic) + :class:`RolloutSummary`;
-4. :func:`index_stage` → the whole-dataset index file over every partition file present.
+4. :func:`features_stage` → the partition's SDF feature file (atomic) + :class:`FeatureSummary`;
+   :func:`stale_feature_partitions` lists partitions whose features are missing or were
+   extracted under another features config (what re-extraction re-runs);
+5. :func:`index_stage` → the whole-dataset index file over every partition file present,
+   with the features as virtual datasets when all partitions have current ones.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ from spinlock_core.ics import generate_ics
 from spinlock_core.operators import KNOBS, OperatorSpec
 from spinlock_core.rollout import resolve_device, run_rollouts, time_axis
 from spinlock_core.sampling import map_unit, sampling_metrics, sobol_points
+from spinlock_core.features import (
+    FeatureSummary,
+    extract_partition,
+    features_config_hash,
+    features_path_for,
+    load_features_config,
+    write_feature_views,
+)
 from spinlock_core.storage import PartitionWriter, build_index
 
 __all__ = [
@@ -49,6 +61,13 @@ __all__ = [
     "specs_stage",
     "rollout_stage",
     "index_stage",
+    "index_dataset",
+    "FeatureSummary",
+    "features_config",
+    "features_file",
+    "features_stage",
+    "stored_features_hash",
+    "stale_feature_partitions",
     "library_versions",
 ]
 
@@ -339,8 +358,82 @@ def rollout_stage(
 
 
 def index_stage(cfg: ExperimentConfig) -> Path:
-    """Stage 4: (re)build the whole-dataset index over every partition file present."""
-    files = list_partition_files(cfg.dataset.output_dir)
+    """Stage 5: (re)build the whole-dataset index over every partition file present.
+
+    Feature files (stage 4) are added as virtual datasets when every partition has one and all
+    were extracted with the current features config; otherwise the index says why in its
+    ``features_note`` attribute.
+    """
+    return index_dataset(cfg.dataset.output_dir)
+
+
+def index_dataset(output_dir: str | Path) -> Path:
+    """(Re)build ``<output_dir>/index.h5`` over the partition files (and current features) there."""
+    files = list_partition_files(output_dir)
     if not files:
-        raise ValueError(f"no partition files under {cfg.dataset.output_dir}/partitions: materialize rollouts first")
-    return build_index(files, index_path(cfg))
+        raise ValueError(f"no partition files under {output_dir}/partitions: materialize rollouts first")
+    feature_files = [features_path_for(p) for p in files]
+
+    def add_features(f: h5py.File, grid: np.ndarray, sample: np.ndarray) -> None:
+        present = [p for p in feature_files if p.is_file()]
+        if len(present) != len(files):
+            f.attrs["features_note"] = f"{len(files) - len(present)} of {len(files)} partitions have no features yet"
+            return
+        problems = write_feature_views(f, present, grid, sample)
+        if problems:
+            f.attrs["features_note"] = "; ".join(problems)
+
+    return build_index(files, Path(output_dir) / "index.h5", extra=add_features)
+
+
+def features_config(cfg: ExperimentConfig):
+    """The experiment's validated features config (``features.config`` YAML, or defaults)."""
+    return load_features_config(cfg.features.config)
+
+
+def features_file(cfg: ExperimentConfig, batch: int, grid_size: int) -> Path:
+    """Where the features of partition (batch, grid size) are stored."""
+    return features_path_for(partition_path(cfg, batch, grid_size))
+
+
+def features_stage(
+    cfg: ExperimentConfig,
+    batch: int,
+    grid_size: int,
+    *,
+    features_cfg=None,
+    partition_key: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> FeatureSummary:
+    """Stage 4: extract the SDF features of partition (batch, grid size) into its feature file."""
+    src = partition_path(cfg, batch, grid_size)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: no rollouts for partition {batch_key(batch)}|{grid_size}; materialize rollouts_hdf5 first")
+    fcfg = features_cfg if features_cfg is not None else features_config(cfg)
+    attrs = {"batch": batch, "partition_key": partition_key or f"{batch_key(batch)}|{grid_size}"}
+    return extract_partition(src, fcfg, progress=progress, attrs=attrs)
+
+
+def stored_features_hash(path: Path) -> str | None:
+    """The features config hash a feature file was extracted with (None: no readable file)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return str(f["features/sdf"].attrs["config_hash"])
+    except (OSError, KeyError):
+        return None
+
+
+def stale_feature_partitions(cfg: ExperimentConfig, features_cfg=None) -> list[tuple[int, int, str | None]]:
+    """Partitions with rollouts whose features are missing or from another features config.
+
+    Returns ``(batch, grid size, stored hash or None)`` for each, in partition order.
+    """
+    current = features_config_hash(features_cfg if features_cfg is not None else features_config(cfg))
+    out = []
+    for p in list_partition_files(cfg.dataset.output_dir):
+        grid = int(p.parent.name.split("_")[1])
+        batch = int(p.stem.split("_")[1])
+        stored = stored_features_hash(features_path_for(p))
+        if stored != current:
+            out.append((batch, grid, stored))
+    return out

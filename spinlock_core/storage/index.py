@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -133,8 +133,16 @@ def _common_attrs(parts: list[_Part]) -> dict[str, Any]:
     return out
 
 
-def build_index(partition_paths: Sequence[Path], out_path: Path) -> Path:
+def build_index(
+    partition_paths: Sequence[Path],
+    out_path: Path,
+    extra: Callable[[h5py.File, np.ndarray, np.ndarray], None] | None = None,
+) -> Path:
     """Write the whole-dataset index over ``partition_paths`` to ``out_path`` (atomic); see module doc.
+
+    ``extra(f, grid, sample)``, when given, adds more to the open index file before it is
+    committed (``grid``/``sample``: the index rows in order); the features layer uses it to add
+    virtual feature datasets.
 
     Raises:
         ValueError: no partitions, or partitions disagree on M, Ts/time, C, parameter names or
@@ -167,6 +175,8 @@ def build_index(partition_paths: Sequence[Path], out_path: Path) -> Path:
         with h5py.File(tmp, "w") as f:
             scales = _write_views(f, parts, part_id, local_row, grid, sample, m, ts, c, grids)
             _copy_small(f, parts, part_id, local_row, scales)
+            if extra is not None:
+                extra(f, grid, sample)
             meta = f[S.GROUP_METADATA]
             for key in ("config", "sampling_metrics"):
                 vals = [p.meta_attrs.get(key, "") for p in parts]

@@ -1,0 +1,112 @@
+"""Per-sample summary rows: every feature reduced to numbers per sample, in a recorded order.
+
+For each enabled feature (registry order):
+
+1. per-timestep features are reduced over the stored frames by each ``aggregation.temporal``
+   reduction (``mean``, ``std`` (population), ``min``, ``max``: NaN-aware over frames;
+   ``initial`` = frame 0, ``final`` = last frame);
+2. a channel axis is averaged (NaN-aware), or kept with ``aggregation.per_channel`` (one
+   column per channel, suffix ``_c<k>``);
+3. everything but operator features is reduced over the M realizations by each
+   ``aggregation.realization`` reduction (NaN-aware: a diverged realization's NaN features are
+   skipped; ``std`` is the population std, ``cv = std / (|mean| + 1e-12)``).
+
+Column names: ``<feature>[_c<k>][__t<temporal>]__r<realization>`` (per-trajectory features
+have no ``__t`` part; operator features keep their bare name). Loop order: feature, channel,
+temporal reduction, realization reduction.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Mapping
+
+import numpy as np
+from pydantic import BaseModel
+
+from spinlock_core.features.extract import FeatureBlock
+
+__all__ = ["summarize", "summary_names"]
+
+_CV_EPS = 1e-12
+
+
+def _reduce(v: np.ndarray, how: str, axis: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        if how == "mean":
+            return np.nanmean(v, axis=axis)
+        if how == "std":
+            return np.nanstd(v, axis=axis)
+        if how == "min":
+            return np.nanmin(v, axis=axis)
+        if how == "max":
+            return np.nanmax(v, axis=axis)
+        if how == "cv":
+            return np.nanstd(v, axis=axis) / (np.abs(np.nanmean(v, axis=axis)) + _CV_EPS)
+        if how == "initial":
+            return np.take(v, 0, axis=axis)
+        if how == "final":
+            return np.take(v, -1, axis=axis)
+    raise ValueError(f"unknown reduction {how!r}")
+
+
+def _channel_views(v: np.ndarray, has_channel: bool, per_channel: bool) -> list[tuple[str, np.ndarray]]:
+    """``[(suffix, values)]``: the channel axis (last) split per channel or averaged away."""
+    if not has_channel:
+        return [("", v)]
+    if per_channel:
+        return [(f"_c{k}", v[..., k]) for k in range(v.shape[-1])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        return [("", np.nanmean(v, axis=-1))]
+
+
+def summarize(blocks: Mapping[str, FeatureBlock], agg: BaseModel) -> tuple[list[str], np.ndarray]:
+    """``(names, values [b, F_summary] float32)`` of ``blocks`` under an ``AggregationConfig``."""
+    names: list[str] = []
+    cols: list[np.ndarray] = []
+    for blk in blocks.values():
+        g = blk.granularity
+        for j, feat in enumerate(blk.names):
+            v = blk.values[..., j]  # [b, M, (Ts), (C)] or [b]
+            if g == "operator":
+                names.append(feat)
+                cols.append(v)
+                continue
+            if g in ("timestep_channel", "timestep"):
+                has_c = g == "timestep_channel"
+                # [b, M, Ts, (C)] -> channel last after the time reduction
+                per_t = [(f"__t{t}", _reduce(v, t, axis=2)) for t in agg.temporal]
+            else:
+                has_c = g == "trajectory_channel"
+                per_t = [("", v)]
+            # loop order: channel, temporal reduction, realization reduction
+            views = [_channel_views(tv, has_c, agg.per_channel) for _, tv in per_t]
+            for k in range(len(views[0])):
+                for (tname, _), view in zip(per_t, views):
+                    cname, cv = view[k]
+                    for r in agg.realization:
+                        names.append(f"{feat}{cname}{tname}__r{r}")
+                        cols.append(_reduce(cv, r, axis=1))
+    b = next(iter(blocks.values())).values.shape[0] if blocks else 0
+    values = np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((b, 0), np.float32)
+    return names, values
+
+
+def summary_names(blocks_or_registry, agg: BaseModel, num_channels: int) -> list[str]:
+    """The summary column names for a registry (no data needed): same order as :func:`summarize`."""
+    names: list[str] = []
+    for s in blocks_or_registry:
+        g = s.granularity
+        if g == "operator":
+            names.append(s.name)
+            continue
+        has_c = g in ("timestep_channel", "trajectory_channel")
+        chans = [f"_c{k}" for k in range(num_channels)] if (has_c and agg.per_channel) else [""]
+        temps = [f"__t{t}" for t in agg.temporal] if g in ("timestep_channel", "timestep") else [""]
+        for c in chans:
+            for t in temps:
+                for r in agg.realization:
+                    names.append(f"{s.name}{c}{t}__r{r}")
+    return names

@@ -1,0 +1,159 @@
+"""The features config: which families and features to extract, with their parameters.
+
+A features YAML has one section per family (see :data:`FAMILY_ORDER`), each with
+``enabled``, ``include`` (opt-in feature names), ``exclude`` (feature names to drop) and the
+family's parameters, plus ``aggregation`` (how per-timestep and per-realization values are
+summarised per sample) and ``extraction`` (device and batching: how, not what). Every key is
+optional; unknown keys, unknown feature names and out-of-range values are rejected with one
+line per problem naming the field and the allowed values::
+
+    spatial:
+      histogram_bins: 32
+      exclude: [spatial_mad]
+    nonlinear:
+      enabled: false
+    aggregation:
+      realization: [mean, std]
+
+:func:`features_config_hash` identifies *what* is extracted (every section but
+``extraction``, plus :data:`FEATURES_VERSION`): the Dagster sensor re-extracts exactly the
+partitions whose stored hash differs from the current one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from spinlock_core.config._errors import describe_validation_error
+from spinlock_core.config.loader import ConfigError, _read, apply_overrides
+from spinlock_core.features.families import FAMILY_REGISTRY, families
+
+__all__ = [
+    "FEATURES_VERSION",
+    "TEMPORAL_AGGREGATES",
+    "REALIZATION_AGGREGATES",
+    "AggregationConfig",
+    "ExtractionConfig",
+    "features_config_model",
+    "load_features_config",
+    "features_config_hash",
+]
+
+#: Version of the extractor's definitions; part of the config hash (a change re-extracts).
+FEATURES_VERSION = "1.0.0"
+
+#: Reductions over the stored frames of per-timestep features (``final`` = last frame).
+TEMPORAL_AGGREGATES: tuple[str, ...] = ("mean", "std", "min", "max", "initial", "final")
+#: Reductions over the M realizations (``cv = std / (|mean| + 1e-12)``), NaN-aware.
+REALIZATION_AGGREGATES: tuple[str, ...] = ("mean", "std", "cv", "min", "max")
+
+_FORBID = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class AggregationConfig(BaseModel):
+    """How each sample's summary row (``/features/sdf/aggregated``) is formed.
+
+    Per-timestep features are reduced over the stored frames (``temporal``), then averaged over
+    channels unless ``per_channel`` (then one column per channel, suffix ``_c<k>``); per-trajectory
+    features are averaged over channels likewise; then everything is reduced over the M
+    realizations (``realization``). Order of columns: registry order, then temporal reduction,
+    then realization reduction (all recorded in the file).
+    """
+
+    model_config = _FORBID
+    temporal: tuple[Literal["mean", "std", "min", "max", "initial", "final"], ...] = Field(
+        ("mean", "std"), min_length=1, description="reductions over frames of per-timestep features")
+    realization: tuple[Literal["mean", "std", "cv", "min", "max"], ...] = Field(
+        ("mean", "std", "cv"), min_length=1, description="reductions over realizations (NaN-aware)")
+    per_channel: bool = Field(False, description="keep channels apart in the summary instead of averaging")
+
+
+class ExtractionConfig(BaseModel):
+    """How features are computed (not part of the config hash: results do not depend on it)."""
+
+    model_config = _FORBID
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    batch_size: int = Field(8, ge=1, le=4096, description="samples read and extracted per step")
+    max_chunk_elements: int = Field(1 << 24, ge=1 << 16, description="field elements per compute chunk (memory bound)")
+
+
+def _check_feature_names(model: BaseModel) -> BaseModel:
+    problems = []
+    for fam in families():
+        fcfg = getattr(model, fam.name)
+        unknown = fam.unknown_names(fcfg)
+        if unknown:
+            allowed = ", ".join(s.name for s in fam.catalogue(fcfg))
+            problems.append(f"{fam.name}: unknown feature name(s) {unknown}; allowed: {allowed}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return model
+
+
+@lru_cache(maxsize=None)
+def _model(names: tuple[str, ...]) -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        "version": (Literal["1"], Field("1", description="features config schema version")),
+        "aggregation": (AggregationConfig, Field(default_factory=AggregationConfig)),
+        "extraction": (ExtractionConfig, Field(default_factory=ExtractionConfig)),
+    }
+    for name in names:
+        cm = FAMILY_REGISTRY[name].config_model
+        fields[name] = (cm, Field(default_factory=cm, description=FAMILY_REGISTRY[name].description))
+    return create_model(
+        "FeaturesConfig",
+        __config__=_FORBID,
+        __validators__={"_names": model_validator(mode="after")(_check_feature_names)},
+        **fields,
+    )
+
+
+def features_config_model() -> type[BaseModel]:
+    """The pydantic model of the features config (one section per registered family)."""
+    return _model(tuple(f.name for f in families()))
+
+
+def load_features_config(
+    source: str | os.PathLike | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> BaseModel:
+    """Read and validate a features config (``None``: every default).
+
+    Args:
+        source: path of a YAML file, a parsed mapping, or None.
+        overrides: dotted keys set before validation, e.g. ``{"spatial.histogram_bins": 32}``.
+
+    Raises:
+        ConfigError: one line per problem (field path, what is wrong, allowed values).
+    """
+    model = features_config_model()
+    if source is None:
+        label, raw = "features config (defaults)", {}
+    else:
+        label, raw = _read(source)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(label, [f"the top level must be a mapping of sections, got a {type(raw).__name__}"])
+    if overrides:
+        problems = apply_overrides(raw, overrides)
+        if problems:
+            raise ConfigError(label, problems)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(label, describe_validation_error(exc, model)) from None
+
+
+def features_config_hash(cfg: BaseModel) -> str:
+    """16 hex digits of SHA-256 over what is extracted: every section but ``extraction``, + version."""
+    payload = {"features_version": FEATURES_VERSION, "config": cfg.model_dump(mode="json", exclude={"extraction"})}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
