@@ -6,6 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "configs" / "experiments" / "default.yaml"
+FEATURES_DEFAULT = ROOT / "configs" / "features" / "default.yaml"
 
 
 def tiny_overrides(out: Path, **extra) -> dict:
@@ -17,6 +18,7 @@ def tiny_overrides(out: Path, **extra) -> dict:
         "simulation.num_timesteps": 3,
         "simulation.device": "cpu",
         "dataset.output_dir": str(out),
+        "features.config": str(FEATURES_DEFAULT),
     }
     o.update(extra)
     return o

@@ -59,7 +59,10 @@ def operator_values_from(src: h5py.File, cfg: BaseModel, device: str) -> tuple[d
         from spinlock_core.rollout import sensitivity as sens
     except ImportError:  # pragma: no cover - defensive
         return {}, "operator sensitivity is not available in this build"
-    return sens.values_for_partition(src, fam_cfg, device)
+    fn = getattr(sens, "values_for_partition", None)
+    if fn is None:
+        return {}, "operator sensitivity is not available in this build"
+    return fn(src, fam_cfg, device)
 
 
 def extract_partition(

@@ -51,7 +51,7 @@ def _run(cfg, path, names, **check_kw):
     return res, evals, done
 
 
-ALL = ("sobol_parameters", "operator_specs", "rollouts_hdf5", "dataset_index")
+ALL = ("sobol_parameters", "operator_specs", "rollouts_hdf5", "sdf_features", "dataset_index")
 ROLLOUTS = ALL[:3]
 
 
@@ -178,7 +178,8 @@ def test_definitions_wire_the_checks_with_their_blocking_flags(tiny_config_file)
     graph = defs.resolve_asset_graph()
     specs = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys}
     assert set(specs) == set(CHECK_NAMES)
-    assert {n for n, s in specs.items() if s.blocking} == {"rollouts_schema", "rollouts_finite"}
+    assert {n for n, s in specs.items() if s.blocking} == {"rollouts_schema", "rollouts_finite", "features_schema", "features_nan"}
+    assert specs["features_nan"].asset_key == dg.AssetKey("sdf_features")
     assert specs["sobol_quality"].asset_key == dg.AssetKey("sobol_parameters")
     assert specs["rollouts_finite"].asset_key == dg.AssetKey("rollouts_hdf5")
 
