@@ -75,23 +75,25 @@ def _read(source: str | os.PathLike | Mapping) -> tuple[str, Any]:
     return label, raw
 
 
-def apply_overrides(raw: dict, overrides: Mapping[str, object]) -> list[str]:
+def apply_overrides(raw: dict, overrides: Mapping[str, object], model: type | None = None) -> list[str]:
     """Set dotted ``overrides`` in ``raw`` (in place); return problems, if any.
 
     ``{"sampling.total_samples": 100}`` sets ``raw["sampling"]["total_samples"]``, creating
     missing intermediate mappings. The first segment must be a top-level section. Under
     ``parameter_space`` a ``rollout``/``evolution`` segment follows whichever of the two the
     config already uses. Values are set as given and validated with the rest of the config.
+    ``model`` is the root model whose sections are allowed (default :class:`ExperimentConfig`).
     """
     problems = []
-    sections = set(ExperimentConfig.model_fields)
+    model = model or ExperimentConfig
+    sections = set(model.model_fields)
     for key, value in overrides.items():
         parts = str(key).split(".")
         if not all(parts):
             problems.append(f"override {key!r}: empty segment in the dotted key")
             continue
         if parts[0] not in sections:
-            problems.append(f"override {key!r}: unknown section {parts[0]!r} (allowed: {allowed_keys(ExperimentConfig)})")
+            problems.append(f"override {key!r}: unknown section {parts[0]!r} (allowed: {allowed_keys(model)})")
             continue
         node = raw
         for i, part in enumerate(parts[:-1]):

@@ -143,7 +143,7 @@ def load_features_config(
         if not isinstance(raw, dict):
             raise ConfigError(label, [f"the top level must be a mapping of sections, got a {type(raw).__name__}"])
     if overrides:
-        problems = apply_overrides(raw, overrides)
+        problems = apply_overrides(raw, overrides, model)
         if problems:
             raise ConfigError(label, problems)
     try:

@@ -1,0 +1,78 @@
+"""`spinlock extract-features` and `spinlock features`."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import pytest
+
+from spinlock_assets.cli import main
+from spinlock_core import pipeline
+from spinlock_core.config import load_config
+from spinlock_core.features import FeatureRegistry, load_features_config
+
+from spinlock_fixtures import DEFAULT, tiny_overrides
+
+
+@pytest.fixture
+def rollouts(tmp_path):
+    cfg = load_config(DEFAULT, tiny_overrides(tmp_path / "data"))
+    for b in range(cfg.sampling.num_batches):
+        sob = pipeline.sobol_stage(cfg, b)
+        specs = pipeline.specs_stage(cfg, sob)
+        for g in cfg.simulation.grid_sizes:
+            pipeline.rollout_stage(cfg, sob, specs, g)
+    return tmp_path / "data"
+
+
+def test_extract_features_writes_every_partition_then_only_stale_ones(rollouts, capsys, tmp_path):
+    assert main(["extract-features", "--dataset", str(rollouts), "--quiet", "--batch-size", "2"]) == 0
+    files = sorted((rollouts / "features").glob("grid_*/batch_*.h5"))
+    assert len(files) == 4 and not list((rollouts / "features").rglob("*.tmp"))
+    with h5py.File(rollouts / "index.h5", "r") as f:
+        assert f["features/sdf/aggregated/features"].shape[0] == 12 and f["features/sdf/aggregated/features"].is_virtual
+    err = capsys.readouterr().err
+    assert "4 of 4 partitions" in err
+    mtimes = [p.stat().st_mtime_ns for p in files]
+    assert main(["extract-features", "--dataset", str(rollouts), "--quiet"]) == 0
+    assert "0 of 4 partitions" in capsys.readouterr().err
+    assert [p.stat().st_mtime_ns for p in files] == mtimes
+    other = tmp_path / "f.yaml"
+    other.write_text("aggregation:\n  realization: [mean, max]\n")
+    assert main(["extract-features", "--dataset", str(rollouts), "--config", str(other), "--quiet", "--verbose"]) == 0
+    out = capsys.readouterr().err
+    assert "4 of 4 partitions" in out and "features," in out
+    with h5py.File(files[0], "r") as f:
+        names = json.loads(f["features/sdf/aggregated/features"].attrs["names"])
+    assert names[0].endswith("__rmean") and names[1].endswith("__rmax")
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--dataset", "/nonexistent/x"], "not a dataset directory"),
+    (["--config", "{cfg}"], "spatial.bogus"),
+    (["--device", "tpu"], "device"),
+    (["--batch-size", "0"], "batch_size"),
+])
+def test_bad_arguments_exit_2_and_write_nothing(rollouts, tmp_path, capsys, args, msg):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("spatial:\n  bogus: 1\n")
+    argv = ["extract-features", "--dataset", str(rollouts), "--quiet"]
+    argv += [a.replace("{cfg}", str(bad)) for a in args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spinlock: error:") and msg in err and "Traceback" not in err
+    assert not (rollouts / "features").exists()
+
+
+def test_features_command_lists_the_registry(capsys):
+    assert main(["features"]) == 0
+    out = capsys.readouterr()
+    n = len(FeatureRegistry.from_config(load_features_config()))
+    assert len(out.out.strip().splitlines()) == n and f"{n} enabled" in out.err
+    assert main(["features", "--format", "json", "--all"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sum(r["enabled"] for r in rows) == n and all(r["description"] for r in rows)
+    assert main(["features", "--format", "markdown"]) == 0
+    md = capsys.readouterr().out
+    assert "### spatial" in md and "`spatial_mean`" in md
