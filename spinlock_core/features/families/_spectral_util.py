@@ -1,0 +1,117 @@
+"""Wavenumber geometry shared by the ``spectral`` and ``cross_channel`` families.
+
+Everything is on the full ``fft2`` plane of an ``[H, W]`` periodic field, flattened to ``H*W``
+modes in ``torch.fft.fft2`` order, with integer wavenumbers in cycles per domain
+(:func:`spinlock_core.features.ops.wavenumber_grid`):
+
+* ``|k| = sqrt(kx^2 + ky^2)``; the Nyquist radius is ``k_N = min(H, W) / 2``;
+* the DC mode ``k = 0`` (the field's mean) is excluded from every shape statistic;
+* integer radial shells: shell ``n`` holds the modes with ``round(|k|) == n``, ``n = 1..floor(k_N)``
+  (modes with ``round(|k|) > k_N``, the corners of the plane, belong to no shell);
+* log-spaced bands: ``S`` bands with edges ``e_i = k_N^(i/S)``, ``i = 0..S`` (so ``e_0 = 1``,
+  ``e_S = k_N``); band ``i`` holds ``e_i <= |k| < e_{i+1}`` (the last band also ``|k| == k_N``);
+  corner modes ``|k| > k_N`` belong to no band. Bands can be empty on small grids with many bands.
+
+Geometry is cached per ``(H, W, S, device)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from spinlock_core.features.ops import wavenumber_grid
+
+__all__ = ["SpectralGeometry", "geometry", "shell_sums", "group_masks"]
+
+#: Tolerance of wavenumber comparisons against band edges (|k| are square roots of integers).
+K_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class SpectralGeometry:
+    """Per-mode wavenumber tables of an ``H x W`` grid (all flattened to ``[H*W]``)."""
+
+    h: int
+    w: int
+    k_nyq: float  #: Nyquist radius min(H, W) / 2
+    kx: torch.Tensor  #: signed kx (float32)
+    ky: torch.Tensor  #: signed ky (float32)
+    kmag: torch.Tensor  #: |k| (float32)
+    nondc: torch.Tensor  #: bool, every mode except k = 0
+    mirror: torch.Tensor  #: long, flat index of -k (the conjugate mode)
+    band: torch.Tensor  #: long in 0..S; S = "no band" (DC, |k| < 1, corners)
+    band_count: tuple[int, ...]  #: modes per band (S entries)
+    band_edges: tuple[float, ...]  #: S + 1 edges in cycles/domain
+    shell: torch.Tensor  #: long in 0..n_shells+1; 0 = DC, n_shells+1 = corner
+    n_shells: int  #: floor(k_N)
+    shell_count: torch.Tensor  #: [n_shells + 2] modes per shell bucket (float32)
+    order: torch.Tensor  #: long, non-DC modes sorted by |k| (stable)
+    kmag_sorted: torch.Tensor  #: |k| of ``order``
+
+
+def _edges(k_nyq: float, num_bands: int) -> tuple[float, ...]:
+    if k_nyq <= 1.0:
+        return tuple(1.0 for _ in range(num_bands + 1))
+    return tuple(math.exp(math.log(k_nyq) * i / num_bands) for i in range(num_bands + 1))
+
+
+@lru_cache(maxsize=32)
+def _geometry(h: int, w: int, num_bands: int, device: str) -> SpectralGeometry:
+    dev = torch.device(device)
+    ky2, kx2 = wavenumber_grid(h, w, device=dev, dtype=torch.float64)
+    kx = kx2.expand(h, w).reshape(-1)
+    ky = ky2.expand(h, w).reshape(-1)
+    kmag = torch.sqrt(kx * kx + ky * ky)
+    nondc = kmag > 0
+    k_nyq = min(h, w) / 2.0
+    # conjugate mode: (-iy mod H, -ix mod W)
+    iy = torch.arange(h, device=dev).view(h, 1).expand(h, w)
+    ix = torch.arange(w, device=dev).view(1, w).expand(h, w)
+    mirror = (((-iy) % h) * w + ((-ix) % w)).reshape(-1)
+    # log-spaced bands
+    edges = _edges(k_nyq, num_bands)
+    e = torch.tensor(edges, device=dev, dtype=torch.float64)
+    band = torch.searchsorted(e, kmag + K_TOL, right=True) - 1
+    band = torch.where((kmag - k_nyq).abs() <= K_TOL, torch.full_like(band, num_bands - 1), band)
+    band = torch.where((band < 0) | (band >= num_bands) | ~nondc, torch.full_like(band, num_bands), band)
+    band_count = tuple(int(v) for v in torch.bincount(band, minlength=num_bands + 1)[:num_bands].tolist())
+    # integer shells
+    n_shells = int(math.floor(k_nyq + K_TOL))
+    shell = torch.round(kmag).long()
+    shell = torch.where(shell > n_shells, torch.full_like(shell, n_shells + 1), shell)
+    shell_count = torch.bincount(shell, minlength=n_shells + 2).to(torch.float32)
+    nd_idx = torch.nonzero(nondc).squeeze(1)
+    srt = torch.sort(kmag[nd_idx], stable=True)
+    order = nd_idx[srt.indices]
+    f32 = torch.float32
+    return SpectralGeometry(
+        h=h, w=w, k_nyq=k_nyq, kx=kx.to(f32), ky=ky.to(f32), kmag=kmag.to(f32), nondc=nondc,
+        mirror=mirror, band=band, band_count=band_count, band_edges=edges, shell=shell,
+        n_shells=n_shells, shell_count=shell_count, order=order, kmag_sorted=srt.values.to(f32),
+    )
+
+
+def geometry(h: int, w: int, num_bands: int, device: torch.device | str) -> SpectralGeometry:
+    """Cached :class:`SpectralGeometry` of an ``h x w`` grid with ``num_bands`` log bands."""
+    return _geometry(int(h), int(w), int(num_bands), str(torch.device(device)))
+
+
+def shell_sums(v: torch.Tensor, geo: SpectralGeometry) -> torch.Tensor:
+    """Sums of ``v [B, H*W]`` per integer shell ``n = 1..n_shells``: ``[B, n_shells]``."""
+    out = torch.zeros(v.shape[0], geo.n_shells + 2, device=v.device, dtype=v.dtype)
+    out.scatter_add_(1, geo.shell.expand(v.shape[0], -1), v)
+    return out[:, 1 : geo.n_shells + 1]
+
+
+def group_masks(n_shells: int, k_nyq: float, low: float, high: float, device) -> list[torch.Tensor]:
+    """Boolean masks over shells ``1..n_shells`` of the low/mid/high groups.
+
+    low: ``n < low * k_N``; mid: ``low * k_N <= n < high * k_N``; high: ``n >= high * k_N``.
+    """
+    n = torch.arange(1, n_shells + 1, device=device, dtype=torch.float64)
+    c1, c2 = low * k_nyq, high * k_nyq
+    return [n < c1, (n >= c1) & (n < c2), n >= c2]
