@@ -110,6 +110,7 @@ def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefin
                 "seconds": dg.MetadataValue.float(s.seconds),
                 "samples_per_s": dg.MetadataValue.float(s.samples_per_s),
                 "trajectories_per_s": dg.MetadataValue.float(s.trajectories_per_s),
+                "sensitivity_seconds": dg.MetadataValue.float(s.sensitivity_seconds),
                 "diverged_realizations": dg.MetadataValue.int(s.diverged_realizations),
                 "diverged_operators": dg.MetadataValue.int(s.diverged_operators),
                 "discrepancy": dg.MetadataValue.float(

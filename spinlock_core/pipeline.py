@@ -214,6 +214,7 @@ class RolloutSummary:
     device: str
     conv_mode: str
     precision: str
+    sensitivity_seconds: float = 0.0  # measuring operator sensitivity (part of rollout_seconds)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -233,10 +234,18 @@ def rollout_stage(
     """Stage 3: roll out the batch's operators at ``grid_size`` and write the partition file.
 
     The file is written to a temporary name and renamed when complete. Compression runs in
-    writer threads while the next chunk of operators computes.
+    writer threads while the next chunk of operators computes. When the features config
+    (``cfg.features.config``) enables ``operator_sensitivity``, every operator is measured
+    before it steps and the values are stored in ``/operator_sensitivity/values``.
     """
+    from spinlock_core.features.config import load_features_config
+    from spinlock_core.rollout.sensitivity import sensitivity_feature_names, sensitivity_params_hash, sensitivity_params_json
+
     t0 = time.perf_counter()
     sim = cfg.simulation
+    sens_cfg = load_features_config(cfg.features.config).operator_sensitivity
+    sens_names = sensitivity_feature_names(sens_cfg, sim.num_channels)
+    sens_cfg = sens_cfg if sens_names else None
     dev = resolve_device(device or sim.device)
     m, steps = sim.num_realizations, sim.num_timesteps
     store = cfg.dataset.storage.store_trajectories
@@ -274,6 +283,9 @@ def rollout_stage(
         shuffle=st.shuffle,
         compression_threads=st.compression_threads,
         root_attrs=root_attrs,
+        sensitivity_names=sens_names or None,
+        sensitivity_params=sensitivity_params_json(sens_cfg) if sens_cfg is not None else None,
+        sensitivity_params_hash=sensitivity_params_hash(sens_cfg) if sens_cfg is not None else None,
     ) as writer:
         writer.write_inputs(slice(0, len(specs)), ics.cpu().numpy())
         results: queue.Queue = queue.Queue(maxsize=2)
@@ -285,6 +297,8 @@ def rollout_stage(
                     for j, row in enumerate(res.rows.tolist()):
                         writer.write_trajectories(slice(row, row + 1), res.trajectories[j : j + 1])
                         diverged[row] = res.diverged_step[j]
+                        if res.sensitivity is not None:
+                            writer.write_sensitivity(slice(row, row + 1), res.sensitivity[j : j + 1])
                     if progress is not None:
                         progress(len(res.rows))
                 except BaseException as exc:  # surfaced in the main thread below
@@ -305,6 +319,7 @@ def rollout_stage(
                 operators_per_chunk=sim.operators_per_chunk,
                 conv_mode=conv_mode,
                 deterministic=sim.deterministic,
+                sensitivity=sens_cfg,
                 on_chunk=results.put,
             )
         finally:
@@ -354,6 +369,7 @@ def rollout_stage(
         device=str(dev),
         conv_mode=stats.conv_mode,
         precision=sim.precision,
+        sensitivity_seconds=float(stats.sensitivity_seconds),
     )
 
 

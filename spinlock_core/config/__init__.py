@@ -24,6 +24,7 @@ from spinlock_core.config.models import (
     StorageConfig,
 )
 from spinlock_core.config.parameter_space import ParameterSpace
+from spinlock_core.config.render import RendersConfig
 from spinlock_core.config.params import ChoiceParam, ContinuousParam, IntegerParam, ParamSpec
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "InputGenerationConfig",
     "DatasetConfig",
     "StorageConfig",
+    "RendersConfig",
     "IntegerParam",
     "ContinuousParam",
     "ChoiceParam",

@@ -11,6 +11,7 @@ key                 model                       what it sets
 ``sampling``        :class:`SamplingConfig`     sample count, batching, Sobol (required)
 ``simulation``      :class:`SimulationConfig`   grids, channels, realizations, steps, ICs
 ``dataset``         :class:`DatasetConfig`      output directory and HDF5 storage options
+``renders``         :class:`RendersConfig`      preview videos of each partition (``renders`` asset)
 ==================  ==========================  =============================================
 
 Load configs with :func:`spinlock_core.config.load_config`, which turns every validation
@@ -33,6 +34,7 @@ from spinlock_core.config._yaml import dump_yaml
 from spinlock_core.config.input_generation import InputGenerationConfig
 from spinlock_core.config.parameter_space import ParameterSpace
 from spinlock_core.config.params import ChoiceParam, ContinuousParam, IntegerParam
+from spinlock_core.config.render import RendersConfig
 
 __all__ = [
     "SUPPORTED_VERSIONS",
@@ -205,6 +207,20 @@ class DatasetConfig(BaseModel):
     storage: StorageConfig = Field(default_factory=StorageConfig)
 
 
+class FeaturesSection(BaseModel):
+    """Where the features config is (see :mod:`spinlock_core.features.config`).
+
+    ``config`` is a YAML path, relative to the current working directory like
+    ``dataset.output_dir``; ``None`` extracts every default feature. Only the path is part of
+    the experiment's hash: the features config has its own hash, so editing it re-extracts
+    features without touching rollouts.
+    """
+
+    model_config = _FORBID
+    config: str | None = Field(None, min_length=1, description="features YAML path (None = defaults)")
+    extract: bool = Field(True, description="materialize sdf_features in `spinlock generate`")
+
+
 class ExperimentConfig(BaseModel):
     """A whole experiment: what to sample, simulate and store."""
 
@@ -215,6 +231,8 @@ class ExperimentConfig(BaseModel):
     sampling: SamplingConfig
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    features: FeaturesSection = Field(default_factory=FeaturesSection)
+    renders: RendersConfig = Field(default_factory=RendersConfig)
 
     @field_validator("version", mode="before")
     @classmethod

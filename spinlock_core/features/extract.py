@@ -100,7 +100,7 @@ class FeatureExtractor:
             gran = specs[0].granularity
             t0 = time.perf_counter()
             if gran == "operator":
-                block = self._operator_block(category, specs, b, operator_values or {}, operator_missing_reason)
+                block = self._operator_block(category, specs, b, c, ts, operator_values or {}, operator_missing_reason)
             else:
                 block = self._family_block(category, gran, specs, x, b, m, ts, c)
             self.seconds_by_family[category] = self.seconds_by_family.get(category, 0.0) + time.perf_counter() - t0
@@ -140,12 +140,15 @@ class FeatureExtractor:
         shape = block_shape(gran, b, m, ts, c, len(names))
         return FeatureBlock(category, gran, names, result.reshape(shape).cpu().numpy(), masked)
 
-    def _operator_block(self, category, specs, b, values, reason) -> FeatureBlock:
+    def _operator_block(self, category, specs, b, c, ts, values, reason) -> FeatureBlock:
         names = [s.name for s in specs]
         arr = np.full((b, len(names)), np.nan, dtype=np.float32)
         masked: dict[str, str] = {}
-        for j, n in enumerate(names):
-            if n in values:
+        for j, (spec, n) in enumerate(zip(specs, names)):
+            why = spec.mask_reason(c, spec.min_frames)  # measured on the live operator: frames do not matter
+            if why is not None:
+                masked[n] = why
+            elif n in values:
                 v = np.asarray(values[n], dtype=np.float32).reshape(-1)
                 if v.size != b:
                     raise ValueError(f"operator feature {n!r}: {v.size} values for {b} samples")

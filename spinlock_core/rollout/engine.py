@@ -18,13 +18,21 @@ Execution: operators are grouped into buckets of identical layer structure
 :class:`~spinlock_core.operators.bank.OperatorBank`: one pass per layer for all its
 operators and realizations. Finished chunks are handed to ``on_chunk`` (e.g. a writer thread)
 while the next chunk computes.
+
+Operator sensitivity (``sensitivity=params``, the ``operator_sensitivity`` family's config):
+each chunk's bank is measured before it steps (:func:`~spinlock_core.rollout.sensitivity.measure_sensitivity`,
+realization 0's step-1 draws held fixed, at most M perturbed inputs per forward pass) and the
+values travel in :attr:`ChunkResult.sensitivity`. The measurement runs in float32 with TF32 off
+(a 16-bit rollout is measured on a float32 copy of the same weights) and never touches the
+rollout's state or random streams, so trajectories are bit-identical with and without it; the
+step-1 draws are drawn once and shared by the measurement and the first step.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -60,6 +68,7 @@ class ChunkResult:
     rows: np.ndarray  # [g] positions of the operators in the input list
     trajectories: np.ndarray  # [g, M, Ts, C, H, W] float32
     diverged_step: np.ndarray  # [g, M] int32, -1 = never
+    sensitivity: np.ndarray | None = None  # [g, F] float32 operator-sensitivity values (None: not measured)
 
 
 @dataclass
@@ -76,6 +85,7 @@ class RolloutStats:
     diverged_operators: int = 0
     build_seconds: float = 0.0  # constructing banks (weights drawn on the device)
     host_seconds: float = 0.0  # device→host transfer wait and trajectory layout on the host
+    sensitivity_seconds: float = 0.0  # operator-sensitivity measurement (incl. step 1's draws, reused by the rollout)
     bucket_sizes: list[int] = field(default_factory=list)
 
 
@@ -128,6 +138,7 @@ def run_rollouts(
     width_quantum: int | None = None,
     max_chunk_bytes: int = 1 << 30,
     deterministic: bool = True,
+    sensitivity: Any = None,
     on_chunk: Callable[[ChunkResult], None],
 ) -> RolloutStats:
     """Roll out every operator from its initial condition for M realizations and T steps.
@@ -146,6 +157,10 @@ def run_rollouts(
         width_quantum: base widths are padded to a multiple of it (default 4 on CPU, 16 on CUDA).
         max_chunk_bytes: bound on a chunk's host trajectory buffer.
         deterministic: deterministic cuDNN algorithms on CUDA (bit-identical reruns).
+        sensitivity: None, or the ``operator_sensitivity`` family config
+            (:class:`~spinlock_core.features.families.operator_sensitivity.OperatorSensitivityConfig`):
+            measure every operator before it steps (see the module docstring); the values
+            arrive as :attr:`ChunkResult.sensitivity`. Trajectories do not depend on it.
         on_chunk: called with each finished :class:`ChunkResult` (in bucket order).
 
     Returns:
@@ -172,6 +187,8 @@ def run_rollouts(
         specs, quantum, operators_per_chunk, m * ts * c * h * w * 4, max_chunk_bytes, act_bytes, activation_budget(dev)
     )
     ics_dev = ics.to(device=dev, dtype=torch.float32)
+    if sensitivity is not None and not getattr(sensitivity, "enabled", True):
+        sensitivity = None
     buffers: dict[str, torch.Tensor] = {}  # one (pinned on CUDA) host buffer, reused across chunks
     with torch.inference_mode(), torch.backends.cudnn.flags(
         enabled=True,
@@ -182,7 +199,7 @@ def run_rollouts(
         for key, members in plan:
             result = _run_chunk(
                 [specs[p] for p in members], ics_dev[members], key.width, m, num_steps, dev, dtype, mode,
-                float(divergence_threshold), store_trajectories, ts, buffers, stats,
+                float(divergence_threshold), store_trajectories, ts, buffers, stats, sensitivity,
             )
             result.rows = np.asarray(members, dtype=np.int64)
             stats.chunks += 1
@@ -200,7 +217,26 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, store, ts, buffers, stats) -> ChunkResult:
+def _measure(specs, ics, bank, seeds, width, m, num_steps, dev, dtype, mode, params, stats):
+    """Sensitivity of the chunk's operators; returns (values [g, F] numpy, step-1 draws of ``bank`` or None)."""
+    from spinlock_core.rollout.sensitivity import measure_sensitivity
+
+    t0 = time.perf_counter()
+    _, _, h, w = ics.shape
+    if dtype == torch.float32:
+        draws1 = bank.draw(1, seeds, h, w)
+        vals = measure_sensitivity(bank, ics, draws1, params, eval_batch=m)
+    else:  # 16-bit rollout: measure a float32 copy (same weights, realization 0's draws)
+        draws1 = None
+        twin = OperatorBank(specs, width, num_realizations=1, num_steps=num_steps, device=dev, dtype=torch.float32, conv_mode=mode)
+        vals = measure_sensitivity(twin, ics, twin.draw(1, [[s[0]] for s in seeds], h, w), params, eval_batch=m)
+        del twin
+    out = vals.cpu().numpy().astype(np.float32)
+    stats.sensitivity_seconds += time.perf_counter() - t0
+    return out, draws1
+
+
+def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, store, ts, buffers, stats, sensitivity=None) -> ChunkResult:
     g = len(specs)
     _, c, h, w = ics.shape
     t0 = time.perf_counter()
@@ -217,6 +253,9 @@ def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, sto
     frames = buffers["flat"][:numel].view(shape)
     _sync(dev)
     stats.build_seconds += time.perf_counter() - t0
+    sens, draws1 = None, None
+    if sensitivity is not None:
+        sens, draws1 = _measure(specs, ics, bank, seeds, width, m, num_steps, dev, dtype, mode, sensitivity, stats)
     x = ics.reshape(1, g * c, h, w)
     f = 0
     if store:
@@ -224,7 +263,7 @@ def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, sto
         f = 1
     div = torch.full((m, g), -1, dtype=torch.int32, device=dev)
     for t in range(1, num_steps + 1):
-        draws = bank.draw(t, seeds, h, w)
+        draws = draws1 if t == 1 and draws1 is not None else bank.draw(t, seeds, h, w)
         out = bank.forward(x, draws, t)
         x = a * x + cc * out  # [M, G·C, H, W]
         xv = x.view(m, g, c * h * w)
@@ -244,4 +283,4 @@ def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, sto
     for gi, mi in zip(*np.nonzero(div_np >= 0)):
         traj[gi, mi, step_of_frame >= div_np[gi, mi]] = np.nan
     stats.host_seconds += time.perf_counter() - t1
-    return ChunkResult(rows=np.empty(0, dtype=np.int64), trajectories=traj, diverged_step=div_np.astype(np.int32))
+    return ChunkResult(rows=np.empty(0, dtype=np.int64), trajectories=traj, diverged_step=div_np.astype(np.int32), sensitivity=sens)

@@ -15,7 +15,8 @@ renders the tables used in ``docs/schema.md``.
 
 Conventions:
 
-* dims are named with :data:`DIMS` (``sample, realization, time, channel, y, x, param``);
+* dims are named with :data:`DIMS` (``sample, realization, time, channel, y, x, param``, and
+  ``sensitivity_feature`` for the optional operator-sensitivity table);
   the coordinate variables (HDF5 dimension scales) live at the file root so that
   ``xarray.open_dataset(path, engine="h5netcdf")`` shows named dims;
 * every data variable in a group also has a root-level *alias*: a second hard link to the same
@@ -23,7 +24,9 @@ Conventions:
 * ``time`` holds step numbers: ``[0, 1, ..., T]`` (frame 0 = the initial condition) when
   trajectories are stored, ``[T]`` (final state only) otherwise;
 * ``diverged_step`` is in the same step units as ``time`` (``-1`` = never diverged);
-* strings are variable-length UTF-8; JSON documents are stored as strings.
+* strings are variable-length UTF-8; JSON documents are stored as strings;
+* ``optional`` datasets and coordinates (:attr:`DatasetSpec.optional`) may be absent; when
+  present they follow the schema. :func:`datasets_for` lists the required ones only.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "DIM_Y",
     "DIM_X",
     "DIM_PARAM",
+    "DIM_SENSITIVITY_FEATURE",
     "KIND_PARTITION",
     "KIND_INDEX",
     "INDEX_FILENAME",
@@ -49,10 +53,13 @@ __all__ = [
     "GROUP_PARAMETERS",
     "GROUP_METADATA",
     "GROUP_GRIDS",
+    "GROUP_OPERATOR_SENSITIVITY",
     "OUTPUTS_FIELDS",
     "INPUTS_FIELDS",
     "PARAMS",
     "PARAM_VALUES",
+    "OPERATOR_SENSITIVITY",
+    "SENSITIVITY_ATTRS",
     "META",
     "STRING_METADATA",
     "JSON_METADATA",
@@ -77,7 +84,8 @@ DIM_CHANNEL = "channel"
 DIM_Y = "y"
 DIM_X = "x"
 DIM_PARAM = "param"
-DIMS: tuple[str, ...] = (DIM_SAMPLE, DIM_REALIZATION, DIM_TIME, DIM_CHANNEL, DIM_Y, DIM_X, DIM_PARAM)
+DIM_SENSITIVITY_FEATURE = "sensitivity_feature"
+DIMS: tuple[str, ...] = (DIM_SAMPLE, DIM_REALIZATION, DIM_TIME, DIM_CHANNEL, DIM_Y, DIM_X, DIM_PARAM, DIM_SENSITIVITY_FEATURE)
 
 KIND_PARTITION = "partition"
 KIND_INDEX = "index"
@@ -89,11 +97,16 @@ GROUP_INPUTS = "inputs"
 GROUP_PARAMETERS = "parameters"
 GROUP_METADATA = "metadata"
 GROUP_GRIDS = "grids"  # index only: /grids/<g>/... unpadded per-grid views
+GROUP_OPERATOR_SENSITIVITY = "operator_sensitivity"  # optional, partition only
 
 OUTPUTS_FIELDS = "outputs/fields"
 INPUTS_FIELDS = "inputs/fields"
 PARAMS = "parameters/params"
 PARAM_VALUES = "parameters/values"
+OPERATOR_SENSITIVITY = "operator_sensitivity/values"
+#: Attributes of :data:`OPERATOR_SENSITIVITY`: column names (JSON list, = the coordinate),
+#: the family config it was measured with (JSON) and that config's hash.
+SENSITIVITY_ATTRS: tuple[str, ...] = ("names", "params", "params_hash")
 
 
 class META:
@@ -135,7 +148,8 @@ class DatasetSpec:
     ``dims`` name every axis; the same dim name has the same length in every dataset of a file
     (``y``/``x``: the grid size ``g`` in a partition, the padded ``G`` in the index).
     ``alias`` is the root-level hard link to the same object (for xarray), ``None`` if none.
-    ``kinds`` says in which file kinds the dataset is required.
+    ``kinds`` says in which file kinds the dataset is required (with ``optional``: in which
+    kinds it may appear; absent is valid, present must follow the spec).
     """
 
     path: str
@@ -146,16 +160,21 @@ class DatasetSpec:
     kinds: tuple[str, ...] = _BOTH
     units: str | None = None
     attrs: tuple[str, ...] = ()
+    optional: bool = False
 
 
 @dataclass(frozen=True)
 class CoordinateSpec:
-    """A root-level coordinate variable (HDF5 dimension scale named after its dim)."""
+    """A root-level coordinate variable (HDF5 dimension scale named after its dim).
+
+    ``optional``: present only together with the optional dataset that uses its dim.
+    """
 
     name: str
     dtype: str
     description: str
     units: str | None = None
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,6 +244,21 @@ DATASETS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(META.SOURCE_FILE, (DIM_SAMPLE,), "str", "Partition file holding the row, relative to the index file's directory.", alias="source_file", kinds=(KIND_INDEX,)),
     DatasetSpec(META.SOURCE_ROW, (DIM_SAMPLE,), "int64", "Row of the sample inside its partition file.", alias="source_row", kinds=(KIND_INDEX,)),
+    DatasetSpec(
+        OPERATOR_SENSITIVITY,
+        (DIM_SAMPLE, DIM_SENSITIVITY_FEATURE),
+        "float32",
+        "Optional. Operator-sensitivity features of each operator (Lipschitz estimates, gain curve, "
+        "linearity), measured on the live operator during the rollout with realization 0's step-1 noise "
+        "held fixed; columns = the sensitivity_feature coordinate. Attributes: names (JSON list), params "
+        "(JSON of the operator_sensitivity family config), params_hash. NaN only where an evaluation "
+        "was non-finite.",
+        alias="sensitivity",
+        kinds=(KIND_PARTITION,),
+        units="1",
+        attrs=SENSITIVITY_ATTRS,
+        optional=True,
+    ),
 )
 
 COORDINATES: tuple[CoordinateSpec, ...] = (
@@ -235,6 +269,11 @@ COORDINATES: tuple[CoordinateSpec, ...] = (
     CoordinateSpec(DIM_Y, "float64", "Partition and /grids/<g>: pixel centre (i + 0.5) / g in domain units (unit square). Index root: padded pixel index 0..G-1.", units="1 (index root: pixel)"),
     CoordinateSpec(DIM_X, "float64", "Same as y, along the other axis.", units="1 (index root: pixel)"),
     CoordinateSpec(DIM_PARAM, "str", "Parameter names, in declaration order."),
+    CoordinateSpec(
+        DIM_SENSITIVITY_FEATURE, "str",
+        "Optional (only with /operator_sensitivity/values): operator-sensitivity feature names, in column order.",
+        optional=True,
+    ),
 )
 
 ROOT_ATTRS: tuple[AttrSpec, ...] = (
@@ -257,11 +296,14 @@ METADATA_ATTRS: tuple[AttrSpec, ...] = (
 )
 
 
-def datasets_for(kind: str) -> tuple[DatasetSpec, ...]:
-    """The datasets required in a file of ``kind`` ("partition" or "index")."""
+def datasets_for(kind: str, *, optional: bool = False) -> tuple[DatasetSpec, ...]:
+    """The datasets required in a file of ``kind`` ("partition" or "index").
+
+    ``optional=True``: the optional datasets that may appear in such a file instead.
+    """
     if kind not in _BOTH:
         raise ValueError(f"kind must be one of {_BOTH}, got {kind!r}")
-    return tuple(d for d in DATASETS if kind in d.kinds)
+    return tuple(d for d in DATASETS if kind in d.kinds and d.optional == optional)
 
 
 def alias_of(path: str) -> str | None:
@@ -281,7 +323,7 @@ def schema_markdown() -> str:
     for d in DATASETS:
         lines.append(
             f"| `/{d.path}` | {'`/' + d.alias + '`' if d.alias else ''} | ({', '.join(d.dims)}) | "
-            f"{d.dtype} | {', '.join(d.kinds)} | {d.description} |"
+            f"{d.dtype} | {', '.join(d.kinds)}{' (optional)' if d.optional else ''} | {d.description} |"
         )
     lines += ["", "| coordinate (root) | dtype | units | description |", "|---|---|---|---|"]
     for c in COORDINATES:

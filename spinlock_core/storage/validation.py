@@ -15,7 +15,11 @@ datasets that exist, not invented names) and reports every problem at once:
 * parameters finite and in [0, 1];
 * data: initial conditions finite; trajectory frames finite except frames at or after their
   realization's ``diverged_step`` (read one trajectory chunk at a time: bounded memory);
-* index: every virtual source file exists (HDF5 would silently read fill values otherwise).
+* index: every virtual source file exists (HDF5 would silently read fill values otherwise);
+* optional datasets (``/operator_sensitivity/values``): absent is fine; present ones must have
+  the schema dtype, dims (and their coordinate), alias and attributes (``names`` a JSON list
+  equal to the ``sensitivity_feature`` coordinate, ``params`` JSON, ``params_hash``); non-finite
+  sensitivity values of operators that never diverged are a warning.
 """
 
 from __future__ import annotations
@@ -139,6 +143,7 @@ def _validate_file(path: Path, report: ValidationReport, check_data: bool = True
         if kind == S.KIND_INDEX:
             _check_cross_grid(f, report)
         _check_params(f, report)
+        _check_sensitivity_values(f, report)
         if check_data:
             _check_data(f, report)
 
@@ -191,7 +196,8 @@ def _check_layout(f: h5py.File, kind: str, report: ValidationReport) -> list[S.D
     for g in sorted(groups):
         if not isinstance(f.get(g), h5py.Group):
             report.errors.append(f"missing group /{g}")
-    for spec in S.datasets_for(kind):
+    optional = [spec for spec in S.datasets_for(kind, optional=True) if spec.path.split("/")[0] in f]
+    for spec in (*S.datasets_for(kind), *optional):
         group = spec.path.split("/")[0]
         if group in f and not isinstance(f.get(spec.path), h5py.Dataset):
             report.errors.append(f"missing dataset /{spec.path}")
@@ -212,13 +218,50 @@ def _check_layout(f: h5py.File, kind: str, report: ValidationReport) -> list[S.D
         labels = [(dim.keys() or [""])[-1] for dim in d.dims] if d.ndim == len(spec.dims) else []
         if labels and labels != list(spec.dims):
             report.warnings.append(f"/{spec.path} dimension scales {labels} != {list(spec.dims)} (xarray shows other dim names)")
+    used = {dim for spec in present for dim in spec.dims}
     for c in S.COORDINATES:
         d = f.get(c.name)
+        if c.optional and d is None and c.name not in used:
+            continue
         if not isinstance(d, h5py.Dataset) or d.attrs.get("CLASS") != b"DIMENSION_SCALE":
             report.errors.append(f"missing coordinate /{c.name} (a dimension scale)")
+    for spec in present:
+        if spec.optional:
+            _check_optional_attrs(f, spec, report)
     if len(report.errors) == before:
-        report.checks.append(f"{len(present)} required datasets, {len(S.COORDINATES)} coordinates and root aliases present with schema dtypes")
+        n_opt = sum(1 for spec in present if spec.optional)
+        n_coord = sum(1 for c in S.COORDINATES if c.name in f)
+        report.checks.append(
+            f"{len(present) - n_opt} required datasets{f' (+{n_opt} optional)' if n_opt else ''}, {n_coord} coordinates "
+            "and root aliases present with schema dtypes"
+        )
     return present
+
+
+def _check_optional_attrs(f: h5py.File, spec: S.DatasetSpec, report: ValidationReport) -> None:
+    """Attributes of a present optional dataset (today: the operator-sensitivity table)."""
+    d = f[spec.path]
+    attrs = {k: U.decode_attr(v) for k, v in d.attrs.items()}
+    missing = [a for a in spec.attrs if a not in attrs]
+    if missing:
+        report.errors.append(f"/{spec.path} lacks attributes {missing}")
+        return
+    if spec.path != S.OPERATOR_SENSITIVITY:
+        return
+    try:
+        names = json.loads(attrs["names"])
+        json.loads(attrs["params"])
+    except (TypeError, ValueError):
+        report.errors.append(f"/{spec.path} attributes names and params must be JSON")
+        return
+    if not isinstance(names, list) or d.ndim != 2 or len(names) != d.shape[1]:
+        report.errors.append(f"/{spec.path} attribute names must list its {d.shape[-1]} columns, got {names!r}")
+        return
+    coord = f.get(S.DIM_SENSITIVITY_FEATURE)
+    if isinstance(coord, h5py.Dataset) and U.decode_strings(coord[()]).tolist() != names:
+        report.errors.append(f"/{spec.path} attribute names differs from the /{S.DIM_SENSITIVITY_FEATURE} coordinate")
+    if not str(attrs["params_hash"]):
+        report.errors.append(f"/{spec.path} attribute params_hash is empty")
 
 
 def _check_dims(f: h5py.File, kind: str, present: list[S.DatasetSpec], report: ValidationReport) -> dict[str, int]:
@@ -338,6 +381,21 @@ def _check_cross_grid(f: h5py.File, report: ValidationReport) -> None:
         for r in rows[:3].tolist():
             bad.add(f"sample {idx[r]}: /{path} differs between grid sizes (row {r}, grid {f[S.META.GRID_SIZES][r]})")
     bad.done("samples stored at several grid sizes share parameters, seeds and labels")
+
+
+def _check_sensitivity_values(f: h5py.File, report: ValidationReport) -> None:
+    """Operator-sensitivity values (when stored): non-finite only for operators that diverged (else a warning)."""
+    d = f.get(S.OPERATOR_SENSITIVITY)
+    if not isinstance(d, h5py.Dataset):
+        return
+    v = d[()]
+    bad = ~np.isfinite(v).all(axis=1)
+    diverged = (f[S.META.DIVERGED_STEP][()] >= 0).any(axis=1)
+    odd = np.flatnonzero(bad & ~diverged)
+    if odd.size:
+        report.warnings.append(f"/{S.OPERATOR_SENSITIVITY} has non-finite values for {odd.size} operators that never diverged (rows {odd[:5].tolist()})")
+    else:
+        report.checks.append(f"operator sensitivity {v.shape[0]} x {v.shape[1]} finite (except diverged operators: {int(bad.sum())} rows)")
 
 
 def _check_params(f: h5py.File, report: ValidationReport) -> None:

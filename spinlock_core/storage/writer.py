@@ -14,6 +14,12 @@ releases the GIL), byte-shuffled first when ``shuffle`` is on exactly like the H
 filter, and stored with ``write_direct_chunk``; the dataset carries the matching filter
 pipeline (shuffle, deflate) so every HDF5 reader decodes it normally. ``lzf`` and ``none`` use
 ordinary h5py writes.
+
+Operator sensitivity (optional): with ``sensitivity_names`` the file also holds
+``/operator_sensitivity/values [n, F]`` float32 (NaN-filled until written) with attributes
+``names``, ``params`` and ``params_hash``, its ``sensitivity_feature`` coordinate and the root
+alias ``/sensitivity``; every row must then be written (:meth:`PartitionWriter.write_sensitivity`)
+before the file commits.
 """
 
 from __future__ import annotations
@@ -73,6 +79,9 @@ class PartitionWriter:
         compression_threads: threads compressing gzip chunks (>= 1).
         root_attrs: extra root attributes (partition key, batch, root_seed, config_hash, ...);
             mappings and non-integer sequences are stored as JSON strings.
+        sensitivity_names: F operator-sensitivity column names (None: no sensitivity dataset).
+        sensitivity_params: JSON text (or a mapping) of the family config the values are measured with.
+        sensitivity_params_hash: that config's hash (``spinlock_core.rollout.sensitivity_params_hash``).
     """
 
     def __init__(
@@ -90,6 +99,9 @@ class PartitionWriter:
         shuffle: bool = True,
         compression_threads: int = 2,
         root_attrs: Mapping[str, Any] | None = None,
+        sensitivity_names: Sequence[str] | None = None,
+        sensitivity_params: str | Mapping[str, Any] | None = None,
+        sensitivity_params_hash: str | None = None,
     ) -> None:
         for name, value in (
             ("num_samples", num_samples),
@@ -125,10 +137,15 @@ class PartitionWriter:
             raise ValueError(f"one trajectory (Ts={ts}, C={c}, g={g}) exceeds HDF5's 4 GiB chunk limit")
         self._traj_shape = (m, ts, c, g, g)
         self._attrs = self._merge_root_attrs(dict(root_attrs or {}))
+        self.sensitivity_names = _sensitivity_layout(sensitivity_names, sensitivity_params, sensitivity_params_hash)
+        if self.sensitivity_names is not None:
+            params = sensitivity_params if isinstance(sensitivity_params, str) else U.json_dumps(dict(sensitivity_params))
+            self._sens_attrs = {"names": json.dumps(self.sensitivity_names), "params": params, "params_hash": str(sensitivity_params_hash)}
 
         self._lock = threading.Lock()
         self._traj_done = np.zeros((n,), dtype=bool)
         self._inputs_done = np.zeros((n,), dtype=bool)
+        self._sens_done = np.zeros((n,), dtype=bool)
         self._params_done = False
         self._meta_done = False
         self._closed = False
@@ -174,17 +191,20 @@ class PartitionWriter:
     def _create_layout(self) -> None:
         f = self._file
         n, (m, ts, c, g, _) = self.num_samples, self._traj_shape
+        coords: dict[str, Any] = {
+            S.DIM_SAMPLE: np.full(n, -1, dtype=np.int64),
+            S.DIM_REALIZATION: np.arange(m),
+            S.DIM_TIME: self.time_steps,
+            S.DIM_CHANNEL: np.arange(c),
+            S.DIM_Y: U.pixel_centres(g),
+            S.DIM_X: U.pixel_centres(g),
+            S.DIM_PARAM: self.param_names,
+        }
+        if self.sensitivity_names is not None:
+            coords[S.DIM_SENSITIVITY_FEATURE] = self.sensitivity_names
         scales = U.create_coordinates(
             f,
-            {
-                S.DIM_SAMPLE: np.full(n, -1, dtype=np.int64),
-                S.DIM_REALIZATION: np.arange(m),
-                S.DIM_TIME: self.time_steps,
-                S.DIM_CHANNEL: np.arange(c),
-                S.DIM_Y: U.pixel_centres(g),
-                S.DIM_X: U.pixel_centres(g),
-                S.DIM_PARAM: self.param_names,
-            },
+            coords,
             yx_units="1",
             yx_description=f"pixel centre (i + 0.5) / {g} in domain units (unit square)",
         )
@@ -200,6 +220,11 @@ class PartitionWriter:
                 f.create_dataset(spec.path, shape=shape, dtype=dtype)
         for spec in S.datasets_for(S.KIND_PARTITION):
             U.finish_variable(f, spec.path, scales)
+        if self.sensitivity_names is not None:
+            d = f.create_dataset(S.OPERATOR_SENSITIVITY, shape=(n, len(self.sensitivity_names)), dtype=_F4, fillvalue=np.nan)
+            for key, value in self._sens_attrs.items():
+                d.attrs[key] = value
+            U.finish_variable(f, S.OPERATOR_SENSITIVITY, scales)
         for key, value in self._attrs.items():
             f.attrs[key] = value
 
@@ -247,6 +272,20 @@ class PartitionWriter:
                 dset.id.write_direct_chunk((start + k // m, k % m, 0, 0, 0, 0), blob, filter_mask=0)
         with self._lock:
             self._traj_done[start:stop] = True
+
+    def write_sensitivity(self, rows: slice, values: np.ndarray) -> None:
+        """Operator-sensitivity values of ``rows``: ``values`` [r, F] floating point (stored float32)."""
+        self._check_open()
+        if self.sensitivity_names is None:
+            raise RuntimeError("write_sensitivity: this writer was created without sensitivity_names")
+        start, stop = U.check_rows(rows, self.num_samples, "write_sensitivity")
+        arr = np.asarray(values)
+        want = (stop - start, len(self.sensitivity_names))
+        if arr.dtype.kind != "f" or arr.shape != want:
+            raise ValueError(f"write_sensitivity: expected floating point values of shape {want}, got {arr.dtype} {arr.shape}")
+        with self._lock:
+            self._file[S.OPERATOR_SENSITIVITY][start:stop] = np.ascontiguousarray(arr, dtype=_F4)
+            self._sens_done[start:stop] = True
 
     def write_parameters(self, unit: np.ndarray, values_json: Sequence[str]) -> None:
         """Unit-cube points ``unit`` [n, P] float64 and per-sample knob values (JSON objects)."""
@@ -318,7 +357,10 @@ class PartitionWriter:
     # ------------------------------------------------------------------ finish
     def _missing(self) -> list[str]:
         missing = []
-        for name, done in (("trajectories", self._traj_done), ("inputs", self._inputs_done)):
+        pending = [("trajectories", self._traj_done), ("inputs", self._inputs_done)]
+        if self.sensitivity_names is not None:
+            pending.append(("operator sensitivity", self._sens_done))
+        for name, done in pending:
             if not done.all():
                 rows = np.flatnonzero(~done)
                 missing.append(f"{name} rows {rows[:5].tolist()}{'...' if rows.size > 5 else ''} ({rows.size} of {done.size})")
@@ -377,6 +419,28 @@ class PartitionWriter:
             return None
         self.close()
         return None
+
+
+def _sensitivity_layout(names: Sequence[str] | None, params: Any, params_hash: str | None) -> list[str] | None:
+    """Checked sensitivity column names (None: no sensitivity dataset)."""
+    if names is None:
+        if params is not None or params_hash is not None:
+            raise ValueError("sensitivity_params / sensitivity_params_hash given without sensitivity_names")
+        return None
+    out = [str(n) for n in names]
+    if not out or len(set(out)) != len(out) or any(not n for n in out):
+        raise ValueError(f"sensitivity_names must be unique non-empty strings (at least one), got {out}")
+    if params is None or not params_hash:
+        raise ValueError("sensitivity_names needs sensitivity_params and a non-empty sensitivity_params_hash")
+    text = params if isinstance(params, str) else None
+    if text is not None:
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"sensitivity_params is not valid JSON: {exc}") from None
+    elif not isinstance(params, Mapping):
+        raise ValueError(f"sensitivity_params must be JSON text or a mapping, got {type(params).__name__}")
+    return out
 
 
 def _strings(values: Sequence[str], n: int, name: str, *, json_objects: bool = False) -> np.ndarray:
