@@ -3,7 +3,8 @@
 ``generate`` materializes every partition through Dagster (lineage recorded in
 ``$DAGSTER_HOME``, default ``./dagster_home``), ``info`` describes a dataset, ``validate``
 checks one, ``ui`` serves the Dagster web UI, ``backfill`` launches an asset backfill of new grid
-sizes and ``visualize-ic-types`` draws the IC gallery. Exit codes: 0 success, 1 a failed validation or run, 2 a bad config or argument
+sizes, ``extract-features`` (re)extracts SDF features, ``features`` lists the feature registry,
+``visualize-dataset`` renders videos/frames of a dataset and ``visualize-ic-types`` draws the IC gallery. Exit codes: 0 success, 1 a failed validation or run, 2 a bad config or argument
 (nothing written), 130 interrupted.
 """
 
@@ -81,6 +82,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from spinlock_assets.assets import build_assets, by_name
+    from spinlock_assets.render_assets import build_renders_asset
     from spinlock_assets.partitions import ensure_grid_partitions, make_partitions, partition_key
     from spinlock_assets.resources import SpinlockConfig
     from spinlock_core.pipeline import index_path
@@ -94,8 +96,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     home = _dagster_home()
     instance = dg.DagsterInstance.get()
     ensure_grid_partitions(instance, cfg.simulation.grid_sizes)
-    assets = build_assets(make_partitions(cfg))
+    parts = make_partitions(cfg)
+    assets = build_assets(parts) + [build_renders_asset(parts)]
     names = ["sobol_parameters", "operator_specs", "rollouts_hdf5"] + (["sdf_features"] if cfg.features.extract else [])
+    names += ["renders"] if cfg.renders.enabled and cfg.features.extract else []
     per_partition = by_name(assets, *names)
     resources = {"spinlock": SpinlockConfig(config_path=str(resolved.resolve()))}
     quiet_logs = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # failures reported below
@@ -371,9 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--poll", type=float, default=5.0, help="with --wait: seconds between polls (default 5)")
     bf.set_defaults(func=cmd_backfill)
 
-    from spinlock_assets import features_cli
+    from spinlock_assets import features_cli, render_cli
 
     features_cli.add_parsers(sub)
+    render_cli.add_parser(sub)
     return p
 
 

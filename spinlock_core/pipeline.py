@@ -268,6 +268,7 @@ def rollout_stage(
         "precision": sim.precision,
         "num_timesteps": steps,
         "store_trajectories": store,
+        "torch_num_threads": torch.get_num_threads(),  # CPU conv reductions depend on it: replay with the same
     }
     diverged = np.full((len(specs), m), -1, dtype=np.int32)
     with PartitionWriter(

@@ -1,10 +1,17 @@
-"""Rendering of fields to 8-bit RGB images: robust normalisation, colormaps and the IC gallery.
+"""Rendering of fields to 8-bit RGB images and videos: colormaps, the IC gallery, dataset renders.
 
 Conventions (details in :mod:`.colors` and :mod:`.gallery`): fields are ``[C, H, W]``;
 images are ``numpy uint8 [H, W, 3]`` (row 0 at the top); normalisation uses per-field robust
 1–99 % percentile limits and clamps (never wraps); colormaps are 256-entry LUTs computed from
-closed-form formulas (cubehelix, Green 2011; a blue–white–red diverging map). Pure library:
-depends on numpy, torch and Pillow only.
+closed-form formulas (cubehelix, Green 2011; a blue–white–red diverging map; OKLab ramps
+``ember`` and ``lagoon`` in :mod:`.palettes`).
+
+Dataset renders (``spinlock visualize-dataset``, the ``renders`` asset): :mod:`.aggregates`
+(statistics over the M realizations of one operator at one step, and their registry),
+:mod:`.source` (stored frames or an exact replay), :mod:`.frames` (layout, colour
+normalisation modes), :mod:`.export` (MP4 / GIF / PNG, atomic) and :mod:`.dataset` (entry
+points :func:`render_dataset`, :func:`render_partition_preview`, :func:`render_preview_stage`).
+Pure library: numpy, torch, Pillow and imageio-ffmpeg; no Dagster.
 """
 
 from __future__ import annotations
@@ -38,6 +45,22 @@ from .gallery import (
     type_key,
 )
 
+from .aggregates import AGGREGATES, DEFAULT_AGGREGATES, Aggregate, compute_aggregates
+from .dataset import (
+    FORMATS,
+    PreviewResult,
+    RenderOptions,
+    RenderSummary,
+    render_dataset,
+    render_partition_preview,
+    render_preview_stage,
+    resolve_outputs,
+)
+from .export import GifWriter, Mp4Writer, PngFramesWriter, thumbnail_png
+from .frames import FrameOptions, FrameRenderer
+from .palettes import ALL_COLORMAPS, PALETTES, robust_range
+from .source import RenderSource, load_source, replay_operators
+
 __all__ = [
     "COLORMAPS",
     "SEQUENTIAL_COLORMAPS",
@@ -63,4 +86,28 @@ __all__ = [
     "resolve_ic_types",
     "render_ic_gallery",
     "save_png",
+    "AGGREGATES",
+    "DEFAULT_AGGREGATES",
+    "Aggregate",
+    "compute_aggregates",
+    "ALL_COLORMAPS",
+    "PALETTES",
+    "robust_range",
+    "FrameOptions",
+    "FrameRenderer",
+    "RenderSource",
+    "load_source",
+    "replay_operators",
+    "Mp4Writer",
+    "GifWriter",
+    "PngFramesWriter",
+    "thumbnail_png",
+    "FORMATS",
+    "RenderOptions",
+    "RenderSummary",
+    "PreviewResult",
+    "resolve_outputs",
+    "render_dataset",
+    "render_partition_preview",
+    "render_preview_stage",
 ]

@@ -1,0 +1,189 @@
+"""``spinlock visualize-dataset``: render a dataset's operators as a video, GIF or PNG frames.
+
+Registered in :mod:`spinlock_assets.cli` with ``render_cli.add_parser(sub)``. Every argument
+is checked before anything is written; a bad one prints one line ``spinlock: error: ...`` on
+stderr and exits 2. Exit 1: the render itself failed (the partial file is removed). The work is
+:func:`spinlock_core.render.render_dataset`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from spinlock_core.config.render import AGGREGATE_NAMES, COLOR_NORM_MODES, DEFAULT_AGGREGATES
+
+# Choices duplicated from spinlock_core.render (kept import-light for `spinlock --help`; a test
+# checks they agree).
+FORMATS = ("video", "gif", "frames", "both")
+COLORMAPS = ("cubehelix", "gray", "bwr", "ember", "lagoon")
+NORMALIZATIONS = ("none", "minmax", "zscore")
+CHANNEL_MODES = ("auto", "rgb", "colormap")
+REPLAY_MODES = ("auto", "always", "never")
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"spinlock: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _one_line_error(message: str) -> NoReturn:
+    print(f"spinlock: error: visualize-dataset: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``visualize-dataset`` subcommand to ``sub`` (``set_defaults(func=run)``)."""
+    p = sub.add_parser(
+        "visualize-dataset",
+        help="render operators x (realizations + aggregates) over time as MP4, GIF or PNG frames",
+        description="Rows are operators, columns the first --display-realizations realizations and then the "
+        "aggregates over all M realizations (mean, variance, stddev, envelope, overlay, entropy, pca, ssim, "
+        "spectral). Frames come from the stored trajectories or, for datasets that store final states only, "
+        "from an exact replay of the operators from their stored specs and seeds. --output: a .mp4 or .gif "
+        "file, or a directory (evolution.mp4 / evolution.gif / frames/).",
+    )
+    p.add_argument("--dataset", required=True, help="dataset directory, index.h5 or a partition file")
+    p.add_argument("--output", required=True, help="a .mp4 / .gif file, or a directory")
+    p.add_argument("--format", choices=FORMATS,
+                   help="video (MP4, H.264), gif, frames (PNG directory) or both (MP4 + PNG); default from --output")
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--n-operators", type=int, default=4, help="operators (rows) shown (default 4)")
+    sel.add_argument("--operator-indices", type=int, nargs="+", metavar="IDX",
+                     help="global sample indices to show, in this order (instead of --n-operators)")
+    p.add_argument("--seed", type=int,
+                   help="with --n-operators: draw the operators at random with this seed (default: the first ones)")
+    p.add_argument("--grid-size", type=int, help="grid of the rows shown (default: the largest in the dataset)")
+    p.add_argument("--n-realizations", type=int, help="realizations M used by the aggregates (default: all stored)")
+    p.add_argument("--display-realizations", type=int, default=2, help="realization columns K (default 2)")
+    p.add_argument("--aggregates", nargs="*", default=list(DEFAULT_AGGREGATES), metavar="NAME",
+                   help=f"aggregate columns, in order (default: {' '.join(DEFAULT_AGGREGATES)}; "
+                   f"allowed: {', '.join(AGGREGATE_NAMES)})")
+    p.add_argument("--color-norm-mode", choices=COLOR_NORM_MODES, default="per-cell",
+                   help="colour limits per cell and frame (default), per operator or global over the whole rollout")
+    p.add_argument("--size", default="128x128", help="cell size HxW or N in pixels (default 128x128)")
+    p.add_argument("--steps", type=int, help="show stored steps <= STEPS only (default: all)")
+    p.add_argument("--stride", type=int, default=1, help="show every STRIDE-th stored frame (default 1)")
+    p.add_argument("--fps", type=float, default=10.0, help="frames per second of the video / GIF (default 10)")
+    p.add_argument("--add-spacing", action="store_true", help="white gaps between cells")
+    p.add_argument("--no-labels", action="store_true", help="no row labels (sample, IC type, policy, noise)")
+    p.add_argument("--normalization", choices=NORMALIZATIONS, default="none",
+                   help="per-operator, per-channel value transform before rendering (default none)")
+    p.add_argument("--colormap", choices=COLORMAPS, default="cubehelix",
+                   help="colormap of field cells shown as a colormap (C < 3 or --channel-mode colormap)")
+    p.add_argument("--channel-mode", choices=CHANNEL_MODES, default="auto",
+                   help="field cells: auto (C >= 3: channels 0-2 as RGB, else colormap of channel 0), rgb, colormap")
+    p.add_argument("--device", help="replay device: cpu, cuda, cuda:N (default: where the data were made, if here)")
+    p.add_argument("--replay", choices=REPLAY_MODES, default="auto",
+                   help="auto: replay only datasets that store final states; always; never")
+    p.add_argument("--verbose", action="store_true", help="print the render summary")
+    p.error = _one_line_error  # type: ignore[method-assign]
+    p.set_defaults(func=run)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    try:
+        vals = [int(v) for v in parts]
+    except ValueError:
+        raise ValueError(f"--size {text!r}: give HxW or N in pixels, e.g. 128x128") from None
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2 or not all(16 <= v <= 2048 for v in vals):
+        raise ValueError(f"--size {text!r}: give HxW (or N) with sides in 16..2048")
+    return vals[0], vals[1]
+
+
+def _check_device(name: str | None) -> str | None:
+    if name is None:
+        return None
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {name!r} is not a device (use cpu, cuda or cuda:N)") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: allowed: cpu, cuda, cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name!r} but CUDA is not available here (use cpu)")
+    return name
+
+
+def _options(args: argparse.Namespace):
+    """RenderOptions from the arguments; ValueError names the bad flag."""
+    from spinlock_core.config.render import check_aggregates
+    from spinlock_core.render import FrameOptions, RenderOptions
+
+    for flag, value, lo in (("--n-operators", args.n_operators, 1), ("--display-realizations", args.display_realizations, 0),
+                            ("--stride", args.stride, 1), ("--steps", args.steps, 0), ("--grid-size", args.grid_size, 1),
+                            ("--n-realizations", args.n_realizations, 1), ("--seed", args.seed, 0)):
+        if value is not None and value < lo:
+            raise ValueError(f"{flag} must be >= {lo}, got {value}")
+    if not 0 < args.fps <= 240:
+        raise ValueError(f"--fps must be in (0, 240], got {args.fps:g}")
+    try:
+        aggregates = tuple(check_aggregates(args.aggregates))
+    except ValueError as exc:
+        raise ValueError(f"--aggregates: {exc}") from None
+    if args.display_realizations == 0 and not aggregates:
+        raise ValueError("nothing to show: --display-realizations 0 and no --aggregates")
+    frame = FrameOptions(
+        display_realizations=args.display_realizations, aggregates=aggregates, color_norm_mode=args.color_norm_mode,
+        cell_size=_parse_size(args.size), add_spacing=args.add_spacing, row_labels=not args.no_labels,
+        channel_mode=args.channel_mode, colormap=args.colormap, normalization=args.normalization,
+    ).validate()
+    return RenderOptions(
+        format=args.format, frame=frame, fps=args.fps, grid_size=args.grid_size,
+        operator_indices=tuple(args.operator_indices) if args.operator_indices else None,
+        n_operators=None if args.operator_indices else args.n_operators, seed=args.seed,
+        n_realizations=args.n_realizations, steps=args.steps, stride=args.stride,
+        device=_check_device(args.device), replay=args.replay,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``visualize-dataset``; returns the exit code (0 ok, 1 render failed, 2 bad argument)."""
+    from tqdm import tqdm
+
+    from spinlock_core.render import render_dataset, resolve_outputs
+
+    dataset = Path(args.dataset)
+    if not dataset.exists():
+        return _fail(f"--dataset {dataset}: no such file or directory")
+    try:
+        options = _options(args)
+        outputs = resolve_outputs(args.output, options.format)
+    except ValueError as exc:
+        return _fail(str(exc))
+    for kind, path in outputs.items():
+        if kind == "frames" and path.exists() and not path.is_dir():
+            return _fail(f"--output: {path} exists and is not a directory")
+        if kind != "frames" and path.is_dir():
+            return _fail(f"--output: {path} is a directory")
+    bar = tqdm(total=None, unit="frame", desc="visualize-dataset", file=sys.stderr, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    try:
+        summary = render_dataset(dataset, args.output, options, progress=progress)
+    except (ValueError, FileNotFoundError) as exc:  # selection errors: raised before anything is written
+        bar.close()
+        return _fail(str(exc))
+    except (RuntimeError, OSError, BrokenPipeError) as exc:
+        bar.close()
+        return _fail(f"visualize-dataset: {type(exc).__name__}: {exc}", 1)
+    bar.close()
+    outs = ", ".join(f"{k}: {v}" for k, v in summary.outputs.items())
+    print(f"{outs}  ({summary.frames} frames {summary.width}x{summary.height}, {len(summary.operators)} operators, "
+          f"{summary.source} data, {summary.seconds:.1f} s)")
+    if args.verbose:
+        for key, value in summary.to_dict().items():
+            print(f"  {key}: {value}", file=sys.stderr)
+    return 0
