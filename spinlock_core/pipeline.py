@@ -238,12 +238,11 @@ def rollout_stage(
     (``cfg.features.config``) enables ``operator_sensitivity``, every operator is measured
     before it steps and the values are stored in ``/operator_sensitivity/values``.
     """
-    from spinlock_core.features.config import load_features_config
     from spinlock_core.rollout.sensitivity import sensitivity_feature_names, sensitivity_params_hash, sensitivity_params_json
 
     t0 = time.perf_counter()
     sim = cfg.simulation
-    sens_cfg = load_features_config(cfg.features.config).operator_sensitivity
+    sens_cfg = features_config(cfg).operator_sensitivity
     sens_names = sensitivity_feature_names(sens_cfg, sim.num_channels)
     sens_cfg = sens_cfg if sens_names else None
     dev = resolve_device(device or sim.device)
@@ -404,8 +403,18 @@ def index_dataset(output_dir: str | Path) -> Path:
 
 
 def features_config(cfg: ExperimentConfig):
-    """The experiment's validated features config (``features.config`` YAML, or defaults)."""
-    return load_features_config(cfg.features.config)
+    """The experiment's validated features config (``features.config`` YAML, or defaults).
+
+    A relative path is taken relative to the working directory; when no such file exists there,
+    relative to the Spinlock checkout (where the shipped ``configs/`` live), so the shipped
+    experiments work from any directory.
+    """
+    path = cfg.features.config
+    if path is not None and not Path(path).is_absolute() and not Path(path).exists():
+        shipped = Path(__file__).resolve().parent.parent / path
+        if shipped.exists():
+            path = str(shipped)
+    return load_features_config(path)
 
 
 def features_file(cfg: ExperimentConfig, batch: int, grid_size: int) -> Path:

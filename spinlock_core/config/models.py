@@ -211,7 +211,8 @@ class FeaturesSection(BaseModel):
     """Where the features config is (see :mod:`spinlock_core.features.config`).
 
     ``config`` is a YAML path, relative to the current working directory like
-    ``dataset.output_dir``; ``None`` extracts every default feature. Only the path is part of
+    ``dataset.output_dir`` (falling back to the Spinlock checkout, where the shipped configs
+    live); ``None`` extracts every default feature. Only the path is part of
     the experiment's hash: the features config has its own hash, so editing it re-extracts
     features without touching rollouts.
     """
