@@ -75,6 +75,8 @@ def main() -> None:
     p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune (off by default)")
     p.add_argument("--no-deterministic", action="store_true", help="simulation.deterministic: false")
     p.add_argument("--warmup", type=int, default=1, help="partitions run first and not timed")
+    p.add_argument("--no-sensitivity", action="store_true",
+                   help="do not measure operator sensitivity during rollout (features operator_sensitivity.enabled: false)")
     p.add_argument("--json", default=None, help="also write the result to this JSON file")
     args = p.parse_args()
 
@@ -93,6 +95,10 @@ def main() -> None:
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     with tempfile.TemporaryDirectory() as tmp:
         overrides["dataset.output_dir"] = tmp
+        if args.no_sensitivity:
+            off = Path(tmp) / "features_no_sensitivity.yaml"
+            off.write_text("operator_sensitivity:\n  enabled: false\n")
+            overrides["features.config"] = str(off)
         cfg = load_config(args.config, overrides)
         sim = cfg.simulation
         grid = sim.grid_sizes[0]
@@ -100,7 +106,7 @@ def main() -> None:
         n_batches = max(1, -(-args.total_samples // bs))
         warm = min(args.warmup, n_batches)
         timed_samples, timed_s, rollout_s, nbytes, diverged = 0, 0.0, 0.0, 0, 0
-        parts = {"ic": 0.0, "build": 0.0, "host": 0.0, "write_wait": 0.0}
+        parts = {"ic": 0.0, "build": 0.0, "host": 0.0, "write_wait": 0.0, "sensitivity": 0.0}
         for b in range(n_batches + warm):
             bb = b % n_batches
             t0 = time.perf_counter()
@@ -137,6 +143,7 @@ def main() -> None:
         "conv_mode": s.conv_mode,
         "cudnn_benchmark": args.cudnn_benchmark,
         "deterministic": not args.no_deterministic,
+        "operator_sensitivity": not args.no_sensitivity,
         "samples": timed_samples,
         "seconds": round(timed_s, 3),
         "samples_per_s": round(rate, 3),

@@ -11,6 +11,7 @@ Conventions (shared with :mod:`spinlock_core.features.ops`):
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import torch
@@ -20,6 +21,8 @@ from spinlock_core.features import ops
 __all__ = [
     "sanitize",
     "quantiles_from_sorted",
+    "order_statistics",
+    "quantiles",
     "percentile_name",
     "hessian",
     "autocorrelation",
@@ -58,6 +61,69 @@ def quantiles_from_sorted(xs: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     a = xs.index_select(-1, idx)
     b = xs.index_select(-1, hi.to(xs.device))
     return a + frac.to(xs.device) * (b - a)
+
+
+def order_statistics(
+    vals: torch.Tensor, glabels: torch.Tensor, n_labels: int, ranks: torch.Tensor, const: torch.Tensor,
+    counts: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Order statistics ``sort(vals)[..., ranks]`` of the rows of ``vals [B, K]`` without sorting them.
+
+    ``glabels [B, K]`` (int32): a fine binning ``label + row * n_labels`` with ``label`` in
+    ``0..n_labels-1`` a non-decreasing function of the value within each row
+    (:func:`~spinlock_core.features.ops.histogram_labels` with ``offset=True``). The bin holding each
+    wanted rank is found from the bin counts and only the values of those bins are sorted (a few per
+    bin instead of K per row). Rows flagged ``const [B]`` hold one value and return it. Exact: the
+    same values as a full sort. On a non-CPU device the rows are simply sorted (faster there than
+    the data-dependent selection). ``ranks [Q]`` are 0-based positions; ``counts [B, n_labels]``
+    (int64), the bin counts, if at hand. Returns ``[B, Q]``.
+    """
+    b, k = vals.shape
+    dev = vals.device
+    ranks = ranks.to(dev)
+    if dev.type != "cpu":
+        return torch.sort(vals, dim=-1).values.index_select(-1, ranks)
+    if counts is None:
+        counts = ops.offset_bincount(glabels, b, n_labels, dtype=torch.int64)  # [B, L]
+    cum = counts.cumsum(1)
+    q = ranks.numel()
+    tb = torch.searchsorted(cum, ranks.expand(b, q).contiguous(), right=True).clamp_max_(n_labels - 1)  # bin of each rank
+    within = ranks - (cum.gather(1, tb) - counts.gather(1, tb))  # rank inside its bin
+    gbin = tb + torch.arange(b, device=dev).mul_(n_labels).unsqueeze(1)
+    gbin = torch.where(const.unsqueeze(1), torch.full_like(tb, -1), gbin)  # global bin ids, -1: none
+    mark = torch.zeros(b * n_labels + 1, dtype=torch.bool, device=dev)
+    mark[gbin.reshape(-1)] = True  # index -1 = the spare last slot
+    mark[-1] = False
+    flat_lab = glabels.reshape(-1)
+    pos = mark.index_select(0, flat_lab).nonzero().squeeze(1)
+    sv = vals.reshape(-1).index_select(0, pos)
+    sg = flat_lab.index_select(0, pos)
+    order = torch.argsort(sv)
+    sv, sg = sv[order], sg[order]
+    order = torch.argsort(sg, stable=True)  # grouped by bin, sorted by value inside each bin
+    sv, sg = sv[order], sg[order].long()
+    start = torch.searchsorted(sg, gbin.clamp_min(0).reshape(-1)).reshape(b, q)
+    idx = (start + within).clamp_(0, max(sv.numel() - 1, 0))
+    picked = sv[idx] if sv.numel() else torch.zeros(b, q, dtype=vals.dtype, device=dev)
+    return torch.where(const.unsqueeze(1), vals[:, :1].expand(b, q), picked)
+
+
+def quantiles(
+    vals: torch.Tensor, glabels: torch.Tensor, n_labels: int, q: torch.Tensor, const: torch.Tensor,
+    counts: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`quantiles_from_sorted` of the rows of ``vals [B, K]`` (same interpolation, same values)
+    from :func:`order_statistics` (``glabels``, ``n_labels``, ``const``, ``counts`` as there) -> ``[B, Q]``."""
+    k = vals.shape[-1]
+    pos = q.to(torch.float64) * (k - 1)
+    lo = pos.floor().long().clamp(0, k - 1)
+    hi = (lo + 1).clamp(max=k - 1)
+    frac = (pos - lo.to(torch.float64)).to(vals.dtype).to(vals.device)
+    uniq, inv = torch.unique(torch.cat([lo, hi]), return_inverse=True)
+    st = order_statistics(vals, glabels, n_labels, uniq, const, counts)
+    a = st.index_select(-1, inv[: q.numel()].to(vals.device))
+    b = st.index_select(-1, inv[q.numel():].to(vals.device))
+    return a + frac * (b - a)
 
 
 def percentile_name(p: float) -> str:
@@ -167,6 +233,24 @@ def correlation_lengths(vc: torch.Tensor, level: float) -> tuple[torch.Tensor, t
     return iso, lx, ly
 
 
+def _svdvals(a: torch.Tensor) -> torch.Tensor:
+    """Singular values (descending) of a batch ``a [B, H, W]`` (``H <= W``, square fields here).
+
+    CPU: ``torch.linalg.svdvals`` with the batch split over ``torch.get_num_threads()`` Python
+    threads (LAPACK runs each small SVD on one core, so one call leaves the other cores idle); the
+    same values as one call."""
+    if a.device.type != "cpu":  # accelerators: eigenvalues of the float64 Gram matrix (svdvals is ~3x slower
+        # there for batches of small matrices; sqrt(eig(A A^T)) in float64 is as accurate as float32 svdvals)
+        a64 = a.double()
+        lam = torch.linalg.eigvalsh(a64 @ a64.transpose(-1, -2))
+        return lam.flip(-1).clamp_min(0.0).sqrt().to(a.dtype)
+    n = min(torch.get_num_threads(), a.shape[0]) if a.ndim == 3 else 1
+    if n <= 1:
+        return torch.linalg.svdvals(a)
+    with ThreadPoolExecutor(max_workers=n) as pool:  # per call: no threads survive into a fork
+        return torch.cat(list(pool.map(torch.linalg.svdvals, a.chunk(n))))
+
+
 def singular_value_stats(vc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(effective_rank, participation_ratio, top_energy_fraction)`` of fields as ``H x W`` matrices.
 
@@ -175,7 +259,7 @@ def singular_value_stats(vc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     ``(sum s^2)^2 / sum s^4``; top energy fraction ``s_1^2 / sum s^2``. An all-zero matrix gets
     1, 1, 1 (the value of a rank-1 matrix).
     """
-    s = torch.linalg.svdvals(vc)
+    s = _svdvals(vc)
     s1 = s[..., :1]
     ok = s1[..., 0] > 0
     sn = s / torch.where(s1 > 0, s1, torch.ones_like(s1))

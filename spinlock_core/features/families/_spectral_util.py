@@ -13,6 +13,12 @@ modes in ``torch.fft.fft2`` order, with integer wavenumbers in cycles per domain
   corner modes ``|k| > k_N`` belong to no band. Bands can be empty on small grids with many bands.
 
 Geometry is cached per ``(H, W, S, device)``.
+
+The power of a real field is conjugate-symmetric, so the families compute ``rfft2`` (half the
+modes, about half the work of ``fft2``) and reduce over the stored half plane with multiplicities
+(:class:`HalfPlane`): a full-plane sum ``sum_k P(k) g(k)`` is ``sum_half P(k) (g(k) + g(-k))`` over
+the columns ``0 < kx < W/2`` (whose conjugates are not stored) and ``sum_half P(k) g(k)`` over
+``kx = 0`` and the Nyquist column (whose conjugates are).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import torch
 
 from spinlock_core.features.ops import wavenumber_grid
 
-__all__ = ["SpectralGeometry", "geometry", "shell_sums", "group_masks"]
+__all__ = ["SpectralGeometry", "geometry", "shell_sums", "group_masks", "HalfPlane", "half_plane", "half_plane_matrix", "linear_dtype"]
 
 #: Tolerance of wavenumber comparisons against band edges (|k| are square roots of integers).
 K_TOL = 1e-9
@@ -115,3 +121,99 @@ def group_masks(n_shells: int, k_nyq: float, low: float, high: float, device) ->
     n = torch.arange(1, n_shells + 1, device=device, dtype=torch.float64)
     c1, c2 = low * k_nyq, high * k_nyq
     return [n < c1, (n >= c1) & (n < c2), n >= c2]
+
+
+@dataclass(frozen=True)
+class HalfPlane:
+    """The ``rfft2`` half plane ``[H, W//2 + 1]`` (flattened to ``M`` modes) of a :class:`SpectralGeometry`.
+
+    Wavenumbers are those of the full plane at the same index (the Nyquist column keeps ``kx = -W/2``).
+    """
+
+    geo: SpectralGeometry
+    m: int  #: number of half-plane modes H * (W//2 + 1)
+    full_index: torch.Tensor  #: long [M], flat full-plane index of each stored mode
+    weight: torch.Tensor  #: float32 [M], multiplicity in the full plane (1 or 2; 0 for DC)
+    kmag: torch.Tensor  #: float32 [M]
+    kx: torch.Tensor  #: float32 [M]
+    ky: torch.Tensor  #: float32 [M]
+    band: torch.Tensor  #: long [M], as SpectralGeometry.band
+    mirror: torch.Tensor  #: long [M], stored index of the conjugate mode (itself where the conjugate is not stored)
+    self_conj: torch.Tensor  #: bool [M], the mode is its own conjugate
+    tie_key: torch.Tensor  #: long [M], min(full index, full index of the conjugate): fft order of the pair
+    order: torch.Tensor  #: long, stored non-DC modes by |k| (stable)
+    kmag_sorted: torch.Tensor  #: float32, |k| of ``order``
+    band_range: tuple[tuple[int, int], ...]  #: [start, end) of each band in ``order``
+    sym: torch.Tensor  #: float32 [M, 6 + n_shells]: mirror-summed g(k) of the linear statistics (see half_plane)
+    band_count_bands: int  #: S, the number of log bands
+
+
+@lru_cache(maxsize=32)
+def _half_plane(h: int, w: int, num_bands: int, device: str) -> HalfPlane:
+    geo = _geometry(h, w, num_bands, device)
+    dev = torch.device(device)
+    wh = w // 2 + 1
+    iy = torch.arange(h, device=dev).view(h, 1).expand(h, wh)
+    ix = torch.arange(wh, device=dev).view(1, wh).expand(h, wh)
+    full = (iy * w + ix).reshape(-1)
+    col = ix.reshape(-1)
+    stored_conj = (col == 0) | ((w % 2 == 0) & (col == w // 2))  # the conjugate is in the half plane too
+    weight = torch.where(stored_conj, 1.0, 2.0) * geo.nondc[full]
+    mfull = geo.mirror[full]
+    miy, mix = mfull // w, mfull % w
+    mirror_half = torch.where(stored_conj, miy * wh + mix.clamp_max(wh - 1), torch.arange(full.numel(), device=dev))
+    kmag = geo.kmag[full]
+    nd_idx = torch.nonzero(geo.nondc[full]).squeeze(1)
+    srt = torch.sort(kmag[nd_idx], stable=True)
+    order = nd_idx[srt.indices]
+    band_sorted = geo.band[full][order]
+    ranges = []
+    for b in range(num_bands):
+        sel = torch.nonzero(band_sorted == b).squeeze(1)
+        ranges.append((int(sel[0]), int(sel[-1]) + 1) if sel.numel() else (0, 0))
+
+    def sym(g: torch.Tensor) -> torch.Tensor:  # g(k) + g(-k) where -k is not stored, else g(k); 0 at DC
+        return torch.where(stored_conj, g[full], g[full] + g[mfull]) * geo.nondc[full]
+
+    one = torch.ones(h * w, device=dev, dtype=torch.float64)
+    kx, ky = geo.kx.double(), geo.ky.double()
+    cols = [sym(one), sym(geo.kmag.double()), sym(kx * kx), sym(ky * ky), sym(kx * ky)]
+    cols += [sym((geo.band == b).double()) for b in range(num_bands)]
+    cols += [sym((geo.shell == n).double()) for n in range(1, geo.n_shells + 1)]
+    return HalfPlane(
+        geo=geo, m=full.numel(), full_index=full, weight=weight.float(), kmag=kmag, kx=geo.kx[full], ky=geo.ky[full],
+        band=geo.band[full], mirror=mirror_half, self_conj=mfull == full, tie_key=torch.minimum(full, mfull),
+        order=order, kmag_sorted=srt.values, band_range=tuple(ranges), sym=torch.stack(cols, 1).float(),
+        band_count_bands=num_bands,
+    )
+
+
+def half_plane(h: int, w: int, num_bands: int, device: torch.device | str) -> HalfPlane:
+    """Cached :class:`HalfPlane` of an ``h x w`` grid. ``sym`` columns: ``[nondc, |k|, kx^2, ky^2,
+    kx ky, band_0 .. band_{S-1}, shell_1 .. shell_{n_shells}]`` (indicators / weights summed over the
+    conjugate pair), so ``P_half @ sym`` gives the full-plane sums of ``P g``."""
+    return _half_plane(int(h), int(w), int(num_bands), str(torch.device(device)))
+
+
+def linear_dtype(device: torch.device) -> torch.dtype:
+    """dtype of the half-plane reductions by matrix product: float32 on CPU, float64 elsewhere (immune
+    to TF32 matrix products; cheap on an accelerator)."""
+    return torch.float32 if device.type == "cpu" else torch.float64
+
+
+@lru_cache(maxsize=64)
+def _half_plane_matrix(h: int, w: int, num_bands: int, device: str, what: str, extra: tuple, dtype: torch.dtype) -> torch.Tensor:
+    hp = _half_plane(h, w, num_bands, device)
+    if what == "sym":
+        m = hp.sym
+    elif what == "weight":
+        m = hp.weight
+    else:  # "regions": [M, 3] low / mid / high masks of |k| (cutoffs in cycles/domain)
+        c1, c2 = extra
+        m = torch.stack([hp.kmag < c1, (hp.kmag >= c1) & (hp.kmag < c2), hp.kmag >= c2], 1)
+    return m.to(dtype)
+
+
+def half_plane_matrix(hp: HalfPlane, what: str, dtype: torch.dtype, extra: tuple = ()) -> torch.Tensor:
+    """Cached ``hp.sym`` / ``hp.weight`` / low-mid-high ``regions`` (``extra = (c1, c2)``) in ``dtype``."""
+    return _half_plane_matrix(hp.geo.h, hp.geo.w, hp.band_count_bands, str(hp.kmag.device), what, tuple(extra), dtype)

@@ -95,31 +95,36 @@ def spatial_flow(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ``u(t+1) - u(t)``: Pearson over the ``H x W`` pixels, averaged over ``t = 0 .. Ts-2``.
     0 where the gradient or the centred increment is spatially constant (norm <= 1e-6 |u(t)|,
     float32 rounding level). Fields of more than ``1e15`` in
-    magnitude are divided by their max first (correlations are scale-free)."""
+    magnitude are divided by their max first (correlations are scale-free). Frames are
+    processed in cache-sized chunks of time steps."""
     xf = x.to(torch.float32)
     sc = ts.field_scale(xf)
     if bool((sc != 1).any()):
         xf = xf / sc
-    if x.shape[-1] < 3 or x.shape[-2] < 3:
-        z = torch.zeros(x.shape[0], x.shape[2], dtype=torch.float64, device=x.device)
+    n_s, n_t, n_c, h, w = x.shape
+    if w < 3 or h < 3:
+        z = torch.zeros(n_s, n_c, dtype=torch.float64, device=x.device)
         return z, z.clone()
-    u = xf[:, :-1]
-    d = xf[:, 1:] - u
-    d.sub_(d.mean(dim=(-2, -1), keepdim=True))
-    dn = torch.linalg.vector_norm(d, dim=(-2, -1)).to(torch.float64)
-    tiny = 1e-6 * torch.linalg.vector_norm(u, dim=(-2, -1)).to(torch.float64)  # float32 rounding level
-    npix = x.shape[-2] * x.shape[-1]
-    out = []
-    for dim in (-1, -2):
-        g = _central_diff(u, dim)
-        gm = g.mean(dim=(-2, -1)).to(torch.float64)
-        gv = torch.linalg.vector_norm(g, dim=(-2, -1)).to(torch.float64).square() - npix * gm * gm
-        cov = g.mul_(d).sum(dim=(-2, -1)).to(torch.float64)  # sum (g - gbar) * d = sum g * d as sum d = 0
-        den = (gv.clamp_min(0.0)).sqrt() * dn
-        ok = (den > 0) & (dn > tiny) & (gv.clamp_min(0.0).sqrt() > tiny)
-        c = torch.where(ok, cov / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(den)).clamp(-1.0, 1.0)
-        out.append(c.mean(1))
-    return out[0], out[1]
+    npix = h * w
+    step = ts.chunk_fields(n_t - 1, n_s * n_c * npix, x.device)  # time steps per chunk (all samples at once)
+    acc = [[], []]
+    for t0 in range(0, n_t - 1, step):
+        t1 = min(t0 + step, n_t - 1)
+        u = xf[:, t0:t1]
+        d = xf[:, t0 + 1: t1 + 1] - u
+        d.sub_(d.mean(dim=(-2, -1), keepdim=True))
+        dn = torch.linalg.vector_norm(d, dim=(-2, -1)).to(torch.float64)
+        tiny = 1e-6 * torch.linalg.vector_norm(u, dim=(-2, -1)).to(torch.float64)  # float32 rounding level
+        for k, dim in enumerate((-1, -2)):
+            g = _central_diff(u, dim)
+            gm = g.mean(dim=(-2, -1)).to(torch.float64)
+            gv = torch.linalg.vector_norm(g, dim=(-2, -1)).to(torch.float64).square() - npix * gm * gm
+            cov = g.mul_(d).sum(dim=(-2, -1)).to(torch.float64)  # sum (g - gbar) * d = sum g * d as sum d = 0
+            den = (gv.clamp_min(0.0)).sqrt() * dn
+            ok = (den > 0) & (dn > tiny) & (gv.clamp_min(0.0).sqrt() > tiny)
+            acc[k].append(torch.where(ok, cov / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(den)).clamp(-1.0, 1.0))
+    cx, cy = (torch.cat(a, dim=1).mean(1) for a in acc)
+    return cx, cy
 
 
 @register_family

@@ -18,27 +18,28 @@ Conventions (every feature):
   channels is about ``(B - 1)^2 / (2 H W)``;
 * spectra ``Z_c(k) = fft2(z_c, norm="ortho")`` of the standardised channels on the full plane,
   DC excluded; integer radial shells ``n = round(|k|)``, ``n = 1..floor(k_N)``, ``k_N = min(H, W)/2``
-  (:mod:`._spectral_util`).
+  (:mod:`._spectral_util`); computed by ``rfft2`` with conjugate multiplicities (same sums);
+* implementation: the MI and CMI histograms come from one ``bincount`` of the joint labels of all
+  channels when ``B^C`` cells fit (C = 3), else one per pair / triple.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from itertools import combinations
 from typing import Sequence
 
 import torch
 from pydantic import Field, model_validator
 
-from spinlock_core.features.families._spectral_util import geometry, group_masks, shell_sums
+from spinlock_core.features.families._spectral_util import group_masks, half_plane, half_plane_matrix, linear_dtype
 from spinlock_core.features.families.base import Family, FamilyConfig, register_family
-from spinlock_core.features.ops import entropy_from_counts, standardize
+from spinlock_core.features.ops import entropy_from_counts, histogram_labels, offset_bincount, zero_rows
 from spinlock_core.features.spec import FeatureSpec
 
 __all__ = ["CrossChannelConfig", "CrossChannelFamily", "bin_labels"]
 
-#: elements (pairs x fields x pixels) per vectorised chunk of pair / triple computations
-_CHUNK_ELEMENTS = 1 << 24
 #: a shell holding less than this share of a channel's non-DC power counts as powerless in coherence
 _SHELL_FLOOR = 1e-10
 
@@ -66,24 +67,39 @@ def bin_labels(v: torch.Tensor, bins: int) -> torch.Tensor:
     Same rule as :func:`~spinlock_core.features.ops.histogram_counts`: ``floor((v - min) / (max -
     min) * bins)`` clamped to the last bin (so ``max`` is in it); a constant row is all bin 0.
     """
-    lo = v.amin(-1, keepdim=True)
-    hi = v.amax(-1, keepdim=True)
-    span = hi - lo
-    pos = torch.where(span > 0, (v - lo) / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(v))
-    return (pos * bins).floor().clamp_(0, bins - 1).long()
+    return histogram_labels(v, bins, v.amin(-1), v.amax(-1)).long()
 
 
-def _joint_entropy(labels: torch.Tensor, cells: int) -> torch.Tensor:
-    """Entropy (nats) of the joint labels ``[..., K]`` with ``cells`` possible values: ``[...]``."""
-    counts = torch.zeros(*labels.shape[:-1], cells, device=labels.device, dtype=torch.float32)
-    counts.scatter_add_(-1, labels, torch.ones_like(labels, dtype=torch.float32))
-    return entropy_from_counts(counts)
+def _joint_counts(labels: list[torch.Tensor], bins: int) -> torch.Tensor:
+    """Joint histogram ``[n, bins, ..., bins]`` (one axis per entry, float32) of label tensors ``[n, K]``
+    (int32 in ``0..bins-1``), by one ``bincount`` (cell ``(a, b, ...)`` = row-major index)."""
+    n = labels[0].shape[0]
+    cells = bins ** len(labels)
+    joint = torch.arange(n, device=labels[0].device, dtype=torch.int32).mul_(bins).unsqueeze(1) + labels[0]
+    for lab in labels[1:]:
+        joint = joint.mul_(bins).add_(lab)
+    return offset_bincount(joint, n, cells).view(n, *([bins] * len(labels)))
 
 
-def _chunks(items: list, per_item: int):
-    step = max(1, _CHUNK_ELEMENTS // max(per_item, 1))
-    for lo in range(0, len(items), step):
-        yield items[lo : lo + step]
+def _marginal(counts: torch.Tensor, keep: tuple[int, ...]) -> torch.Tensor:
+    """Sum the channel axes (1..C) of ``counts [n, B, ..., B]`` not in ``keep`` (channel numbers, increasing)."""
+    drop = tuple(1 + a for a in range(counts.ndim - 1) if a not in keep)
+    return counts.sum(drop) if drop else counts
+
+
+def _coarsen(counts: torch.Tensor, factor: int) -> torch.Tensor:
+    """Merge ``factor`` consecutive bins on every channel axis of ``counts [n, B, ..., B]``."""
+    n, nd, b = counts.shape[0], counts.ndim - 1, counts.shape[1]
+    shape = [n] + [v for _ in range(nd) for v in (b // factor, factor)]
+    return counts.reshape(shape).sum(tuple(range(2, 2 * nd + 1, 2)))
+
+
+@lru_cache(maxsize=32)
+def _group_weights(n_shells: int, k_nyq: float, low: float, high: float, device: str) -> torch.Tensor:
+    """``[n_shells, 3]``: 1 / (group size) on the shells of the low / mid / high coherence groups
+    (:func:`group_masks`), so ``coh @ W`` are the group means without a masked (synchronising) gather."""
+    masks = group_masks(n_shells, k_nyq, low, high, "cpu")
+    return torch.stack([m.float() / max(int(m.sum()), 1) for m in masks], 1).to(device)
 
 
 def _spec(name, desc, units="dimensionless", conv="", min_channels=2, default=True):
@@ -157,15 +173,19 @@ class CrossChannelFamily(Family):
         hw = h * w
         dev = x.device
         u = x.to(torch.float32).reshape(n, c, hw)
-        finite = torch.isfinite(u).flatten(1).all(1)
-        u = torch.where(finite.view(-1, 1, 1), u, torch.zeros((), device=dev))
+        umax, umin = u.amax(-1), u.amin(-1)  # NaN/Inf propagate
+        finite = (torch.isfinite(umax) & torch.isfinite(umin)).all(1)
+        u = zero_rows(u, finite)
+        umax, umin = torch.where(finite.view(-1, 1), umax, 0.0), torch.where(finite.view(-1, 1), umin, 0.0)
         want = set(names) if names else {s.name for s in self.catalogue(cfg)}
         zero = torch.zeros(n, device=dev)
         out: dict[str, torch.Tensor] = {}
         pairs = list(combinations(range(c), 2))
 
-        # ---- correlation matrix and its eigenvalues
-        z = standardize(u, dim=-1)
+        # ---- correlation matrix and its eigenvalues (z = ops.standardize(u), bit for bit)
+        z = u - u.mean(-1, keepdim=True)
+        sd = z.square().mean(-1, keepdim=True).sqrt()
+        z.div_(torch.where(sd > 0, sd, torch.full_like(sd, math.inf)))  # 0 where sd == 0
         R = (z @ z.transpose(1, 2)) / hw
         eye = torch.eye(c, dtype=torch.bool, device=dev)
         R = torch.where(eye, torch.ones((), device=dev), R.clamp(-1.0, 1.0))
@@ -193,73 +213,85 @@ class CrossChannelFamily(Family):
         out["cross_channel_corr_min"] = r.amin(-1)
         out["cross_channel_corr_std"] = (r - r.mean(-1, keepdim=True)).square().mean(-1).sqrt()
 
-        # ---- mutual information over pairs
-        if want & {"cross_channel_mi_mean", "cross_channel_mi_max", "cross_channel_mi_min"}:
-            B = cfg.mi_bins
-            lab = bin_labels(u, B)  # [n, c, hw]
-            hm = _joint_entropy(lab, B)  # [n, c]
-            mis = []
-            for chunk in _chunks(pairs, n * hw):
-                ci = torch.tensor([p[0] for p in chunk], device=dev)
-                cj = torch.tensor([p[1] for p in chunk], device=dev)
-                hj = _joint_entropy(lab[:, ci] * B + lab[:, cj], B * B)
-                mis.append((hm[:, ci] + hm[:, cj] - hj).clamp_min(0.0))
-            mi = torch.cat(mis, dim=1)
+        # ---- (conditional) mutual information from joint histograms (bincount of combined labels)
+        triples = [(i, j, k) for (i, j) in pairs for k in range(c) if k != i and k != j]
+        need_mi = bool(want & {"cross_channel_mi_mean", "cross_channel_mi_max", "cross_channel_mi_min"})
+        need_cmi = bool(triples) and bool(want & {"cross_channel_cmi_mean", "cross_channel_cmi_max"})
+        if need_mi or need_cmi:
+            self._information(u, umin, umax, cfg, pairs, triples, need_mi, need_cmi, out)
+        if not need_cmi:
+            out["cross_channel_cmi_mean"] = out["cross_channel_cmi_max"] = zero
+
+        # ---- shell coherence and phase locking (rfft2 half plane, mirror-weighted sums)
+        if want & {"cross_channel_coherence_low", "cross_channel_coherence_mid", "cross_channel_coherence_high", "cross_channel_plv"}:
+            hp = half_plane(h, w, 1, dev)
+            geo = hp.geo
+            Z = torch.fft.rfft2(z.view(n, c, h, w), norm="ortho").flatten(2)  # [n, c, M]
+            del z
+            re, im = Z.real, Z.imag
+            pi, pj = [p[0] for p in pairs], [p[1] for p in pairs]
+            rows = torch.empty(n, c + len(pairs), hp.m, device=dev)  # |Z_c|^2, then Re Z_i Z_j* per pair
+            for i in range(c):
+                torch.mul(re[:, i], re[:, i], out=rows[:, i]).addcmul_(im[:, i], im[:, i])
+            for q, (i, j) in enumerate(pairs):
+                torch.mul(re[:, i], re[:, j], out=rows[:, c + q]).addcmul_(im[:, i], im[:, j])
+            del Z, re, im
+            lin_dt = linear_dtype(dev)
+            sums = (rows.to(lin_dt) @ half_plane_matrix(hp, "sym", lin_dt)).to(torch.float32)  # [n, c + P, 6 + ns]: col 0 non-DC total, 6.. shells
+            pw, sx = sums[:, :c, 6:], sums[:, c:, 6:]
+            live = pw > _SHELL_FLOOR * sums[:, :c, :1]  # shells above float32 rounding noise
+            den = pw[:, pi] * pw[:, pj]
+            ok = live[:, pi] & live[:, pj]
+            coh = torch.where(ok, sx.square() / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(den)).clamp(0.0, 1.0)
+            gmean = coh @ _group_weights(geo.n_shells, geo.k_nyq, cfg.coherence_low_cutoff, cfg.coherence_high_cutoff, str(dev))
+            for g, key in enumerate(("low", "mid", "high")):  # mean over the group's shells (0 for an empty group)
+                out[f"cross_channel_coherence_{key}"] = gmean[..., g].mean(-1)
+            amp = rows[:, :c].sqrt_()
+            prod = torch.stack([amp[:, i] * amp[:, j] for (i, j) in pairs], 1)
+            wsum = (prod.to(lin_dt) @ half_plane_matrix(hp, "weight", lin_dt)).to(torch.float32)  # sum_full |Z_i| |Z_j|
+            okw = wsum > 1e-20
+            plv = torch.where(okw, sums[:, c:, 0].abs() / torch.where(okw, wsum, torch.ones_like(wsum)), torch.zeros_like(wsum))
+            out["cross_channel_plv"] = plv.clamp(0.0, 1.0).mean(-1)
+        return self._finish(out, want, finite)
+
+    @staticmethod
+    def _information(u, umin, umax, cfg, pairs, triples, need_mi, need_cmi, out) -> None:
+        """MI over pairs and CMI over (pair, third channel) into ``out`` (see the module docstring)."""
+        n, c, hw = u.shape
+        B, Bc = cfg.mi_bins, cfg.cmi_bins
+        ratio = B // Bc
+        nested = B % Bc == 0 and ratio & (ratio - 1) == 0  # Bc labels = B labels >> m (exact)
+        lab = histogram_labels(u, B, umin, umax)  # [n, c, hw] int32
+        if nested and B ** c <= hw:  # one joint histogram of all the channels
+            full = _joint_counts([lab[:, i] for i in range(c)], B)
+            joint2 = {p: _marginal(full, p) for p in pairs} if need_mi else {}
+            marg1 = [_marginal(full, (i,)) for i in range(c)] if need_mi else []
+            fullc = _coarsen(full, ratio) if need_cmi else None
+            joint3 = {t: _marginal(fullc, tuple(sorted(t))).permute(0, *(1 + sorted(t).index(a) for a in t)) for t in triples} if need_cmi else {}
+        else:
+            joint2 = {(i, j): _joint_counts([lab[:, i], lab[:, j]], B) for (i, j) in pairs} if need_mi else {}
+            marg1 = [offset_bincount(lab[:, i] + torch.arange(n, device=u.device, dtype=torch.int32).mul_(B).unsqueeze(1), n, B)
+                     for i in range(c)] if need_mi else []
+            labc = (lab >> (ratio.bit_length() - 1)) if nested else histogram_labels(u, Bc, umin, umax)
+            joint3 = {t: _joint_counts([labc[:, a] for a in t], Bc) for t in triples} if need_cmi else {}
+        if need_mi:
+            hm = torch.stack([entropy_from_counts(m) for m in marg1], 1)  # [n, c]
+            hj = torch.stack([entropy_from_counts(joint2[p].reshape(n, B * B)) for p in pairs], 1)
+            ci = torch.tensor([p[0] for p in pairs], device=u.device)
+            cj = torch.tensor([p[1] for p in pairs], device=u.device)
+            mi = (hm[:, ci] + hm[:, cj] - hj).clamp_min(0.0)
             out["cross_channel_mi_mean"] = mi.mean(-1)
             out["cross_channel_mi_max"] = mi.amax(-1)
             out["cross_channel_mi_min"] = mi.amin(-1)
-
-        # ---- conditional mutual information over (pair, third channel)
-        triples = [(i, j, k) for (i, j) in pairs for k in range(c) if k != i and k != j]
-        if triples and want & {"cross_channel_cmi_mean", "cross_channel_cmi_max"}:
-            Bc = cfg.cmi_bins
-            lab = bin_labels(u, Bc)
-            cmis = []
-            for chunk in _chunks(triples, n * hw):
-                ti, tj, tk = (torch.tensor([t[a] for t in chunk], device=dev) for a in range(3))
-                joint = (lab[:, ti] * Bc + lab[:, tj]) * Bc + lab[:, tk]  # [n, t, hw], cell (x, y, z)
-                counts = torch.zeros(n, len(chunk), Bc ** 3, device=dev)
-                counts.scatter_add_(-1, joint, torch.ones_like(joint, dtype=torch.float32))
-                c4 = counts.view(n, len(chunk), Bc, Bc, Bc)
-                h_xyz = entropy_from_counts(counts)
-                h_xz = entropy_from_counts(c4.sum(3).flatten(2))
-                h_yz = entropy_from_counts(c4.sum(2).flatten(2))
-                h_z = entropy_from_counts(c4.sum((2, 3)))
-                cmis.append((h_xz + h_yz - h_xyz - h_z).clamp_min(0.0))
-            cmi = torch.cat(cmis, dim=1)
+        if need_cmi:
+            c4 = torch.stack([joint3[t] for t in triples], 1)  # [n, t, x, y, z]
+            h_xyz = entropy_from_counts(c4.reshape(n, len(triples), Bc ** 3))
+            h_xz = entropy_from_counts(c4.sum(3).flatten(2))
+            h_yz = entropy_from_counts(c4.sum(2).flatten(2))
+            h_z = entropy_from_counts(c4.sum((2, 3)))
+            cmi = (h_xz + h_yz - h_xyz - h_z).clamp_min(0.0)
             out["cross_channel_cmi_mean"] = cmi.mean(-1)
             out["cross_channel_cmi_max"] = cmi.amax(-1)
-        else:
-            out["cross_channel_cmi_mean"] = out["cross_channel_cmi_max"] = zero
-
-        # ---- shell coherence and phase locking
-        if want & {"cross_channel_coherence_low", "cross_channel_coherence_mid", "cross_channel_coherence_high", "cross_channel_plv"}:
-            geo = geometry(h, w, 1, dev)
-            Z = torch.fft.fft2(z.view(n, c, h, w), norm="ortho").flatten(2) * geo.nondc  # [n, c, hw]
-            A = Z.abs()
-            pw = shell_sums(A.square().reshape(n * c, hw), geo).view(n, c, -1)  # [n, c, ns]
-            live = pw > _SHELL_FLOOR * A.square().sum(-1, keepdim=True)  # shells above float32 rounding noise
-            masks = [(m.to(dev), bool(m.any())) for m in
-                     group_masks(geo.n_shells, geo.k_nyq, cfg.coherence_low_cutoff, cfg.coherence_high_cutoff, "cpu")]
-            groups: list[list[torch.Tensor]] = [[], [], []]
-            plvs = []
-            for chunk in _chunks(pairs, 3 * n * hw):
-                ci = torch.tensor([p[0] for p in chunk], device=dev)
-                cj = torch.tensor([p[1] for p in chunk], device=dev)
-                cross = (Z[:, ci] * Z[:, cj].conj()).real  # [n, p, hw]
-                sx = shell_sums(cross.reshape(-1, hw), geo).view(n, len(chunk), -1)
-                den = pw[:, ci] * pw[:, cj]
-                ok = live[:, ci] & live[:, cj]
-                coh = torch.where(ok, sx.square() / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(den)).clamp(0.0, 1.0)
-                for g, (m, nonempty) in enumerate(masks):
-                    groups[g].append(coh[..., m].mean(-1) if nonempty else torch.zeros(n, len(chunk), device=dev))
-                wsum = (A[:, ci] * A[:, cj]).sum(-1)
-                okw = wsum > 1e-20
-                plvs.append(torch.where(okw, cross.sum(-1).abs() / torch.where(okw, wsum, torch.ones_like(wsum)), torch.zeros_like(wsum)).clamp(0.0, 1.0))
-            for g, key in enumerate(("low", "mid", "high")):
-                out[f"cross_channel_coherence_{key}"] = torch.cat(groups[g], dim=1).mean(-1)
-            out["cross_channel_plv"] = torch.cat(plvs, dim=1).mean(-1)
-        return self._finish(out, want, finite)
 
     @staticmethod
     def _finish(out: dict[str, torch.Tensor], want: set[str], finite: torch.Tensor) -> dict[str, torch.Tensor]:

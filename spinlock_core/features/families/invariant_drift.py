@@ -48,12 +48,15 @@ A (sample, channel) whose trajectory holds any NaN/Inf gives NaN in every featur
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Literal, Sequence
 
 import torch
 from pydantic import Field, field_validator
 
 from spinlock_core.features import ops
+from spinlock_core.features.families._series import chunk_fields
+from spinlock_core.features.families._spectral_util import half_plane
 from spinlock_core.features.families.base import Family, FamilyConfig, register_family
 from spinlock_core.features.spec import FeatureSpec
 
@@ -181,12 +184,14 @@ def gaussian_lowpass(u: torch.Tensor, sigma: float) -> torch.Tensor:
     """
     h, w = u.shape[-2], u.shape[-1]
     mean = u.mean(dim=(-2, -1), keepdim=True, dtype=torch.float64).to(u.dtype)
-    v = u - mean
-    ky = torch.fft.fftfreq(h, d=1.0 / h, device=u.device, dtype=torch.float64).reshape(h, 1)
-    kx = torch.fft.rfftfreq(w, d=1.0 / w, device=u.device, dtype=torch.float64).reshape(1, w // 2 + 1)
-    gain = torch.exp(-2.0 * math.pi**2 * sigma**2 * (ky.square() + kx.square())).to(u.dtype)
-    low = torch.fft.irfft2(torch.fft.rfft2(v) * gain, s=(h, w))
-    return low + mean
+    spec = torch.fft.rfft2(u - mean)
+    return _lowpass_from(spec, mean, sigma, h, w)
+
+
+def _lowpass_from(spec: torch.Tensor, mean: torch.Tensor, sigma: float, h: int, w: int) -> torch.Tensor:
+    """:func:`gaussian_lowpass` from ``spec = rfft2(u - mean)`` (``spec`` is consumed)."""
+    gain = _lowpass_gain(h, w, float(sigma), str(spec.device)).to(spec.real.dtype)
+    return torch.fft.irfft2(spec.mul_(gain), s=(h, w)).add_(mean)
 
 
 def _scale_field(x: torch.Tensor, scale: str, sigma: float) -> torch.Tensor:
@@ -199,21 +204,41 @@ def _scale_field(x: torch.Tensor, scale: str, sigma: float) -> torch.Tensor:
 
 def norm_series(u: torch.Tensor, norm: str, bins: int = 32) -> torch.Tensor:
     """The norm ``norm`` of every field of ``u [..., H, W]`` -> ``[...]`` (float32; see module docstring)."""
+    return _field_norm(u, norm, bins)
+
+
+def _field_norm(u: torch.Tensor, norm: str, bins: int, lo: torch.Tensor | None = None, hi: torch.Tensor | None = None,
+                g2: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`norm_series` with the fields' min/max (``lo``/``hi`` ``[...]``) and squared domain-unit
+    gradient ``g2`` when at hand."""
     h, w = u.shape[-2], u.shape[-1]
     if norm == "l1":
         return u.abs().mean(dim=(-2, -1))
     if norm == "l2":
         return u.square().mean(dim=(-2, -1)).sqrt()
-    if norm == "linf":
-        return u.abs().amax(dim=(-2, -1))
-    if norm == "entropy":
-        v = ops.flatten_fields(u)
-        counts = ops.histogram_counts(v, bins, v.amin(-1), v.amax(-1))
-        return ops.entropy_from_counts(counts)
+    if norm == "l1l2":  # both from one |u| buffer (|u|^2 == u^2 exactly)
+        a = u.abs()
+        return torch.stack([a.mean(dim=(-2, -1)), a.square_().mean(dim=(-2, -1)).sqrt()])
+    if norm in ("linf", "entropy"):
+        lo = u.amin(dim=(-2, -1)) if lo is None else lo
+        hi = u.amax(dim=(-2, -1)) if hi is None else hi
+        if norm == "linf":
+            return torch.maximum(hi, -lo)  # = max |u| (exact)
+        v = ops.flatten_fields(u).reshape(-1, h * w)
+        lab = ops.histogram_labels(v, bins, lo.reshape(-1), hi.reshape(-1), offset=True)
+        counts = ops.offset_bincount(lab, v.shape[0], bins)
+        return ops.entropy_from_counts(counts).reshape(u.shape[:-2])
     if norm == "tv":
-        gy, gx = ops.grad_xy(u)
-        return torch.sqrt((gx * w).square() + (gy * h).square()).mean(dim=(-2, -1))
+        g2 = _grad_sq(u) if g2 is None else g2
+        return g2.sqrt().mean(dim=(-2, -1))
     raise ValueError(f"unknown norm {norm!r}")
+
+
+def _grad_sq(u: torch.Tensor) -> torch.Tensor:
+    """``(W gx)^2 + (H gy)^2`` (domain-unit squared gradient) with gx, gy of :func:`ops.grad_xy`, bit for bit."""
+    h, w = u.shape[-2], u.shape[-1]
+    gx = ops.central_diff(u, -1).mul_(0.5 * w).square_()  # (0.5 d) * w == d * (0.5 w) exactly
+    return gx.add_(ops.central_diff(u, -2).mul_(0.5 * h).square_())
 
 
 def drift_metrics(s: torch.Tensor, eps_rel: float = 1e-6) -> dict[str, torch.Tensor]:
@@ -240,6 +265,22 @@ def _band_weights(h: int, w: int, edges: tuple[float, float], device: torch.devi
     return torch.stack([low, mid, high, nondc, nondc], dim=-1).float() * torch.stack(
         [torch.ones_like(kmag)] * 4 + [kmag], dim=-1
     )
+
+
+@lru_cache(maxsize=32)
+def _half_band_weights(h: int, w: int, edges: tuple[float, float], device: str) -> torch.Tensor:
+    """:func:`_band_weights` on the ``rfft2`` half plane times the conjugate multiplicity, float64 ``[M, 5]``."""
+    hp = half_plane(h, w, 1, device)
+    full = _band_weights(h, w, edges, torch.device(device)).double()
+    return full[hp.full_index] * hp.weight.double().unsqueeze(1)
+
+
+@lru_cache(maxsize=32)
+def _lowpass_gain(h: int, w: int, sigma: float, device: str) -> torch.Tensor:
+    """``exp(-2 pi^2 sigma^2 |k|^2)`` on the ``rfft2`` half plane (float32 ``[H, W//2 + 1]``)."""
+    ky = torch.fft.fftfreq(h, d=1.0 / h, device=device, dtype=torch.float64).reshape(h, 1)
+    kx = torch.fft.rfftfreq(w, d=1.0 / w, device=device, dtype=torch.float64).reshape(1, w // 2 + 1)
+    return torch.exp(-2.0 * math.pi**2 * sigma**2 * (ky.square() + kx.square())).float()
 
 
 def _neg_log_slope(e: torch.Tensor, eps_rel: float, ref: torch.Tensor) -> torch.Tensor:
@@ -308,10 +349,6 @@ class InvariantDriftFamily(Family):
         short = [n for n in names if specs[n].min_frames > n_t]
         if short:
             raise ValueError(f"{short} need more than Ts = {n_t} frames")
-        # a float64 mean of float32 values is finite iff every value is finite
-        finite = torch.isfinite(x.mean(dim=(-2, -1), dtype=torch.float64)).all(dim=1)  # [S, C]
-        if not bool(finite.all()):  # non-finite trajectories are zeroed here and set to NaN at the end
-            x = torch.where(torch.isfinite(x), x, torch.zeros((), device=x.device))
         out: dict[str, torch.Tensor] = {}
 
         # norm drift: only the (scale, norm) pairs that are asked for
@@ -320,39 +357,77 @@ class InvariantDriftFamily(Family):
             e = specs[n].extra
             if "norm" in e:
                 wanted.setdefault(e["scale"], set()).add(e["norm"])
-        low = gaussian_lowpass(x, cfg.lowpass_sigma) if ("lowpass" in wanted or "highpass" in wanted) else None
-        for scale in (s for s in SCALES if s in wanted):
-            field = x if scale == "raw" else low if scale == "lowpass" else x - low  # filter computed once
-            for norm in (nm for nm in NORMS if nm in wanted[scale]):
-                s = norm_series(field, norm, cfg.entropy_bins).permute(0, 2, 1)  # [S, C, Ts]
-                for metric, val in drift_metrics(s, cfg.log_ratio_eps).items():
-                    out[f"{norm}_{metric}_{scale}"] = val
-            del field
-        del low
-
         spectral = [n for n in names if n.startswith("band_energy_decay_rate_")
                     or n in ("spectral_cascade_rate", "high_band_fraction_rate")]
+        need_ens = "enstrophy_decay_rate" in names
+        need_low = "lowpass" in wanted or "highpass" in wanted
+
+        # per-field quantities, in cache-sized chunks of fields (a field's values never mix with another's)
+        fields = x.reshape(-1, h, w)
+        keys = [(sc, nm) for sc in SCALES if sc in wanted for nm in NORMS if nm in wanted[sc]]
+        vals: dict[tuple[str, str], list[torch.Tensor]] = {k: [] for k in keys}
+        fin, band, ens = [], [], []
+        step = chunk_fields(fields.shape[0], h * w, fields.device)
+        for lo in range(0, fields.shape[0], step):
+            u = fields[lo: lo + step]
+            umax, umin = u.amax(dim=(-2, -1)), u.amin(dim=(-2, -1))  # NaN/Inf propagate
+            ok = torch.isfinite(umax) & torch.isfinite(umin)
+            u = ops.zero_rows(u, ok)  # non-finite fields are zeroed here and their (sample, channel) set to NaN at the end
+            umax, umin = torch.where(ok, umax, 0.0), torch.where(ok, umin, 0.0)
+            fin.append(ok)
+            spec = None
+            if need_low or spectral:
+                mean = u.mean(dim=(-2, -1), keepdim=True, dtype=torch.float64).to(u.dtype)
+                spec = torch.fft.rfft2(u - mean)
+            if spectral:
+                re, im = spec.real, spec.imag
+                p = (re * re).addcmul_(im, im).flatten(1).double() / float(h * w) ** 2  # ortho power / (H W)
+                # float64 product: exact band sums whatever the TF32 setting
+                band.append(p @ _half_band_weights(h, w, tuple(cfg.band_edges), str(x.device)))  # [f, 5]
+                del p
+            low = _lowpass_from(spec, mean, cfg.lowpass_sigma, h, w) if need_low else None
+            g2_raw = _grad_sq(u) if (need_ens or "tv" in wanted.get("raw", ())) else None
+            if need_ens:
+                ens.append(g2_raw.mean(dim=(-2, -1), dtype=torch.float64))
+            for scale in (sc for sc in SCALES if sc in wanted):
+                if scale == "raw":
+                    f, flo, fhi, g2 = u, umin, umax, g2_raw
+                else:
+                    f = low if scale == "lowpass" else u - low
+                    flo = fhi = g2 = None
+                todo = [nm for nm in NORMS if nm in wanted[scale]]
+                if "l1" in todo and "l2" in todo:
+                    l1, l2 = _field_norm(f, "l1l2", cfg.entropy_bins)
+                    vals[(scale, "l1")].append(l1)
+                    vals[(scale, "l2")].append(l2)
+                    todo = [nm for nm in todo if nm not in ("l1", "l2")]
+                for norm in todo:
+                    vals[(scale, norm)].append(_field_norm(f, norm, cfg.entropy_bins, flo, fhi, g2))
+            del low, g2_raw, spec
+
+        def series(parts: list[torch.Tensor]) -> torch.Tensor:  # [F, ...] -> [S, C, ..., Ts]
+            t = torch.cat(parts).reshape(n_s, n_t, n_c, *parts[0].shape[1:])
+            return t.movedim(1, -1)
+
+        finite = series(fin).all(-1)  # [S, C]
+        for (scale, norm) in keys:
+            for metric, val in drift_metrics(series(vals[(scale, norm)]), cfg.log_ratio_eps).items():
+                out[f"{norm}_{metric}_{scale}"] = val
+
         if spectral:
-            v = x - x.mean(dim=(-2, -1), keepdim=True, dtype=torch.float64).float()
-            p = ops.flatten_fields(ops.power_spectrum(v)).double() / float(h * w)  # [S, Ts, C, H*W]
-            del v
-            # float64 product: exact band sums whatever the TF32 setting
-            sums = (p @ _band_weights(h, w, cfg.band_edges, x.device).double()).permute(0, 2, 3, 1)  # [S, C, 5, Ts]
-            del p
+            sums = series(band)  # [S, C, 5, Ts]
             bands, total, kw = sums[:, :, :3], sums[:, :, 3], sums[:, :, 4]
             ref = total.amax(-1)
-            for i, band in enumerate(BANDS):
-                out[f"band_energy_decay_rate_{band}"] = _neg_log_slope(bands[:, :, i], cfg.band_energy_eps, ref)
+            for i, bd in enumerate(BANDS):
+                out[f"band_energy_decay_rate_{bd}"] = _neg_log_slope(bands[:, :, i], cfg.band_energy_eps, ref)
             kbar = torch.where(total > 0, kw / torch.where(total > 0, total, 1.0), torch.zeros_like(total))
             out["spectral_cascade_rate"] = ops.linear_fit(kbar)[0]
             bsum = bands.sum(2)
             frac = torch.where(bsum > 0, bands[:, :, 2] / torch.where(bsum > 0, bsum, 1.0), torch.zeros_like(bsum))
             out["high_band_fraction_rate"] = ops.linear_fit(frac)[0]
-        if "enstrophy_decay_rate" in names:
-            gy, gx = ops.grad_xy(x)
-            ens = ((gx * w).square() + (gy * h).square()).mean(dim=(-2, -1), dtype=torch.float64).permute(0, 2, 1)
-            del gy, gx
-            out["enstrophy_decay_rate"] = _neg_log_slope(ens, cfg.band_energy_eps, ens.amax(-1))
+        if need_ens:
+            e = series(ens)
+            out["enstrophy_decay_rate"] = _neg_log_slope(e, cfg.band_energy_eps, e.amax(-1))
 
         nan = torch.tensor(float("nan"), device=x.device, dtype=torch.float32)
         return {k: torch.where(finite, v.clamp(-_FMAX, _FMAX).float(), nan) for k, v in out.items()}

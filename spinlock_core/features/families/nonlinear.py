@@ -46,6 +46,7 @@ import torch
 from pydantic import Field, model_validator
 
 from spinlock_core.features.families import _nonlinear_util as nu
+from spinlock_core.features.families._series import field_chunks
 from spinlock_core.features.families.base import Family, FamilyConfig, register_family
 from spinlock_core.features.spec import FeatureSpec
 
@@ -115,8 +116,9 @@ def _min_frames(cfg: NonlinearConfig, group: str) -> int:
 
 def spatial_mean_series(x: torch.Tensor) -> torch.Tensor:
     """``x [S, Ts, C, H, W] -> m [S*C, Ts]``: float64 spatial means, one series per (sample, channel)."""
-    s, ts, c = x.shape[:3]
-    return x.mean(dim=(-2, -1), dtype=torch.float64).permute(0, 2, 1).reshape(s * c, ts)
+    s, ts, c, h, w = x.shape
+    m = torch.cat([u.mean(dim=(-2, -1), dtype=torch.float64) for u in field_chunks(x.reshape(-1, h, w))])
+    return m.reshape(s, ts, c).permute(0, 2, 1).reshape(s * c, ts)
 
 
 _RQA_CONV = (
@@ -222,7 +224,9 @@ class NonlinearFamily(Family):
         finite = torch.isfinite(m_full).all(-1)  # [S*C]
         m = m_full[:, ::f]
         m = torch.where(finite.unsqueeze(-1), m, torch.zeros_like(m))
-        rms = x.square().mean(dim=(1, 3, 4), dtype=torch.float64).sqrt().reshape(-1)
+        h, w = x.shape[-2:]
+        msq = torch.cat([u.square().mean(dim=(-2, -1), dtype=torch.float64) for u in field_chunks(x.reshape(-1, h, w))])
+        rms = msq.reshape(n_s, n_t, n_c).mean(1).sqrt().reshape(-1)
         const = m.std(-1, correction=0) <= cfg.constant_rtol * rms
         m = torch.where(const.unsqueeze(-1), m[:, :1].expand_as(m), m)
 

@@ -18,6 +18,10 @@ Conventions:
   largest absolute deviation from it, so they never overflow and are exactly defined for a
   constant field; the value stated for a constant field is returned for it;
 * a field holding any NaN/Inf gives NaN in every feature (never a crash, never a made-up value).
+
+Implementation (CPU): percentiles, median and MAD are exact order statistics found by selection
+(a fine binning locates each rank, only the values of those bins are sorted) instead of full
+sorts; the histogram shares that binning; the batch of SVDs is spread over the torch threads.
 """
 
 from __future__ import annotations
@@ -262,109 +266,152 @@ class SpatialFamily(Family):
         if "correlation_anisotropy" in names:
             groups.add("correlation")
 
-        u, finite = su.sanitize(x)
-        flat = ops.flatten_fields(u)
+        *lead, h, w = x.shape
+        k = h * w
+        flat = x.float().reshape(-1, k)  # [B, K]
+        umin, umax = flat.amin(-1), flat.amax(-1)  # NaN/Inf propagate into them
+        finite = torch.isfinite(umin) & torch.isfinite(umax)
+        flat = ops.zero_rows(flat, finite)  # diverged fields: zeros here, NaN at the end
+        umin, umax = torch.where(finite, umin, 0.0), torch.where(finite, umax, 0.0)
         out: dict[str, torch.Tensor] = {}
 
         # Shifted, scaled copy v = (u - u[0, 0]) / s, s = max |u - u[0, 0]|: |v| <= 1, exact zeros
-        # for a constant field (s = 0).
-        pivot = flat[..., :1]
-        u0 = flat - pivot
-        s = u0.abs().amax(-1)
+        # for a constant field (s = 0). Extremes by monotonicity of rounding: max |u - p| is attained
+        # at max u or min u, and v's extremes at u's.
+        pivot = flat[:, :1]
+        p0 = pivot[:, 0]
+        s = torch.maximum(umax - p0, p0 - umin)
         const = s == 0
-        v = u0 * torch.where(const, torch.ones_like(s), 1.0 / torch.where(const, torch.ones_like(s), s)).unsqueeze(-1)
-        vc = v - v.mean(-1, keepdim=True)
         zero = torch.zeros_like(s)
         one = torch.ones_like(s)
+        inv = torch.where(const, one, 1.0 / torch.where(const, one, s))
+        v = flat - pivot
+        u0_mean = v.mean(-1) if "moments" in groups else None
+        v.mul_(inv.unsqueeze(-1))
+        vmin, vmax = (umin - p0) * inv, (umax - p0) * inv  # = v.amin(-1), v.amax(-1)
+        vc = v - v.mean(-1, keepdim=True) if groups & {"moments", "svd", "correlation"} else None
 
         def scaled_sq(msq: torch.Tensor) -> torch.Tensor:
             """s^2 * msq without overflowing before the result itself would."""
             return (s * msq.sqrt()).square()
 
+        def frac(mask: torch.Tensor) -> torch.Tensor:
+            return ops.count_true(mask).float() / k
+
         if "moments" in groups:
-            m2 = vc.square().mean(-1)
+            sq = vc.square()
+            m2 = sq.mean(-1)
             ok = m2 > 0
-            z = vc / torch.where(ok, m2.sqrt(), one).unsqueeze(-1)
-            out["spatial_mean"] = pivot[..., 0] + u0.mean(-1)  # exact for a constant field
+            sd = torch.where(ok, m2.sqrt(), one)
+            m3 = sq.mul(vc).mean(-1)
+            m4 = sq.square_().mean(-1)
+            del sq
+            out["spatial_mean"] = p0 + u0_mean  # exact for a constant field
             out["spatial_variance"] = scaled_sq(m2)
             out["spatial_std"] = s * m2.sqrt()
-            out["spatial_skewness"] = torch.where(ok, z.pow(3).mean(-1), zero)
-            out["spatial_kurtosis"] = torch.where(ok, z.pow(4).mean(-1) - 3.0, zero)
+            out["spatial_skewness"] = torch.where(ok, m3 / sd.pow(3), zero)
+            out["spatial_kurtosis"] = torch.where(ok, m4 / sd.pow(4) - 3.0, zero)
 
         if "basic" in groups:
-            umin, umax = flat.amin(-1), flat.amax(-1)
             out["spatial_min"], out["spatial_max"], out["spatial_range"] = umin, umax, umax - umin
-            vmin, vmax = v.amin(-1, keepdim=True), v.amax(-1, keepdim=True)
-            band = cfg.amplitude_saturation_band * (vmax - vmin)
-            sat = ((v <= vmin + band) | (v >= vmax - band)).float().mean(-1)
+            band = (cfg.amplitude_saturation_band * (vmax - vmin)).unsqueeze(-1)
+            sat = frac((v <= vmin.unsqueeze(-1) + band) | (v >= vmax.unsqueeze(-1) - band))
             out["amplitude_saturation_fraction"] = torch.where(const, one, sat)
 
+        counts = None
+        if groups & {"order", "histogram"}:
+            # nested fine binning of v: label >> m is the histogram bin (power-of-two refinement is exact)
+            m_fine = max(0, math.ceil(math.log2(1024 / cfg.histogram_bins)))
+            n_fine = cfg.histogram_bins << m_fine
+            fine = ops.histogram_labels(v, n_fine, vmin, vmax, offset=True)  # + row * n_fine
+            counts = ops.offset_bincount(fine, fine.shape[0], n_fine, dtype=torch.int64)
+
         if "order" in groups:
-            srt = torch.sort(flat, dim=-1).values
             qs = [p / 100.0 for p in cfg.percentiles] + [0.25, 0.5, 0.75]
-            qv = su.quantiles_from_sorted(srt, torch.tensor(qs, dtype=torch.float64))
+            qv = su.quantiles(flat, fine, n_fine, torch.tensor(qs, dtype=torch.float64), const, counts)
             for i, name in enumerate(pct):
                 out[name] = qv[..., i]
             q25, med, q75 = qv[..., -3], qv[..., -2], qv[..., -1]
             out["spatial_iqr"] = q75 - q25
-            dev = torch.sort((flat - med.unsqueeze(-1)).abs(), dim=-1).values
-            out["spatial_mad"] = su.quantiles_from_sorted(dev, torch.tensor([0.5], dtype=torch.float64))[..., 0]
+            dev = (flat - med.unsqueeze(-1)).abs_()
+            dmax = torch.maximum(umax - med, med - umin)  # = dev.amax(-1)
+            dlab = None  # (accelerators sort instead of selecting)
+            if dev.device.type == "cpu":
+                scale = torch.where(dmax > 0, 1024.0 / torch.where(dmax > 0, dmax, one), zero)
+                dlab = ops.offset_labels((dev * scale.unsqueeze(-1)).clamp_(0, 1023), 1024)  # monotone in dev
+            half = torch.tensor([0.5], dtype=torch.float64)
+            out["spatial_mad"] = su.quantiles(dev, dlab, 1024, half, dmax == 0)[..., 0]
+            del dev, dlab
 
-        v2 = v.reshape(u.shape)
+        v2 = v.view(-1, h, w)
+        dx = None
+        if "gradient" in groups or "curvature" in groups:
+            dx = ops.central_diff(v2, -1)  # 2 gx (exact: the 0.5 is a power of two)
         if "gradient" in groups:
-            gy, gx = ops.grad_xy(v2)
-            gx, gy = ops.flatten_fields(gx), ops.flatten_fields(gy)
-            mag = torch.sqrt(gx.square() + gy.square())
-            mmax = mag.amax(-1)
-            out["gradient_magnitude_mean"] = s * mag.mean(-1)
-            out["gradient_magnitude_std"] = s * (mag - mag.mean(-1, keepdim=True)).square().mean(-1).sqrt()
-            out["gradient_magnitude_max"] = s * mmax
-            out["gradient_abs_x_mean"] = s * gx.abs().mean(-1)
-            out["gradient_abs_y_mean"] = s * gy.abs().mean(-1)
-            jxx, jyy, jxy = gx.square().mean(-1), gy.square().mean(-1), (gx * gy).mean(-1)
+            dy = ops.central_diff(v2, -2)  # 2 gy
+            fx, fy = dx.view(-1, k), dy.view(-1, k)
+            mag2 = fx * fx
+            jxx = mag2.mean(-1)  # 4 J (scale-free ratios)
+            sqy = fy * fy
+            jyy = sqy.mean(-1)
+            mag2.add_(sqy).sqrt_()  # 2 |grad v|
+            del sqy
+            jxy = (fx * fy).mean(-1)
+            mmax = mag2.amax(-1)
+            mmean = mag2.mean(-1)
+            out["gradient_magnitude_mean"] = s * (0.5 * mmean)
+            out["gradient_magnitude_max"] = s * (0.5 * mmax)
+            hit = frac(mag2 >= cfg.gradient_saturation_threshold * mmax.unsqueeze(-1))
+            out["gradient_saturation_fraction"] = torch.where(mmax > 0, hit, zero)
+            out["gradient_magnitude_std"] = s * (0.5 * mag2.sub_(mmean.unsqueeze(-1)).square_().mean(-1).sqrt())
+            out["gradient_abs_x_mean"] = s * (0.5 * fx.abs().mean(-1))
+            out["gradient_abs_y_mean"] = s * (0.5 * fy.abs().mean(-1))
             tr = jxx + jyy
             okt = tr > 0
             trs = torch.where(okt, tr, one)
             out["gradient_anisotropy"] = torch.where(okt, (jxx - jyy) / trs, zero)
             coh = torch.sqrt((jxx - jyy).square() + 4.0 * jxy.square()) / trs
             out["gradient_coherence"] = torch.where(okt, coh.clamp(0.0, 1.0), zero)
-            hit = (mag >= cfg.gradient_saturation_threshold * mmax.unsqueeze(-1)).float().mean(-1)
-            out["gradient_saturation_fraction"] = torch.where(mmax > 0, hit, zero)
-            del gx, gy, mag
+            del dy, mag2, fx, fy
 
         if "curvature" in groups:
-            vxx, vyy, vxy = (ops.flatten_fields(t) for t in su.hessian(v2))
-            lap = vxx + vyy
-            lc = lap - lap.mean(-1, keepdim=True)
-            l2 = lc.square().mean(-1)
+            vxx = ops._neighbour_sum(v2, -1).sub_(v2, alpha=2.0).view(-1, k)
+            vyy = ops._neighbour_sum(v2, -2).sub_(v2, alpha=2.0).view(-1, k)
+            dxy = ops.central_diff(dx, -2).view(-1, k)  # 4 v_xy
+            lc = vxx + vyy
+            lc.sub_(lc.mean(-1, keepdim=True))
+            sq = lc.square()
+            l2 = sq.mean(-1)
             okl = l2 > 0
             out["laplacian_std"] = s * l2.sqrt()
-            lz = lc / torch.where(okl, l2.sqrt(), one).unsqueeze(-1)
-            out["laplacian_skewness"] = torch.where(okl, lz.pow(3).mean(-1), zero)
-            det = vxx * vyy - vxy.square()
+            l3 = sq.mul_(lc).mean(-1)
+            out["laplacian_skewness"] = torch.where(okl, l3 / torch.where(okl, l2.sqrt(), one).pow(3), zero)
+            del sq, lc
+            det = vxx * vyy
+            det.addcmul_(dxy, dxy, value=-1.0 / 16.0)  # vxx vyy - vxy^2
             out["hessian_det_abs_mean"] = scaled_sq(det.abs().mean(-1))
-            frob = (vxx.square() + vyy.square() + 2.0 * vxy.square()).mean(-1, keepdim=True)
-            out["saddle_fraction"] = (det < -cfg.saddle_tolerance * frob).float().mean(-1)
-            del vxx, vyy, vxy, lap, lc, lz, det
+            frob = vxx.square().mean(-1) + vyy.square().mean(-1) + dxy.square().mean(-1) / 8.0
+            out["saddle_fraction"] = frac(det < (-cfg.saddle_tolerance * frob).unsqueeze(-1))
+            del vxx, vyy, dxy, det
+        del dx
 
-        vc2 = vc.reshape(u.shape)
         if "svd" in groups:
-            er, pr, top = su.singular_value_stats(vc2)
+            er, pr, top = su.singular_value_stats(vc.view(-1, h, w))
             out["effective_rank"], out["svd_participation_ratio"], out["svd_top_energy_fraction"] = er, pr, top
 
         if "correlation" in groups:
-            iso, lx, ly = su.correlation_lengths(vc2, cfg.correlation_level)
+            iso, lx, ly = su.correlation_lengths(vc.view(-1, h, w), cfg.correlation_level)
             out["correlation_length"], out["correlation_length_x"], out["correlation_length_y"] = iso, lx, ly
             out["correlation_anisotropy"] = (lx - ly) / (lx + ly).clamp_min(1e-30)
 
         if "histogram" in groups:
-            counts = ops.histogram_counts(v, cfg.histogram_bins, v.amin(-1), v.amax(-1))
-            ent = ops.entropy_from_counts(counts)
+            hc = counts.view(-1, cfg.histogram_bins, 1 << m_fine).sum(-1).float()
+            ent = ops.entropy_from_counts(hc)
             out["histogram_entropy"] = ent
-            out["histogram_peak_fraction"] = counts.amax(-1) / counts.sum(-1)
+            out["histogram_peak_fraction"] = hc.amax(-1) / hc.sum(-1)
             out["histogram_effective_bins"] = ent.exp()
-            frac = counts / counts.sum(-1, keepdim=True)
-            out["histogram_occupied_bins"] = (frac > cfg.occupied_bin_threshold).float().sum(-1)
+            frac_b = hc / hc.sum(-1, keepdim=True)
+            out["histogram_occupied_bins"] = (frac_b > cfg.occupied_bin_threshold).float().sum(-1)
 
-        nan = torch.full((), float("nan"), device=u.device)
-        return {k: torch.where(finite, t.float(), nan) for k, t in out.items()}
+        nan = torch.full((), float("nan"), device=flat.device)
+        return {key: torch.where(finite, t.float(), nan).reshape(lead) for key, t in out.items()}

@@ -16,6 +16,10 @@ Conventions (every feature):
 
 Shape statistics are computed on the field divided by ``max|u - mean|`` (scale free); absolute
 powers are scaled back.
+
+Implementation: the power is computed by ``rfft2`` and every full-plane sum is taken over the
+stored half plane with conjugate multiplicities (:class:`._spectral_util.HalfPlane`); all linear
+statistics (band and shell sums, centroid, orientation tensor) come from one matrix product.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from typing import Sequence
 import torch
 from pydantic import Field, model_validator
 
-from spinlock_core.features.families._spectral_util import geometry, shell_sums
+from spinlock_core.features.families._spectral_util import half_plane, half_plane_matrix, linear_dtype
 from spinlock_core.features.families.base import Family, FamilyConfig, register_family
-from spinlock_core.features.ops import linear_fit, power_spectrum
+from spinlock_core.features.ops import half_plane_power, linear_fit, zero_rows
 from spinlock_core.features.spec import FeatureSpec
 
 __all__ = ["SpectralConfig", "SpectralFamily"]
@@ -137,65 +141,75 @@ class SpectralFamily(Family):
 
     def compute(self, x: torch.Tensor, cfg: SpectralConfig, names: Sequence[str]) -> dict[str, torch.Tensor]:
         n, c, h, w = x.shape
-        u = x.reshape(n * c, h, w).to(torch.float32)
-        finite = torch.isfinite(u).flatten(1).all(1)
-        u = torch.where(finite.view(-1, 1, 1), u, torch.zeros((), device=u.device))
-        u = u - u.mean(dim=(-2, -1), keepdim=True)
-        scale = u.abs().flatten(1).amax(1)
+        u = x.reshape(n * c, h * w).to(torch.float32)
+        umax, umin = u.amax(1), u.amin(1)  # NaN/Inf propagate
+        finite = torch.isfinite(umax) & torch.isfinite(umin)
+        u = zero_rows(u, finite)
+        umax, umin = torch.where(finite, umax, 0.0), torch.where(finite, umin, 0.0)
+        mean = u.mean(1, keepdim=True)
+        u = u - mean
+        scale = torch.maximum(umax - mean[:, 0], mean[:, 0] - umin)  # = max |u - mean| (monotone rounding)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        v = u / scale.view(-1, 1, 1)
+        v = u.div_(scale.view(-1, 1)).view(-1, h, w)
         nan = torch.full((), float("nan"), device=u.device)
         if h * w < 2:  # a single pixel has no non-DC mode
             zero = torch.where(finite, 0.0, nan).reshape(n, c)
             return {k: zero.clone() for k in (names or [s.name for s in self.catalogue(cfg)])}
-        geo = geometry(h, w, cfg.num_bands, u.device)
-        P = power_spectrum(v).flatten(1) * geo.nondc  # [B, HW], DC zeroed
-        E = P.sum(1)
+        hp = half_plane(h, w, cfg.num_bands, u.device)
+        geo = hp.geo
+        P = half_plane_power(v).flatten(1)  # [B, M] stored modes; full-plane sums via hp.weight / hp.sym
+        del u, v
+        B = P.shape[0]
+        S = cfg.num_bands
+        # all linear statistics sum_k P g(k) in one product (float64 on accelerators: immune to TF32)
+        lin_dt = linear_dtype(P.device)
+        lin = (P.to(lin_dt) @ half_plane_matrix(hp, "sym", lin_dt)).to(torch.float32)  # [B, 5 + S + n_shells]
+        E = lin[:, 0]
         valid = E > _CONST_TOL
         Es = torch.where(valid, E, torch.ones_like(E))
-        p = P / Es.unsqueeze(1)
         s2 = scale.square()
-        B = P.shape[0]
-        kmag = geo.kmag
         out: dict[str, torch.Tensor] = {}
+        wp = P * hp.weight  # full-plane share of each stored mode (DC: 0)
 
-        # ---- log-spaced bands
-        S = cfg.num_bands
-        idx = geo.band.expand(B, -1)
-        bsum = torch.zeros(B, S + 1, device=P.device).scatter_add_(1, idx, P)[:, :S]
-        bmax = torch.zeros(B, S + 1, device=P.device).scatter_reduce_(1, idx, P, "amax", include_self=True)[:, :S]
+        # ---- log-spaced bands (ranges of the |k| order)
+        ws = wp.index_select(1, hp.order)  # [B, M-1] by |k|
         cnt = geo.band_count
         for i in range(S):
             f, m, mx = _band_names(i)
-            out[f] = bsum[:, i] / Es
-            out[m] = (bsum[:, i] / cnt[i] if cnt[i] > 0 else torch.zeros_like(E)) * s2
-            out[mx] = bmax[:, i] * s2
+            bsum = lin[:, 5 + i]
+            out[f] = bsum / Es
+            out[m] = (bsum / cnt[i] if cnt[i] > 0 else torch.zeros_like(E)) * s2
+            a, b = hp.band_range[i]
+            out[mx] = (P.index_select(1, hp.order[a:b]).amax(1) if b > a else torch.zeros_like(E)) * s2
 
-        # ---- dominant mode
-        k_idx = torch.where(geo.nondc, P, torch.full_like(P, -1.0)).argmax(1)
-        k0 = kmag[k_idx]
+        # ---- dominant mode (ties -> first in full-plane fft order)
+        Pn = torch.where(hp.weight > 0, P, torch.full_like(P, -1.0))
+        top = Pn.amax(1, keepdim=True)
+        k_idx = torch.where(Pn == top, hp.tie_key, torch.full_like(hp.tie_key, geo.h * geo.w)).argmin(1)
+        k0 = hp.kmag[k_idx]
         out["spectral_dominant_k"] = k0
-        out["spectral_dominant_kx"] = geo.kx[k_idx].abs()
-        out["spectral_dominant_ky"] = geo.ky[k_idx].abs()
-        mir = geo.mirror[k_idx]
-        p_peak = p.gather(1, k_idx[:, None]).squeeze(1)
-        p_mir = p.gather(1, mir[:, None]).squeeze(1)
-        out["spectral_dominant_power_fraction"] = p_peak + torch.where(mir != k_idx, p_mir, torch.zeros_like(p_mir))
+        out["spectral_dominant_kx"] = hp.kx[k_idx].abs()
+        out["spectral_dominant_ky"] = hp.ky[k_idx].abs()
+        p_peak = P.gather(1, k_idx[:, None]).squeeze(1) / Es
+        p_mir = P.gather(1, hp.mirror[k_idx][:, None]).squeeze(1) / Es
+        out["spectral_dominant_power_fraction"] = p_peak + torch.where(hp.self_conj[k_idx], torch.zeros_like(p_mir), p_mir)
 
         # ---- moments, ratios
-        cen = (p * kmag).sum(1)
+        cen = lin[:, 1] / Es
         out["spectral_centroid"] = cen
-        out["spectral_bandwidth"] = (p * (kmag - cen.unsqueeze(1)).square()).sum(1).clamp_min(0).sqrt()
+        dk = hp.kmag - cen.unsqueeze(1)
+        out["spectral_bandwidth"] = (dk.square_().mul_(wp).sum(1) / Es).clamp_min(0).sqrt()
+        del dk
         c1, c2 = cfg.low_cutoff * geo.k_nyq, cfg.high_cutoff * geo.k_nyq
-        low = (p * (kmag < c1)).sum(1)
-        mid = (p * ((kmag >= c1) & (kmag < c2))).sum(1)
-        out["spectral_low_ratio"] = low
-        out["spectral_mid_ratio"] = mid
-        out["spectral_high_ratio"] = (p * (kmag >= c2)).sum(1)
+        kmag = hp.kmag
+        ratios = (wp.to(lin_dt) @ half_plane_matrix(hp, "regions", lin_dt, (c1, c2))).to(torch.float32) / Es.unsqueeze(1)
+        out["spectral_low_ratio"] = ratios[:, 0]
+        out["spectral_mid_ratio"] = ratios[:, 1]
+        out["spectral_high_ratio"] = ratios[:, 2]
 
         # ---- shell spectrum: flatness, slope, energy peak
         if geo.n_shells >= 1:
-            ssum = shell_sums(P, geo)  # [B, n_shells]
+            ssum = lin[:, 5 + S:]  # [B, n_shells]
             ebar = ssum / geo.shell_count[1 : geo.n_shells + 1].clamp_min(1.0)
             amean = ebar.mean(1)
             floor = cfg.flatness_floor * amean + 1e-30
@@ -212,16 +226,17 @@ class SpectralFamily(Family):
 
         # ---- entropy, roll-off
         m_modes = max(h * w - 1, 2)
-        plogp = torch.where(p > 0, p * p.clamp_min(1e-38).log(), torch.zeros_like(p))
-        out["spectral_entropy"] = (-plogp.sum(1) / math.log(m_modes)).clamp(0.0, 1.0)
-        cs = p[:, geo.order].cumsum(1)
-        r_idx = (cs < cfg.rolloff_fraction).sum(1).clamp_max(cs.shape[1] - 1)
-        out["spectral_rolloff"] = geo.kmag_sorted[r_idx]
+        p = P / Es.unsqueeze(1)
+        plogp = p.clamp_min(1e-38).log_().mul_(p)  # p ln p, 0 at p = 0
+        out["spectral_entropy"] = (-(plogp.to(lin_dt) @ half_plane_matrix(hp, "weight", lin_dt)).float() / math.log(m_modes)).clamp(0.0, 1.0)
+        del p, plogp
+        cs = ws.cumsum(1)
+        r_idx = (cs < (cfg.rolloff_fraction * Es).unsqueeze(1)).sum(1).clamp_max(cs.shape[1] - 1)
+        out["spectral_rolloff"] = hp.kmag_sorted[r_idx]
+        del cs, ws
 
         # ---- orientation
-        jxx = (p * geo.kx.square()).sum(1)
-        jyy = (p * geo.ky.square()).sum(1)
-        jxy = (p * (geo.kx * geo.ky)).sum(1)
+        jxx, jyy, jxy = lin[:, 2] / Es, lin[:, 3] / Es, lin[:, 4] / Es
         tr = (jxx + jyy).clamp_min(1e-30)
         out["spectral_anisotropy"] = ((jxx - jyy) / tr).clamp(-1.0, 1.0)
         out["spectral_orientation_coherence"] = (torch.sqrt((jxx - jyy).square() + 4 * jxy.square()) / tr).clamp(0.0, 1.0)
@@ -231,8 +246,8 @@ class SpectralFamily(Family):
         k0c = k0.clamp_min(1.0).unsqueeze(1)
         nh = torch.round(kmag.unsqueeze(0) / k0c)
         near = (kmag.unsqueeze(0) - nh * k0c).abs() <= cfg.harmonic_half_width
-        fund = (p * (near & (nh == 1))).sum(1)
-        harm = (p * (near & (nh >= 2) & (nh * k0c <= geo.k_nyq + 1e-6))).sum(1)
+        fund = (wp * (near & (nh == 1))).sum(1) / Es
+        harm = (wp * (near & (nh >= 2) & (nh * k0c <= geo.k_nyq + 1e-6))).sum(1) / Es
         out["spectral_thd"] = harm / fund.clamp_min(1e-30)
         out["spectral_fundamental_purity"] = fund
 
