@@ -162,7 +162,11 @@ def autocorrelation(vc: torch.Tensor) -> torch.Tensor:
 
 @lru_cache(maxsize=32)
 def _shells(h: int, w: int, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Shell index of every lag (``K + 1`` = outside), shell counts and mean radii, and ``K``."""
+    """Shell membership ``[H*W, K+1]`` (one-hot; corner lags in no shell), shell counts, mean radii, ``K``.
+
+    Shell sums are a matrix product with the membership (deterministic on CUDA, unlike an
+    atomic ``index_add_``).
+    """
     dy = torch.arange(h, dtype=torch.float64)
     dy = torch.minimum(dy, h - dy) / h
     dx = torch.arange(w, dtype=torch.float64)
@@ -175,7 +179,10 @@ def _shells(h: int, w: int, device: str) -> tuple[torch.Tensor, torch.Tensor, to
     counts = torch.zeros(kmax + 2, dtype=torch.float64).index_add_(0, idx, torch.ones_like(dist))
     rsum = torch.zeros(kmax + 2, dtype=torch.float64).index_add_(0, idx, dist)
     radii = (rsum / counts.clamp_min(1))[: kmax + 1]
-    return idx.to(device), counts[: kmax + 1].float().to(device), radii.float().to(device), kmax
+    onehot = torch.zeros(h * w, kmax + 1, dtype=torch.float32)
+    inside = idx <= kmax
+    onehot[torch.nonzero(inside).squeeze(1), idx[inside]] = 1.0
+    return onehot.to(device), counts[: kmax + 1].float().to(device), radii.float().to(device), kmax
 
 
 def radial_profile(rho: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,13 +193,11 @@ def radial_profile(rho: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     distances of the shells. Lags farther than ``K / max(H, W)`` (the corners) are left out.
     """
     h, w = rho.shape[-2:]
-    idx, counts, radii, kmax = _shells(h, w, str(rho.device))
+    onehot, counts, radii, kmax = _shells(h, w, str(rho.device))
     flat = ops.flatten_fields(rho)
     lead = flat.shape[:-1]
     flat = flat.reshape(-1, h * w)
-    sums = torch.zeros(flat.shape[0], kmax + 2, dtype=flat.dtype, device=flat.device)
-    sums.index_add_(1, idx, flat)
-    prof = sums[:, : kmax + 1] / counts
+    prof = (flat @ onehot.to(flat.dtype)) / counts.to(flat.dtype)
     return prof.reshape(*lead, kmax + 1), radii
 
 
