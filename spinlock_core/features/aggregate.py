@@ -51,46 +51,44 @@ def _reduce(v: np.ndarray, how: str, axis: int) -> np.ndarray:
     raise ValueError(f"unknown reduction {how!r}")
 
 
-def _channel_views(v: np.ndarray, has_channel: bool, per_channel: bool) -> list[tuple[str, np.ndarray]]:
-    """``[(suffix, values)]``: the channel axis (last) split per channel or averaged away."""
-    if not has_channel:
-        return [("", v)]
-    if per_channel:
-        return [(f"_c{k}", v[..., k]) for k in range(v.shape[-1])]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-        return [("", np.nanmean(v, axis=-1))]
-
-
 def summarize(blocks: Mapping[str, FeatureBlock], agg: BaseModel) -> tuple[list[str], np.ndarray]:
-    """``(names, values [b, F_summary] float32)`` of ``blocks`` under an ``AggregationConfig``."""
+    """``(names, values [b, F_summary] float32)`` of ``blocks`` under an ``AggregationConfig``.
+
+    Each block is reduced with a handful of whole-array numpy reductions (not per feature).
+    """
     names: list[str] = []
     cols: list[np.ndarray] = []
     for blk in blocks.values():
-        g = blk.granularity
-        for j, feat in enumerate(blk.names):
-            v = blk.values[..., j]  # [b, M, (Ts), (C)] or [b]
-            if g == "operator":
-                names.append(feat)
-                cols.append(v)
-                continue
-            if g in ("timestep_channel", "timestep"):
-                has_c = g == "timestep_channel"
-                # [b, M, Ts, (C)] -> channel last after the time reduction
-                per_t = [(f"__t{t}", _reduce(v, t, axis=2)) for t in agg.temporal]
-            else:
-                has_c = g == "trajectory_channel"
-                per_t = [("", v)]
-            # loop order: channel, temporal reduction, realization reduction
-            views = [_channel_views(tv, has_c, agg.per_channel) for _, tv in per_t]
-            for k in range(len(views[0])):
-                for (tname, _), view in zip(per_t, views):
-                    cname, cv = view[k]
-                    for r in agg.realization:
-                        names.append(f"{feat}{cname}{tname}__r{r}")
-                        cols.append(_reduce(cv, r, axis=1))
+        g, v = blk.granularity, blk.values
+        b = v.shape[0]
+        if g == "operator":
+            names.extend(blk.names)
+            cols.append(v.reshape(b, -1))
+            continue
+        per_t = g in ("timestep_channel", "timestep")
+        has_c = g in ("timestep_channel", "trajectory_channel")
+        temps = list(agg.temporal) if per_t else [None]
+        # -> [b, M, (C), F, T]
+        tv = np.stack([_reduce(v, t, axis=2) for t in temps], axis=-1) if per_t else v[..., None]
+        if has_c and agg.per_channel:
+            chans = [f"_c{k}" for k in range(tv.shape[2])]
+            tv = np.moveaxis(tv, 2, 3)  # [b, M, F, C, T]
+        else:
+            chans = [""]
+            if has_c:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", category=RuntimeWarning)
+                    tv = np.nanmean(tv, axis=2)
+            tv = tv[:, :, :, None, :]  # [b, M, F, 1, T]
+        rv = np.stack([_reduce(tv, r, axis=1) for r in agg.realization], axis=-1)  # [b, F, K, T, R]
+        cols.append(rv.reshape(b, -1))
+        for feat in blk.names:
+            for c in chans:
+                for t in temps:
+                    tpart = "" if t is None else f"__t{t}"
+                    names.extend(f"{feat}{c}{tpart}__r{r}" for r in agg.realization)
     b = next(iter(blocks.values())).values.shape[0] if blocks else 0
-    values = np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((b, 0), np.float32)
+    values = np.concatenate(cols, axis=1).astype(np.float32) if cols else np.zeros((b, 0), np.float32)
     return names, values
 
 
