@@ -12,7 +12,8 @@ bounded chunks:
 Chunks hold at most ``extraction.max_chunk_elements`` field elements (at least one frame or one
 trajectory). Non-finite inputs (frames after a divergence) are replaced by zeros before the
 family sees them and their features are set to NaN afterwards, so a NaN never reaches a linear
-algebra routine and a finite field always gets finite features. Features whose
+algebra routine and a finite field always gets finite features. Subnormal values are flushed to
+zero first. Features whose
 ``min_channels``/``min_frames`` the data does not meet are NaN columns listed in
 :attr:`FeatureBlock.masked` with the reason.
 """
@@ -100,6 +101,8 @@ class FeatureExtractor:
             raise ValueError(f"trajectories must be [b, M, Ts, C, H, W], got shape {tuple(x.shape)}")
         b, m, ts, c, h, w = (int(v) for v in x.shape)
         x = x.to(self.device, torch.float32, non_blocking=True)
+        # subnormal values (|u| < 1.2e-38) carry no information and break binning/log arithmetic
+        x = torch.where(x.abs() < torch.finfo(torch.float32).tiny, torch.zeros((), device=x.device), x)
         out: dict[str, FeatureBlock] = {}
         for category in self.registry.categories:
             specs = self.registry.get_features_by_category(category)

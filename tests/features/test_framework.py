@@ -221,3 +221,12 @@ def test_per_channel_summary_and_nan_aware_realization_reductions():
 def test_extractor_runs_on_a_requested_device_and_auto_resolves():
     ex = FeatureExtractor(load_features_config(), "auto")
     assert ex.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("scale", [1e-39, 1e-30, 1e-20, 1e12])
+def test_tiny_subnormal_and_huge_fields_give_finite_features(scale):
+    x = _traj(b=1, ts=5) * np.float32(scale)
+    _, blocks = _extract(x.astype(np.float32))
+    for cat, blk in blocks.items():
+        live = [j for j, n in enumerate(blk.names) if n not in blk.masked]
+        assert np.isfinite(blk.values[..., live]).all(), (scale, cat)
