@@ -4,7 +4,7 @@ set -u
 out=${OUT:-.}
 py=${PYTHON:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-run() { name=$1; shift; echo "== $name: $*"; PYTHONUNBUFFERED=1 $py benchmarks/bench_generate.py --device cuda --json "$out/$name.json" "$@" | tail -32; }
+run() { name=$1; shift; echo "== $name: $*"; PYTHONUNBUFFERED=1 $py benchmarks/bench_generate.py --device cuda --no-sensitivity --json "$out/$name.json" "$@" | tail -32; }
 run t1_128_fp32        --total-samples 2000 --batch-size 1000 --grid 128 --realizations 10 --timesteps 1
 run t1_128_bf16        --total-samples 2000 --batch-size 1000 --grid 128 --realizations 10 --timesteps 1 --precision bfloat16
 run t1_128_bf16_cudnnb --total-samples 2000 --batch-size 1000 --grid 128 --realizations 10 --timesteps 1 --precision bfloat16 --cudnn-benchmark
