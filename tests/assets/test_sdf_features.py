@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
 from spinlock_assets.assets import build_assets, by_name
@@ -35,9 +36,15 @@ def setup(tmp_path):
     parts = make_partitions(cfg)
     assets = build_assets(parts)
     res = SpinlockConfig(config_path=str(path))
-    with dg.instance_for_test() as inst:  # a real (temp SQLite) instance: schedules need its ref
-        inst.add_dynamic_partitions(GRID_DIMENSION, ["16"])
-        yield cfg, path, feats, parts, assets, inst, res
+    # a real (temporary SQLite) instance, since schedules need an instance ref; not entered as a
+    # context manager (dg.instance_for_test leaves a stale context-global storage behind that
+    # breaks later tests' instances)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    inst = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    inst.add_dynamic_partitions(GRID_DIMENSION, ["16"])
+    yield cfg, path, feats, parts, assets, inst, res
+    inst.dispose()
 
 
 def _materialize(assets, names, inst, res, batch, checks=()):
