@@ -101,3 +101,14 @@ def test_dagster_cli_materializes_a_partition(tiny_config_file, tmp_path):
 
     assert partition_path(cfg, 1, 16).exists()
     assert inst.get_materialized_partitions(dg.AssetKey("rollouts_hdf5")) == {"0001|16"}
+    # the documented `--select sdf_features --partition P` on top of existing rollouts
+    res = subprocess.run(
+        [str(dagster), "asset", "materialize", "-m", "spinlock_assets.definitions",
+         "--select", "sdf_features", "--partition", "0001|16"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    from spinlock_core.pipeline import features_file
+
+    assert features_file(cfg, 1, 16).exists()
+    assert inst.get_materialized_partitions(dg.AssetKey("sdf_features")) == {"0001|16"}
