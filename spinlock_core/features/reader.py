@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Sequence
 
 import h5py
@@ -28,6 +27,7 @@ import numpy as np
 from spinlock_core.features.registry import FeatureRegistry
 from spinlock_core.features.storage import SDF
 from spinlock_core.storage import _common as U
+from spinlock_core.storage.rows import RowIndexedFiles, RowSelection
 
 __all__ = ["HDF5FeatureReader", "find_feature_files"]
 
@@ -44,19 +44,16 @@ def find_feature_files(dataset_dir: str | Path) -> list[Path]:
     return sorted((Path(dataset_dir) / "features").glob("grid_*/batch_*.h5"))
 
 
-class HDF5FeatureReader:
-    """Read-only access to SDF features (see module docstring). A context manager."""
+class HDF5FeatureReader(RowIndexedFiles):
+    """Read-only access to SDF features (see module docstring). A context manager.
+
+    Row selections (``idx``) are those of the rollout reader: an int, a slice, ints or a boolean
+    mask over the rows in ``(grid size, sample)`` order; None = all.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._files: list[h5py.File] = []
-        try:
-            for p in self._resolve(self.path):
-                self._files.append(h5py.File(p, "r"))
-            self._setup()
-        except BaseException:
-            self.close()
-            raise
+        self._open(self._resolve(self.path), self._setup)
 
     @staticmethod
     def _resolve(path: Path) -> list[Path]:
@@ -83,52 +80,9 @@ class HDF5FeatureReader:
             by = {Path(f.filename).name: U.decode_attr(f[SDF].attrs["config_hash"]) for f in self._files}
             raise ValueError(f"feature files come from different configs {by}: re-extract the stale ones")
         self.config_hash: str = hashes.pop()
-        first = self._files[0]
-        self._registry = FeatureRegistry.from_json(U.decode_attr(first[SDF].attrs["feature_registry"]))
-        sample = np.concatenate([self._sample(f) for f in self._files])
-        grid = np.concatenate([self._grid(f) for f in self._files])
-        part = np.concatenate([np.full(self._n(f), i) for i, f in enumerate(self._files)])
-        local = np.concatenate([np.arange(self._n(f)) for f in self._files])
-        order = np.lexsort((sample, grid))
-        self.sample_index: np.ndarray = sample[order]
-        self.grid_sizes: np.ndarray = grid[order]
-        self._part, self._local = part[order], local[order]
-        self.num_samples = int(order.size)
-
-    @staticmethod
-    def _n(f: h5py.File) -> int:
-        return int(f[f"{SDF}/aggregated/features"].shape[0])
-
-    @staticmethod
-    def _sample(f: h5py.File) -> np.ndarray:
-        return f["metadata/sample_index"][()].astype(np.int64)
-
-    @staticmethod
-    def _grid(f: h5py.File) -> np.ndarray:
-        return f["metadata/grid_sizes"][()].astype(np.int64)
-
-    # ---------------------------------------------------------------- lifecycle
-    def close(self) -> None:
-        for f in self._files:
-            try:
-                f.close()
-            except Exception:  # pragma: no cover
-                pass
-        self._files = []
-
-    def __enter__(self) -> "HDF5FeatureReader":
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        self._registry = FeatureRegistry.from_json(U.decode_attr(self._files[0][SDF].attrs["feature_registry"]))
 
     # ---------------------------------------------------------------- discovery
-    def has_features(self) -> bool:
-        return True
-
-    def has_sdf(self) -> bool:
-        return True
-
     def get_feature_families(self) -> list[str]:
         return list(self._files[0]["features"].keys())
 
@@ -150,43 +104,27 @@ class HDF5FeatureReader:
         return json.loads(U.decode_attr(self._files[0][f"{SDF}/{category}/features"].attrs["axes"]))
 
     # ---------------------------------------------------------------- data
-    def _gather(self, path: str, rows: np.ndarray | None = None) -> np.ndarray:
-        sel = np.arange(self.num_samples) if rows is None else np.atleast_1d(np.asarray(rows))
-        if sel.size and (sel.min() < -self.num_samples or sel.max() >= self.num_samples):
-            raise IndexError(f"rows out of range for {self.num_samples} samples")
-        sel = sel % max(self.num_samples, 1)
-        ref = self._files[0][path]
-        out = np.empty((sel.size, *ref.shape[1:]), dtype=ref.dtype)
-        for i, f in enumerate(self._files):
-            hit = np.nonzero(self._part[sel] == i)[0]
-            if hit.size:
-                local = self._local[sel[hit]]
-                order = np.argsort(local)
-                data = f[path][np.sort(local)] if local.size > 1 else f[path][local]
-                out[hit[order]] = data
-        return out
-
-    def get_sdf_features(self, category: str, idx: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    def get_sdf_features(self, category: str, idx: RowSelection = None) -> np.ndarray:
         """``category``'s features, shape by granularity (see :meth:`axes`), rows ``idx`` (default all)."""
         path = f"{SDF}/{category}/features"
         if path not in self._files[0]:
             cats = self._registry.categories + ["aggregated"]
             raise KeyError(f"no feature category {category!r}; stored: {cats}")
-        return self._gather(path, idx)
+        return self._small(path, idx)
 
     def get_all_sdf_features(self) -> dict[str, np.ndarray]:
         """``{category: array}`` for every stored category (registry order)."""
         return {c: self.get_sdf_features(c) for c in self._registry.categories}
 
-    def get_sdf_aggregated(self, idx: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    def get_sdf_aggregated(self, idx: RowSelection = None) -> np.ndarray:
         """Summary rows ``[N, F_summary]`` (see :attr:`aggregated_names`)."""
-        return self._gather(f"{SDF}/aggregated/features", idx)
+        return self._small(f"{SDF}/aggregated/features", idx)
 
     @property
     def aggregated_names(self) -> list[str]:
         return json.loads(U.decode_attr(self._files[0][f"{SDF}/aggregated/features"].attrs["names"]))
 
-    def select(self, names: Sequence[str], idx: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def select(self, names: Sequence[str], idx: RowSelection = None) -> dict[str, np.ndarray]:
         """``{name: values}`` for feature names (per-feature arrays, feature axis dropped)
         or summary column names (``[N]``)."""
         out: dict[str, np.ndarray] = {}
@@ -201,17 +139,17 @@ class HDF5FeatureReader:
             elif n in agg:
                 if "__agg" not in cache:
                     cache["__agg"] = self.get_sdf_aggregated(idx)
-                out[n] = cache["__agg"][:, agg.index(n)]
+                out[n] = cache["__agg"][..., agg.index(n)]
             else:
                 raise KeyError(f"unknown feature or summary column {n!r}")
         return out
 
     def extraction_time(self) -> np.ndarray:
-        return self._gather(f"{SDF}/metadata/extraction_time")
+        return self._small(f"{SDF}/metadata/extraction_time", None)
 
     def nan_counts(self) -> tuple[list[str], np.ndarray]:
         path = f"{SDF}/metadata/nan_counts"
-        return json.loads(U.decode_attr(self._files[0][path].attrs["categories"])), self._gather(path)
+        return json.loads(U.decode_attr(self._files[0][path].attrs["categories"])), self._small(path, None)
 
     def to_dataframe(self, columns: Sequence[str] | None = None):
         """pandas DataFrame, one row per (grid size, sample): metadata then summary columns.
@@ -225,9 +163,9 @@ class HDF5FeatureReader:
         data: dict[str, Any] = {"sample_index": self.sample_index, "grid_size": self.grid_sizes}
         for col, path in _META_COLUMNS.items():
             if path in self._files[0]:
-                data[col] = U.decode_strings(self._gather(path))
+                data[col] = self._small(path, None)
         if "metadata/diverged_step" in self._files[0]:
-            data["diverged_realizations"] = (self._gather("metadata/diverged_step") >= 0).sum(axis=1)
+            data["diverged_realizations"] = (self._small("metadata/diverged_step", None) >= 0).sum(axis=1)
         names = self.aggregated_names
         vals = self.get_sdf_aggregated()
         keep = range(len(names)) if columns is None else [names.index(c) for c in columns]

@@ -15,21 +15,17 @@ A directory is read through ``<dir>/index.h5`` when present, else through the pa
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Union
+from typing import Any
 
 import h5py
 import numpy as np
 
 from . import _common as U
 from . import schema as S
+from .rows import RowIndexedFiles, RowSelection
 
 __all__ = ["DatasetReader", "open_dataset", "find_partitions", "resolve_dataset_file", "RowSelection"]
-
-RowSelection = Union[int, slice, Sequence[int], np.ndarray, None]
-
 
 def find_partitions(directory: Path) -> list[Path]:
     """Partition files ``<directory>/partitions/**/*.h5``, sorted."""
@@ -64,20 +60,15 @@ def missing_virtual_sources(f: h5py.File) -> list[str]:
     return sorted(missing)
 
 
-class DatasetReader:
+class DatasetReader(RowIndexedFiles):
     """Read-only access to a dataset (see module docstring). Use :func:`open_dataset`."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         mode, files = resolve_dataset_file(self.path)
-        self._files: list[h5py.File] = []
-        try:
-            for p in files:
-                self._files.append(h5py.File(p, "r"))
-            self._setup(mode)
-        except BaseException:
-            self.close()
-            raise
+        self._open(files, lambda: self._setup(mode))
+        first = self._files[0]
+        self.grid_size: int = self.grids[-1] if self.grids else int(first[S.OUTPUTS_FIELDS].shape[-1])
 
     def _setup(self, mode: str) -> None:
         first = self._files[0]
@@ -95,17 +86,6 @@ class DatasetReader:
         self.num_realizations, self.num_time_steps, self.num_channels = (int(v) for v in shapes.pop())
         self.time_steps: np.ndarray = first[S.DIM_TIME][()].astype(np.int64)
         self.param_names: list[str] = U.decode_attr(first[S.PARAMS].attrs["names"])
-        part = np.concatenate([np.full(f[S.META.SAMPLE_INDEX].shape[0], i) for i, f in enumerate(self._files)])
-        local = np.concatenate([np.arange(f[S.META.SAMPLE_INDEX].shape[0]) for f in self._files])
-        sample = np.concatenate([f[S.META.SAMPLE_INDEX][()] for f in self._files]).astype(np.int64)
-        grid = np.concatenate([f[S.META.GRID_SIZES][()] for f in self._files]).astype(np.int64)
-        order = np.lexsort((sample, grid))
-        self._part, self._local = part[order], local[order]
-        self.sample_index: np.ndarray = sample[order]
-        self.grid_sizes: np.ndarray = grid[order]
-        self.grids: list[int] = sorted({int(g) for g in self.grid_sizes})
-        self.grid_size: int = self.grids[-1] if self.grids else int(first[S.OUTPUTS_FIELDS].shape[-1])
-        self.num_samples: int = int(order.size)
 
     # ------------------------------------------------------------------ info
     @property
@@ -151,10 +131,6 @@ class DatasetReader:
             "params": (self.num_samples, len(self.param_names)),
         }
 
-    @property
-    def filenames(self) -> list[Path]:
-        return [Path(f.filename) for f in self._files]
-
     def rows_for_grid(self, grid_size: int) -> np.ndarray:
         """Row numbers (in this reader's order) of the samples on a ``grid_size`` grid."""
         if grid_size not in self.grids:
@@ -162,29 +138,6 @@ class DatasetReader:
         return np.flatnonzero(self.grid_sizes == grid_size)
 
     # ------------------------------------------------------------------ data
-    def _select(self, rows: RowSelection, n: int) -> tuple[np.ndarray, bool]:
-        if rows is None:
-            return np.arange(n), False
-        if isinstance(rows, (int, np.integer)) and not isinstance(rows, bool):
-            i = int(rows) + (n if rows < 0 else 0)
-            if not 0 <= i < n:
-                raise IndexError(f"row {rows} out of range for {n} rows")
-            return np.array([i]), True
-        if isinstance(rows, slice):
-            return np.arange(n)[rows], False
-        arr = np.asarray(rows)
-        if arr.dtype == bool:
-            if arr.shape != (n,):
-                raise IndexError(f"boolean row mask must have shape ({n},), got {arr.shape}")
-            return np.flatnonzero(arr), False
-        if arr.size and arr.dtype.kind not in "iu":
-            raise IndexError(f"rows must be ints, a slice or a boolean mask, got dtype {arr.dtype}")
-        arr = arr.astype(np.int64).reshape(-1)
-        arr = np.where(arr < 0, arr + n, arr)
-        if arr.size and (arr.min() < 0 or arr.max() >= n):
-            raise IndexError(f"rows out of range for {n} rows")
-        return arr, False
-
     def _fields(self, path: str, rows: RowSelection, grid_size: int | None) -> np.ndarray:
         if grid_size is None:
             subset = np.arange(self.num_samples)
@@ -217,18 +170,6 @@ class DatasetReader:
         """Initial conditions ``[r, C, S, S]`` float32 (S as in :meth:`trajectories`)."""
         return self._fields(S.INPUTS_FIELDS, rows, grid_size)
 
-    def _small(self, path: str, rows: RowSelection) -> np.ndarray:
-        sel, scalar = self._select(rows, self.num_samples)
-        parts, locs = self._part[sel], self._local[sel]
-        first = self._files[0][path]
-        out = np.empty((sel.size, *first.shape[1:]), dtype=first.dtype)
-        for p in np.unique(parts).tolist():
-            mine = parts == p
-            out[mine] = self._files[p][path][()][locs[mine]]
-        if first.dtype.kind == "O" or h5py.check_string_dtype(first.dtype) is not None:
-            out = U.decode_strings(out)
-        return out[0] if scalar else out
-
     def params(self, rows: RowSelection = None) -> np.ndarray:
         """Unit-cube points ``[r, P]`` float64 (columns: :attr:`param_names`)."""
         return self._small(S.PARAMS, rows)
@@ -250,21 +191,6 @@ class DatasetReader:
         """Operator specifications of each row (parsed JSON)."""
         vals = self._small(S.META.OPERATOR_SPECS, rows)
         return [json.loads(v) for v in np.atleast_1d(vals).tolist()]
-
-    # ------------------------------------------------------------------ lifecycle
-    def close(self) -> None:
-        for f in self._files:
-            try:
-                f.close()
-            except Exception:  # pragma: no cover
-                pass
-        self._files = []
-
-    def __enter__(self) -> "DatasetReader":
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"DatasetReader({str(self.path)!r}, kind={self.kind!r}, N={getattr(self, 'num_samples', '?')}, grids={getattr(self, 'grids', '?')})"
