@@ -31,7 +31,6 @@ from pydantic import BaseModel
 from spinlock_core.features.families import FAMILY_REGISTRY
 from spinlock_core.features.ops import zero_rows
 from spinlock_core.features.registry import FeatureRegistry
-from spinlock_core.features.spec import FeatureSpec
 
 __all__ = ["FeatureBlock", "FeatureExtractor", "block_shape", "nan_counts"]
 

@@ -56,11 +56,12 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from spinlock_core.config.render import COLOR_NORM_MODES, DEFAULT_AGGREGATES, check_aggregates
 
 from .aggregates import AGGREGATES, Aggregate, compute_aggregates
+from .text import fit, font
 from .palettes import ALL_COLORMAPS, MAX_QUANTILE_VALUES, _lut, finite, map_rgb, map_scalar, map_unit_rgb, robust_range
 
 __all__ = ["FrameOptions", "Column", "FrameRenderer", "NORMALIZATIONS", "CHANNEL_MODES", "RESAMPLES", "robust_range",
@@ -97,21 +98,6 @@ def label_width(cell_width: int) -> int:
 
 def _font_px(cell_width: int) -> int:
     return int(min(16, max(11, cell_width // 9)))
-
-
-def _font(px: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=px)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
-    if draw.textlength(text, font=font) <= width:
-        return text
-    while text and draw.textlength(text + "…", font=font) > width:
-        text = text[:-1]
-    return text + "…"
 
 
 @dataclass(frozen=True)
@@ -362,13 +348,13 @@ class FrameRenderer:
         draw = ImageDraw.Draw(img)
         px = _font_px(self.cell_w)
         if self.opts.headers:
-            font = _font(px)
+            face = font(px)
             for col in self.columns:
-                t = _fit(draw, col.title, font, self.cell_w - 4)
-                tw = draw.textlength(t, font=font)
-                draw.text((col.x + (self.cell_w - tw) / 2, self.sp + (self.head - px) / 2 - 1), t, fill=_TEXT, font=font)
+                t = fit(draw, col.title, face, self.cell_w - 4)
+                tw = draw.textlength(t, font=face)
+                draw.text((col.x + (self.cell_w - tw) / 2, self.sp + (self.head - px) / 2 - 1), t, fill=_TEXT, font=face)
         if self.opts.row_labels and self.labels:
-            fonts = [_font(px), _font(max(10, px - 2))]
+            fonts = [font(px), font(max(10, px - 2))]
             for i, lines in enumerate(self.labels):
                 hs = [px + 4] + [px + 2] * (len(lines) - 1)
                 y = self.row_y[i] + max(0, (self.cell_h - sum(hs)) // 2)
@@ -376,7 +362,7 @@ class FrameRenderer:
                     if y + lh > self.row_y[i] + self.cell_h + 2:
                         break
                     f = fonts[min(n, 1)]
-                    draw.text((self.sp + 6, y), _fit(draw, line, f, self.label_w - 10), fill=_TEXT if n == 0 else _TEXT_DIM, font=f)
+                    draw.text((self.sp + 6, y), fit(draw, line, f, self.label_w - 10), fill=_TEXT if n == 0 else _TEXT_DIM, font=f)
                     y += lh
         return np.asarray(img, dtype=np.uint8).copy()
 
@@ -389,7 +375,7 @@ class FrameRenderer:
             draw = ImageDraw.Draw(img)
             px = _font_px(self.cell_w)
             last = self.steps[-1] if self.steps else step
-            draw.text((6, (h - px) / 2 - 1), _fit(draw, f"step {step} / {last}", _font(px), w - 8), fill=_TEXT, font=_font(px))
+            draw.text((6, (h - px) / 2 - 1), fit(draw, f"step {step} / {last}", font(px), w - 8), fill=_TEXT, font=font(px))
             self._step_patches[step] = np.asarray(img, dtype=np.uint8)
         return self._step_patches[step]
 

@@ -32,19 +32,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from spinlock_core.ics import IC_REGISTRY, TIERS, generate_ics, ic_names_by_tier
 from spinlock_core.seeding import Stream, derive_seed
 
 from .colors import fields_to_rgb
+from .text import font, wrap
 
 __all__ = [
     "GALLERY_STREAM",
@@ -141,47 +141,15 @@ def resolve_ic_types(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
-        return ImageFont.load_default()
-
-
-def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
-    """``text`` truncated with "…" so that it is at most ``width`` pixels wide."""
-    if draw.textlength(text, font=font) <= width:
-        return text
-    while text and draw.textlength(text + "…", font=font) > width:
-        text = text[:-1]
-    return text + "…"
-
-
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
-    """Greedy wrap of ``text`` to ``width`` pixels, breaking after spaces and underscores."""
-    tokens = [t for t in re.split(r"(?<=[ _])", text) if t]
-    lines: list[str] = []
-    cur = ""
-    for tok in tokens:
-        if cur and draw.textlength((cur + tok).rstrip(), font=font) > width:
-            lines.append(cur.rstrip())
-            cur = tok
-        else:
-            cur += tok
-    if cur.strip():
-        lines.append(cur.rstrip())
-    return [_fit(draw, line, font, width) for line in lines]
-
-
 def _draw_label(draw: ImageDraw.ImageDraw, top: int, cell: int, lw: int, name: str) -> None:
     """Name (black), tier and domain (grey) in the label box ``[0, lw) × [top, top + cell)``."""
     ic = IC_REGISTRY[name]
     pad = 6
     size = max(10, min(16, cell // 8))
-    f_name, f_info = _font(size), _font(max(9, size - 2))
+    f_name, f_info = font(size), font(max(9, size - 2))
     avail = lw - 2 * pad
-    blocks = [(line, f_name, _TEXT) for line in _wrap(draw, name, f_name, avail)]
-    blocks += [(line, f_info, _TEXT_DIM) for line in _wrap(draw, f"{ic.tier} · {ic.domain}", f_info, avail)]
+    blocks = [(line, f_name, _TEXT) for line in wrap(draw, name, f_name, avail)]
+    blocks += [(line, f_info, _TEXT_DIM) for line in wrap(draw, f"{ic.tier} · {ic.domain}", f_info, avail)]
     line_h = [int(getattr(f, "size", 10) * 1.25) for _, f, _ in blocks]
     max_lines = len(blocks)
     while max_lines > 1 and sum(line_h[:max_lines]) > cell - 2:

@@ -170,7 +170,7 @@ class CausalityFamily(Family):
                  "periodic central differences (per pixel), correlations over H x W, averaged over t = 0..Ts-2 before the norm; in [0, sqrt 2]", 2),
             spec("causality_spatial_flow_anisotropy", "(|cx| - |cy|) / (|cx| + |cy|) of the time-mean gradient-increment correlations, mean over channels, in [-1, 1] (+1: flow along x only).", "dimensionless", "0 when cx = cy = 0", 2),
             spec("causality_pred_error_asymmetry", f"0.5 ln(RSS_backward / RSS_forward) of a quadratic autoregression of order {pp} (z(t) ~ 1 + lags + lags^2) predicting z(t) from its past vs from its future, mean over channels; > 0 when the past predicts better (irreversible dynamics).", "nats",
-                 f"least squares on the z-scored m_c; backward = forward fit of the reversed series; (RSS + 1e-12 N); exactly negated by time reversal", 3 * pp + 3),
+                 "least squares on the z-scored m_c; backward = forward fit of the reversed series; (RSS + 1e-12 N); exactly negated by time reversal", 3 * pp + 3),
             spec("causality_pred_error_asymmetry_linear", f"As causality_pred_error_asymmetry with a linear AR({pp}) (z(t) ~ 1 + lags): sensitive to non-stationarity and edge effects rather than nonlinearity.", "nats", "as causality_pred_error_asymmetry", 3 * pp + 3),
             spec("causality_ar_residual_fraction", f"Unexplained variance RSS / SS_tot of the forward linear AR({pp}) fit of z(t), mean over channels, in [0, 1] (0: perfectly predictable).", "dimensionless", "SS_tot about the mean of the fitted targets; 0 for a constant channel", 3 * pp + 3),
         ]

@@ -159,7 +159,6 @@ class SpectralFamily(Family):
         geo = hp.geo
         P = half_plane_power(v).flatten(1)  # [B, M] stored modes; full-plane sums via hp.weight / hp.sym
         del u, v
-        B = P.shape[0]
         S = cfg.num_bands
         # all linear statistics sum_k P g(k) in one product (float64 on accelerators: immune to TF32)
         lin_dt = linear_dtype(P.device)
