@@ -45,6 +45,12 @@ def _result(outcome: C.CheckOutcome, severity: dg.AssetCheckSeverity) -> dg.Asse
     )
 
 
+def _file_of(context: dg.AssetCheckExecutionContext, spinlock: SpinlockConfig, where):
+    """The file ``where(cfg, batch, grid)`` of the check's partition (rollouts or features)."""
+    batch, grid = split_key(context.partition_key)
+    return where(spinlock.load(), batch, grid)
+
+
 def _find(assets: list[dg.AssetsDefinition], name: str) -> dg.AssetsDefinition:
     for a in assets:
         if dg.AssetKey(name) in a.keys:
@@ -83,8 +89,7 @@ def _build(
     max_diverged_fraction: float,
 ) -> list[dg.AssetChecksDefinition]:
     def _path(context: dg.AssetCheckExecutionContext, spinlock: SpinlockConfig):
-        batch, grid = split_key(context.partition_key)
-        return pipeline.partition_path(spinlock.load(), batch, grid)
+        return _file_of(context, spinlock, pipeline.partition_path)
 
     @dg.asset_check(
         asset=sobol,
@@ -134,8 +139,7 @@ def _build_features(
     features: dg.AssetsDefinition, partitions_def: dg.PartitionsDefinition, max_nan: float
 ) -> list[dg.AssetChecksDefinition]:
     def _fpath(context: dg.AssetCheckExecutionContext, spinlock: SpinlockConfig):
-        batch, grid = split_key(context.partition_key)
-        return pipeline.features_file(spinlock.load(), batch, grid)
+        return _file_of(context, spinlock, pipeline.features_file)
 
     @dg.asset_check(
         asset=features,
@@ -150,7 +154,7 @@ def _build_features(
         reg = FeatureRegistry.from_config(fcfg)
         expected = {c: reg.get_feature_names(c) for c in reg.categories}
         path = _fpath(context, spinlock)
-        with h5py.File(pipeline.partition_path(cfg, *split_key(context.partition_key)), "r") as f:
+        with h5py.File(_file_of(context, spinlock, pipeline.partition_path), "r") as f:
             channels = int(f["outputs/fields"].shape[3])
         summary = summary_names(reg, fcfg.aggregation, channels)
         return _result(C.features_schema(path, expected, summary, features_config_hash(fcfg)), dg.AssetCheckSeverity.ERROR)

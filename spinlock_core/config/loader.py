@@ -14,14 +14,16 @@ import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from spinlock_core.config._errors import allowed_keys, describe_validation_error
 from spinlock_core.config._yaml import parse_yaml
 from spinlock_core.config.models import ExperimentConfig
+
+M = TypeVar("M", bound=BaseModel)
 
 __all__ = ["ConfigError", "load_config", "save_config", "config_hash", "apply_overrides"]
 
@@ -132,17 +134,32 @@ def load_config(
         ConfigError: listing every problem found (one line each).
     """
     label, raw = _read(source)
+    return validate_raw(ExperimentConfig, label, raw, overrides)
+
+
+def validate_raw(
+    model: type[M], label: str, raw: Any, overrides: Mapping[str, object] | None = None, *, empty_ok: bool = False
+) -> M:
+    """Apply dotted ``overrides`` to a parsed document ``raw`` and validate it as ``model``.
+
+    ``empty_ok``: an empty document is an empty mapping (every default) instead of an error.
+
+    Raises:
+        ConfigError: ``label`` and one line per problem.
+    """
+    if raw is None and empty_ok:
+        raw = {}
     if not isinstance(raw, dict):
         got = "an empty document" if raw is None else f"a {type(raw).__name__}"
         raise ConfigError(label, [f"the top level must be a mapping of sections, got {got}"])
     if overrides:
-        problems = apply_overrides(raw, overrides)
+        problems = apply_overrides(raw, overrides, model)
         if problems:
             raise ConfigError(label, problems)
     try:
-        return ExperimentConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(label, describe_validation_error(exc, ExperimentConfig)) from None
+        raise ConfigError(label, describe_validation_error(exc, model)) from None
 
 
 def save_config(cfg: ExperimentConfig, path: str | os.PathLike) -> Path:

@@ -71,10 +71,8 @@ def summarize(blocks: Mapping[str, FeatureBlock], agg: BaseModel) -> tuple[list[
         # -> [b, M, (C), F, T]
         tv = np.stack([_reduce(v, t, axis=2) for t in temps], axis=-1) if per_t else v[..., None]
         if has_c and agg.per_channel:
-            chans = [f"_c{k}" for k in range(tv.shape[2])]
             tv = np.moveaxis(tv, 2, 3)  # [b, M, F, C, T]
         else:
-            chans = [""]
             if has_c:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", category=RuntimeWarning)
@@ -82,29 +80,24 @@ def summarize(blocks: Mapping[str, FeatureBlock], agg: BaseModel) -> tuple[list[
             tv = tv[:, :, :, None, :]  # [b, M, F, 1, T]
         rv = np.stack([_reduce(tv, r, axis=1) for r in agg.realization], axis=-1)  # [b, F, K, T, R]
         cols.append(rv.reshape(b, -1))
+        channels = v.shape[-2] if has_c else 0
         for feat in blk.names:
-            for c in chans:
-                for t in temps:
-                    tpart = "" if t is None else f"__t{t}"
-                    names.extend(f"{feat}{c}{tpart}__r{r}" for r in agg.realization)
+            names.extend(_column_names(feat, g, agg, channels))
     b = next(iter(blocks.values())).values.shape[0] if blocks else 0
     values = np.concatenate(cols, axis=1).astype(np.float32) if cols else np.zeros((b, 0), np.float32)
     return names, values
 
 
-def summary_names(blocks_or_registry, agg: BaseModel, num_channels: int) -> list[str]:
-    """The summary column names for a registry (no data needed): same order as :func:`summarize`."""
-    names: list[str] = []
-    for s in blocks_or_registry:
-        g = s.granularity
-        if g == "operator":
-            names.append(s.name)
-            continue
-        has_c = g in ("timestep_channel", "trajectory_channel")
-        chans = [f"_c{k}" for k in range(num_channels)] if (has_c and agg.per_channel) else [""]
-        temps = [f"__t{t}" for t in agg.temporal] if g in ("timestep_channel", "timestep") else [""]
-        for c in chans:
-            for t in temps:
-                for r in agg.realization:
-                    names.append(f"{s.name}{c}{t}__r{r}")
-    return names
+def _column_names(feature: str, granularity: str, agg: BaseModel, num_channels: int) -> list[str]:
+    """Summary columns of one feature, in loop order channel, temporal, realization reduction."""
+    if granularity == "operator":
+        return [feature]
+    has_c = granularity in ("timestep_channel", "trajectory_channel")
+    chans = [f"_c{k}" for k in range(num_channels)] if (has_c and agg.per_channel) else [""]
+    temps = [f"__t{t}" for t in agg.temporal] if granularity in ("timestep_channel", "timestep") else [""]
+    return [f"{feature}{c}{t}__r{r}" for c in chans for t in temps for r in agg.realization]
+
+
+def summary_names(specs, agg: BaseModel, num_channels: int) -> list[str]:
+    """The summary column names of ``specs`` (a registry; no data needed), as :func:`summarize` makes them."""
+    return [n for s in specs for n in _column_names(s.name, s.granularity, agg, num_channels)]

@@ -29,10 +29,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from spinlock_core.config._errors import describe_validation_error
-from spinlock_core.config.loader import ConfigError, _read, apply_overrides
+from spinlock_core.config.loader import _read, validate_raw
 from spinlock_core.features.families import FAMILY_REGISTRY, families
 
 __all__ = [
@@ -133,23 +132,11 @@ def load_features_config(
     Raises:
         ConfigError: one line per problem (field path, what is wrong, allowed values).
     """
-    model = features_config_model()
     if source is None:
         label, raw = "features config (defaults)", {}
     else:
         label, raw = _read(source)
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise ConfigError(label, [f"the top level must be a mapping of sections, got a {type(raw).__name__}"])
-    if overrides:
-        problems = apply_overrides(raw, overrides, model)
-        if problems:
-            raise ConfigError(label, problems)
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(label, describe_validation_error(exc, model)) from None
+    return validate_raw(features_config_model(), label, raw, overrides, empty_ok=True)
 
 
 def features_config_hash(cfg: BaseModel) -> str:

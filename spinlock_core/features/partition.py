@@ -55,14 +55,9 @@ def operator_values_from(src: h5py.File, cfg: BaseModel, device: str) -> tuple[d
     fam_cfg = getattr(cfg, "operator_sensitivity", None)
     if fam_cfg is None or not fam_cfg.enabled:
         return {}, "operator_sensitivity disabled"
-    try:
-        from spinlock_core.rollout import sensitivity as sens
-    except ImportError:  # pragma: no cover - defensive
-        return {}, "operator sensitivity is not available in this build"
-    fn = getattr(sens, "values_for_partition", None)
-    if fn is None:
-        return {}, "operator sensitivity is not available in this build"
-    return fn(src, fam_cfg, device)
+    from spinlock_core.rollout.sensitivity import values_for_partition  # rollout imports features: import late
+
+    return values_for_partition(src, fam_cfg, device)
 
 
 def extract_partition(

@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
-from spinlock_core.features.extract import FeatureBlock
+from spinlock_core.features.extract import FeatureBlock, nan_counts
 from spinlock_core.features.spec import GRANULARITY_AXES
 from spinlock_core.storage import _common as U
 
@@ -217,8 +217,6 @@ class FeatureFileWriter:
         if key not in self._f:
             d = self._f.create_dataset(key, shape=(self.n, len(cats)), dtype=np.int32)
             d.attrs["categories"] = json.dumps(cats)
-        from spinlock_core.features.extract import nan_counts
-
         self._f[key][lo:hi] = nan_counts(blocks)[1]
         self._written += hi - lo
 
