@@ -79,12 +79,6 @@ class FeatureRegistry:
         s = self.spec(name)
         return self.get_feature_names(s.family).index(name)
 
-    def granularity(self, category: str) -> str:
-        gs = {s.granularity for s in self.get_features_by_category(category)}
-        if len(gs) != 1:
-            raise KeyError(f"category {category!r} has no features or mixed granularities {sorted(gs)}")
-        return gs.pop()
-
     # ---------------------------------------------------------------- (de)serialise
     def to_dict(self) -> dict[str, Any]:
         """``{"features": [spec dicts with index, category, column]}``: what files store."""

@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -253,7 +254,8 @@ def write_feature_views(index: h5py.File, feature_files: Sequence[Path], grid: n
                 if d.shape[1:] != ref.shape[1:]:
                     return [f"{path}: {name} has shape {d.shape[1:]} per row, expected {ref.shape[1:]}"]
                 g = int(U.decode_attr(f.attrs["grid_size"]))
-                src = h5py.VirtualSource(str(Path(path).resolve().relative_to(base.resolve())) if _under(path, base) else str(Path(path).resolve()), f"{SDF}/{name}", shape=d.shape)
+                rel = os.path.relpath(Path(path).resolve(), base.resolve())  # relative: the dataset folder can move
+                src = h5py.VirtualSource(rel, f"{SDF}/{name}", shape=d.shape)
                 targets = [(local, row_of.get((g, int(s)))) for local, s in enumerate(f["sample"][()])]
                 for lo_src, lo_dst, length in _runs([(a, b) for a, b in targets if b is not None]):
                     layout[lo_dst : lo_dst + length] = src[lo_src : lo_src + length]
@@ -266,14 +268,6 @@ def write_feature_views(index: h5py.File, feature_files: Sequence[Path], grid: n
     finally:
         for f in files:
             f.close()
-
-
-def _under(path: Path, base: Path) -> bool:
-    try:
-        Path(path).resolve().relative_to(base.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def _runs(pairs: Sequence[tuple[int, int]]) -> list[tuple[int, int, int]]:

@@ -76,3 +76,20 @@ def test_features_command_lists_the_registry(capsys):
     assert main(["features", "--format", "markdown"]) == 0
     md = capsys.readouterr().out
     assert "### spatial" in md and "`spatial_mean`" in md
+
+
+def test_index_features_survive_moving_the_dataset_folder(rollouts, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from spinlock_core.features import HDF5FeatureReader
+
+    assert main(["extract-features", "--dataset", str(rollouts), "--quiet"]) == 0
+    with HDF5FeatureReader(rollouts / "index.h5") as r:
+        before = r.get_sdf_aggregated()
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(rollouts), moved)
+    with HDF5FeatureReader(moved / "index.h5") as r:
+        np.testing.assert_array_equal(r.get_sdf_aggregated(), before)
+    assert np.isfinite(before).any()
