@@ -162,7 +162,8 @@ class SpectralFamily(Family):
         S = cfg.num_bands
         # all linear statistics sum_k P g(k) in one product (float64 on accelerators: immune to TF32)
         lin_dt = linear_dtype(P.device)
-        lin = (P.to(lin_dt) @ half_plane_matrix(hp, "sym", lin_dt)).to(torch.float32)  # [B, 5 + S + n_shells]
+        lin64 = P.to(lin_dt) @ half_plane_matrix(hp, "sym", lin_dt)  # [B, 5 + S + n_shells]
+        lin = lin64.to(torch.float32)
         E = lin[:, 0]
         valid = E > _CONST_TOL
         Es = torch.where(valid, E, torch.ones_like(E))
@@ -235,11 +236,13 @@ class SpectralFamily(Family):
         del cs, ws
 
         # ---- orientation
-        jxx, jyy, jxy = lin[:, 2] / Es, lin[:, 3] / Es, lin[:, 4] / Es
+        # in float64: Jxx - Jyy cancels, and float32 rounding of the sums would leak into the angle
+        E64 = torch.where(valid, lin64[:, 0], torch.ones_like(lin64[:, 0]))
+        jxx, jyy, jxy = lin64[:, 2] / E64, lin64[:, 3] / E64, lin64[:, 4] / E64
         tr = (jxx + jyy).clamp_min(1e-30)
-        out["spectral_anisotropy"] = ((jxx - jyy) / tr).clamp(-1.0, 1.0)
-        out["spectral_orientation_coherence"] = (torch.sqrt((jxx - jyy).square() + 4 * jxy.square()) / tr).clamp(0.0, 1.0)
-        out["spectral_orientation_angle"] = torch.rad2deg(0.5 * torch.atan2(2 * jxy, jxx - jyy))
+        out["spectral_anisotropy"] = ((jxx - jyy) / tr).clamp(-1.0, 1.0).float()
+        out["spectral_orientation_coherence"] = (torch.sqrt((jxx - jyy).square() + 4 * jxy.square()) / tr).clamp(0.0, 1.0).float()
+        out["spectral_orientation_angle"] = torch.rad2deg(0.5 * torch.atan2(2 * jxy, jxx - jyy)).float()
 
         # ---- harmonics around k0
         k0c = k0.clamp_min(1.0).unsqueeze(1)
