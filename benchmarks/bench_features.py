@@ -76,10 +76,16 @@ def main() -> None:
     res = {
         "benchmark": "features",
         "device": str(ex.device),
-        "device_name": torch.cuda.get_device_name(ex.device) if ex.device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(ex.device)
+        if ex.device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
-        "grid": a.grid, "steps": a.steps, "realizations": a.realizations, "channels": a.channels,
-        "samples": a.samples, "batch": a.batch,
+        "grid": a.grid,
+        "steps": a.steps,
+        "realizations": a.realizations,
+        "channels": a.channels,
+        "samples": a.samples,
+        "batch": a.batch,
         "features": ex.registry.num_features,
         "seconds": round(dt, 3),
         "samples_per_s": round(a.samples / dt, 3),

@@ -56,7 +56,12 @@ def reference_equivalent_gflop(cfg, total: int, grid: int) -> float:
         if len(specs) >= total:
             break
     sim = cfg.simulation
-    return sum(forward_gflop(s, grid) for s in specs[:total]) / min(total, len(specs)) * sim.num_realizations * sim.num_timesteps
+    return (
+        sum(forward_gflop(s, grid) for s in specs[:total])
+        / min(total, len(specs))
+        * sim.num_realizations
+        * sim.num_timesteps
+    )
 
 
 def main() -> None:
@@ -75,8 +80,11 @@ def main() -> None:
     p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune (off by default)")
     p.add_argument("--no-deterministic", action="store_true", help="simulation.deterministic: false")
     p.add_argument("--warmup", type=int, default=1, help="partitions run first and not timed")
-    p.add_argument("--no-sensitivity", action="store_true",
-                   help="do not measure operator sensitivity during rollout (features operator_sensitivity.enabled: false)")
+    p.add_argument(
+        "--no-sensitivity",
+        action="store_true",
+        help="do not measure operator sensitivity during rollout (features operator_sensitivity.enabled: false)",
+    )
     p.add_argument("--json", default=None, help="also write the result to this JSON file")
     args = p.parse_args()
 

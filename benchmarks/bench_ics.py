@@ -82,8 +82,11 @@ def main() -> None:
         p.error(f"unknown IC type(s) {unknown}; registered: {sorted(IC_REGISTRY)}")
     seeds = [derive_seed(args.seed, Stream.IC, j) for j in range(args.batch)]
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
-    print(f"IC generation: B={args.batch}, C={args.channels}, {args.grid}x{args.grid}, device {device} ({dev_name}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}", file=sys.stderr)
+    print(
+        f"IC generation: B={args.batch}, C={args.channels}, {args.grid}x{args.grid}, device {device} ({dev_name}), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}",
+        file=sys.stderr,
+    )
 
     rows, failed = [], {}
     for name in names:
@@ -100,8 +103,10 @@ def main() -> None:
     print(f"\n{'type':<{w}}  {'tier':<8}  {'ms/batch (median)':>17}  {'ms/batch (best)':>15}  {'ICs/s':>10}")
     print(f"{'-' * w}  {'-' * 8}  {'-' * 17}  {'-' * 15}  {'-' * 10}")
     for r in rows:
-        print(f"{r['type']:<{w}}  {r['tier']:<8}  {r['ms_per_batch_median']:17.2f}  {r['ms_per_batch_best']:15.2f}  "
-              f"{r['ics_per_s']:10.1f}")
+        print(
+            f"{r['type']:<{w}}  {r['tier']:<8}  {r['ms_per_batch_median']:17.2f}  {r['ms_per_batch_best']:15.2f}  "
+            f"{r['ics_per_s']:10.1f}"
+        )
 
     if args.json:
         out = Path(args.json)

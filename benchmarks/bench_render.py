@@ -85,8 +85,9 @@ def main() -> int:
         src = synthetic_source(args.operators, args.realizations, args.steps, args.channels, args.grid)
     t_load = time.perf_counter() - t0
     n, (m, f, c, g, _) = len(src.fields), src.fields[0].shape
-    opts = FrameOptions(aggregates=tuple(args.aggregates), color_norm_mode=args.mode,
-                        cell_size=(args.cell, args.cell), add_spacing=True)
+    opts = FrameOptions(
+        aggregates=tuple(args.aggregates), color_norm_mode=args.mode, cell_size=(args.cell, args.cell), add_spacing=True
+    )
 
     t0 = time.perf_counter()
     renderer = FrameRenderer(src.fields, src.steps, src.labels, opts)
@@ -115,8 +116,14 @@ def main() -> int:
         "cpu_count": os.cpu_count(),
         "loadavg_1min_after": round(os.getloadavg()[0], 2),  # the machine is shared: load inflates times
         "source": args.dataset or "synthetic",
-        "operators": n, "realizations": m, "frames": f, "channels": c, "grid": g, "cell": args.cell,
-        "aggregates": list(args.aggregates), "color_norm_mode": args.mode,
+        "operators": n,
+        "realizations": m,
+        "frames": f,
+        "channels": c,
+        "grid": g,
+        "cell": args.cell,
+        "aggregates": list(args.aggregates),
+        "color_norm_mode": args.mode,
         "frame_size": [summary.width, summary.height],
         "input_mb": round(sum(x.nbytes for x in src.fields) / 2**20, 1),
         "load_s": round(t_load, 3),

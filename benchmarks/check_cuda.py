@@ -25,8 +25,10 @@ def main() -> int:
     assert torch.cuda.is_available(), "needs CUDA"
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(ROOT / "configs/experiments/default.yaml",
-                          {"simulation.device": "cuda", "dataset.output_dir": tmp, "sampling.batch_size": 32})
+        cfg = load_config(
+            ROOT / "configs/experiments/default.yaml",
+            {"simulation.device": "cuda", "dataset.output_dir": tmp, "sampling.batch_size": 32},
+        )
         sob = pipeline.sobol_stage(cfg, 0)
         specs = pipeline.specs_stage(cfg, sob)
         runs = {}
@@ -48,7 +50,9 @@ def main() -> int:
         print(f"{'ok' if good else 'FAIL'}: grouped vs loop convolutions, first step, relative RMS {rel:.2e}")
         rep = validate_dataset(pipeline.partition_path(cfg, 0, 64), replay_samples=3)
         failures += not rep.ok
-        print(f"{'ok' if rep.ok else 'FAIL'}: validate + CUDA seed replay: {len(rep.checks)} checks, errors {rep.errors[:2]}")
+        print(
+            f"{'ok' if rep.ok else 'FAIL'}: validate + CUDA seed replay: {len(rep.checks)} checks, errors {rep.errors[:2]}"
+        )
     return 1 if failures else 0
 
 

@@ -41,10 +41,17 @@ def main() -> int:
     assert torch.cuda.is_available(), "needs CUDA"
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(ROOT / "configs/experiments/default.yaml", {
-            "simulation.device": "cuda", "dataset.output_dir": tmp, "sampling.total_samples": 32,
-            "sampling.batch_size": 32, "simulation.grid_sizes": [64], "simulation.num_timesteps": 24,
-        })
+        cfg = load_config(
+            ROOT / "configs/experiments/default.yaml",
+            {
+                "simulation.device": "cuda",
+                "dataset.output_dir": tmp,
+                "sampling.total_samples": 32,
+                "sampling.batch_size": 32,
+                "simulation.grid_sizes": [64],
+                "simulation.num_timesteps": 24,
+            },
+        )
         sob = pipeline.sobol_stage(cfg, 0)
         roll = pipeline.rollout_stage(cfg, sob, pipeline.specs_stage(cfg, sob), 64)
         print(f"rollout on {roll.device}: {roll.seconds:.2f} s, sensitivity {roll.sensitivity_seconds:.2f} s")
@@ -53,7 +60,9 @@ def main() -> int:
         g1 = extract_partition(part, fcfg, out_path=Path(tmp) / "gpu1.h5", device="cuda")
         g2 = extract_partition(part, fcfg, out_path=Path(tmp) / "gpu2.h5", device="cuda")
         c1 = extract_partition(part, fcfg, out_path=Path(tmp) / "cpu.h5", device="cpu")
-        print(f"features: cuda {g1.samples_per_s:.1f} samples/s, cpu {c1.samples_per_s:.1f} samples/s, {g1.num_features} features")
+        print(
+            f"features: cuda {g1.samples_per_s:.1f} samples/s, cpu {c1.samples_per_s:.1f} samples/s, {g1.num_features} features"
+        )
         with h5py.File(g1.path) as a, h5py.File(g2.path) as b, h5py.File(c1.path) as c:
             for cat in a["features/sdf"]:
                 if cat in ("metadata",):
@@ -64,7 +73,9 @@ def main() -> int:
                 need = 0.99 if cat in BINNED or cat == "aggregated" else 0.999
                 ok = same and frac >= need
                 failures += not ok
-                print(f"{'ok  ' if ok else 'FAIL'} {cat:<22} rerun identical={same}  cuda~cpu close fraction={frac:.5f} (need {need})")
+                print(
+                    f"{'ok  ' if ok else 'FAIL'} {cat:<22} rerun identical={same}  cuda~cpu close fraction={frac:.5f} (need {need})"
+                )
         for path in (g1.path, c1.path):
             out = C.features_nan(path)
             failures += not out.passed

@@ -38,8 +38,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 DEFAULT_SELECT = "sobol_parameters,operator_specs,rollouts_hdf5"
 
 
@@ -55,15 +63,25 @@ def free_port() -> int:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default=str(ROOT / "configs" / "experiments" / "default.yaml"),
-                   help="experiment YAML (default configs/experiments/default.yaml)")
+    p.add_argument(
+        "--config",
+        default=str(ROOT / "configs" / "experiments" / "default.yaml"),
+        help="experiment YAML (default configs/experiments/default.yaml)",
+    )
     p.add_argument("--out", default=str(ROOT / "docs" / "images"), help="output folder (default docs/images)")
-    p.add_argument("--batches", type=int, default=2,
-                   help="partitions (batches 0..N-1 of the first grid size) materialized first; 0 = none "
-                        "(then only asset_graph.png is written)")
-    p.add_argument("--select", default=DEFAULT_SELECT,
-                   help=f"assets materialized per partition, Dagster selection syntax (default {DEFAULT_SELECT}; "
-                        "e.g. '*sdf_features' for sdf_features and everything upstream)")
+    p.add_argument(
+        "--batches",
+        type=int,
+        default=2,
+        help="partitions (batches 0..N-1 of the first grid size) materialized first; 0 = none "
+        "(then only asset_graph.png is written)",
+    )
+    p.add_argument(
+        "--select",
+        default=DEFAULT_SELECT,
+        help=f"assets materialized per partition, Dagster selection syntax (default {DEFAULT_SELECT}; "
+        "e.g. '*sdf_features' for sdf_features and everything upstream)",
+    )
     p.add_argument("--plots-asset", default="rollouts_hdf5", help="asset page of asset_partitions.png")
     p.add_argument("--width", type=int, default=1400)
     p.add_argument("--height", type=int, default=900)
@@ -86,7 +104,9 @@ def prepare(args, tmp: Path):
     home = tmp / "home"
     home.mkdir()
     yaml = (ROOT / "dagster_home" / "dagster.yaml").read_text()
-    (home / "dagster.yaml").write_text(yaml.rstrip("\n") + "\n# screenshots: no first-visit modal\nnux:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(
+        yaml.rstrip("\n") + "\n# screenshots: no first-visit modal\nnux:\n  enabled: false\n"
+    )
     with dg.DagsterInstance.from_config(str(home)) as instance:
         ensure_grid_partitions(instance, cfg.simulation.grid_sizes)
     return cfg, config, home
@@ -104,15 +124,33 @@ def materialize(args, cfg, config: Path, home: Path, tmp: Path) -> int:
         t0 = time.monotonic()
         out = tmp / f"materialize-{b}.log"
         with open(out, "w") as f:
-            rc = subprocess.call([sys.executable, "-m", "dagster", "asset", "materialize", "-m",
-                                  "spinlock_assets.definitions", "--select", args.select, "--partition", key],
-                                 cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+            rc = subprocess.call(
+                [
+                    sys.executable,
+                    "-m",
+                    "dagster",
+                    "asset",
+                    "materialize",
+                    "-m",
+                    "spinlock_assets.definitions",
+                    "--select",
+                    args.select,
+                    "--partition",
+                    key,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+            )
         if rc == 0:
             ok += 1
             log(f"materialized {args.select} for partition {key} in {time.monotonic() - t0:.0f} s")
         else:
-            log(f"warning: materializing partition {key} failed (exit {rc}); last lines of {out}:\n"
-                + "\n".join(out.read_text(errors="replace").splitlines()[-15:]))
+            log(
+                f"warning: materializing partition {key} failed (exit {rc}); last lines of {out}:\n"
+                + "\n".join(out.read_text(errors="replace").splitlines()[-15:])
+            )
     return ok
 
 
@@ -122,10 +160,25 @@ def start_ui(config: Path, home: Path, port: int, tmp: Path) -> tuple[subprocess
     env = dict(os.environ, DAGSTER_HOME=str(home), SPINLOCK_EXECUTOR="in_process")
     env.pop("SPINLOCK_CONFIG", None)
     ui_log = tmp / "ui.log"
-    proc = subprocess.Popen([sys.executable, "-m", "spinlock_assets.cli", "ui", "--config", str(config),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=open(ui_log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spinlock_assets.cli",
+            "ui",
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(ui_log, "w"),  # noqa: SIM115 (the server writes to it after return)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     return proc, ops.server_url("127.0.0.1", port), ui_log
 
 
@@ -170,8 +223,12 @@ def shoot(args, url: str, out: Path, with_plots: bool) -> list[Path]:
     written = []
     with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         ctx = p.chromium.launch_persistent_context(
-            profile, executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": args.width, "height": args.height}, device_scale_factor=args.scale,
+            profile,
+            executable_path=args.chromium,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": args.width, "height": args.height},
+            device_scale_factor=args.scale,
         )
         ctx.set_default_timeout(60_000)
         page = ctx.new_page()
@@ -184,8 +241,10 @@ def shoot(args, url: str, out: Path, with_plots: bool) -> list[Path]:
         page.locator("svg foreignObject").first.wait_for()
         # more room for the graph: hide the asset list sidebar (its toggle is named by its icon only)
         # and the left navigation (named "<icon> Hide navigation")
-        for button in (page.get_by_role("button", name="panel_show_right", exact=True),
-                       page.get_by_role("button", name="Hide navigation")):
+        for button in (
+            page.get_by_role("button", name="panel_show_right", exact=True),
+            page.get_by_role("button", name="Hide navigation"),
+        ):
             try:
                 button.first.click(timeout=5_000)
             except PwTimeout:

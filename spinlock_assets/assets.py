@@ -4,7 +4,6 @@ Each asset is thin: one ``spinlock_core.pipeline`` call, metadata out. Partition
 share the (batch × grid size) partitions, so the default identity mapping connects them.
 """
 
-
 from collections import Counter
 
 import dagster as dg
@@ -137,7 +136,9 @@ def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefin
     def sdf_features(context: dg.AssetExecutionContext, spinlock: SpinlockConfig) -> dg.MaterializeResult:
         batch, grid = split_key(context.partition_key)
         s = pipeline.features_stage(spinlock.load(), batch, grid, partition_key=str(context.partition_key))
-        context.log.info(f"{s.num_features} features of {s.num_samples} samples in {s.seconds:.2f} s on {s.device}: {s.path}")
+        context.log.info(
+            f"{s.num_features} features of {s.num_samples} samples in {s.seconds:.2f} s on {s.device}: {s.path}"
+        )
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(s.path),

@@ -12,7 +12,6 @@ and the feature file's modification time, so a tick can never re-request the sam
 while a revert (A → B → A) produces new keys and re-extracts again.
 """
 
-
 import dagster as dg
 
 from spinlock_assets.partitions import GRID_DIMENSION, partition_key
@@ -69,11 +68,13 @@ def stale_feature_requests(instance: dg.DagsterInstance, spinlock: SpinlockConfi
         if active:
             continue
         mtime = pipeline.features_file(cfg, batch, grid).stat().st_mtime_ns
-        requests.append(dg.RunRequest(
-            run_key=f"{key}:{current}:{stored}:{mtime}",
-            partition_key=key,
-            tags={FEATURES_HASH_TAG: current, "spinlock/stale_hash": stored},
-        ))
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{key}:{current}:{stored}:{mtime}",
+                partition_key=key,
+                tags={FEATURES_HASH_TAG: current, "spinlock/stale_hash": stored},
+            )
+        )
     if not requests:
         return f"every extracted partition is current (features hash {current})"
     return requests

@@ -19,7 +19,6 @@ features of never-diverged realizations (``max_feature_nan_fraction``, default 0
 The rollout checks read the partition file at ``pipeline.partition_path(cfg, batch, grid)``.
 """
 
-
 import warnings
 
 import dagster as dg
@@ -32,7 +31,12 @@ from spinlock_core import pipeline
 from spinlock_core.features import FeatureRegistry, features_config_hash, summary_names
 
 CHECK_NAMES = (
-    "sobol_quality", "rollouts_schema", "rollouts_finite", "rollouts_divergence", "features_schema", "features_nan",
+    "sobol_quality",
+    "rollouts_schema",
+    "rollouts_finite",
+    "rollouts_divergence",
+    "features_schema",
+    "features_nan",
 )
 
 
@@ -41,7 +45,9 @@ def _result(outcome: C.CheckOutcome, severity: dg.AssetCheckSeverity) -> dg.Asse
         passed=bool(outcome.passed),
         severity=severity,
         description=outcome.description,
-        metadata={k: (dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v) for k, v in outcome.metadata.items()},
+        metadata={
+            k: (dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v) for k, v in outcome.metadata.items()
+        },
     )
 
 
@@ -130,7 +136,9 @@ def _build(
         description=f"Fraction of diverged realizations in the partition at most {max_diverged_fraction:g} (WARN).",
     )
     def rollouts_divergence(context: dg.AssetCheckExecutionContext, spinlock: SpinlockConfig) -> dg.AssetCheckResult:
-        return _result(C.rollout_divergence(_path(context, spinlock), max_diverged_fraction), dg.AssetCheckSeverity.WARN)
+        return _result(
+            C.rollout_divergence(_path(context, spinlock), max_diverged_fraction), dg.AssetCheckSeverity.WARN
+        )
 
     return [sobol_quality, rollouts_schema, rollouts_finite, rollouts_divergence]
 
@@ -157,7 +165,9 @@ def _build_features(
         with h5py.File(_file_of(context, spinlock, pipeline.partition_path), "r") as f:
             channels = int(f["outputs/fields"].shape[3])
         summary = summary_names(reg, fcfg.aggregation, channels)
-        return _result(C.features_schema(path, expected, summary, features_config_hash(fcfg)), dg.AssetCheckSeverity.ERROR)
+        return _result(
+            C.features_schema(path, expected, summary, features_config_hash(fcfg)), dg.AssetCheckSeverity.ERROR
+        )
 
     @dg.asset_check(
         asset=features,

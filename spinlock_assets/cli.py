@@ -15,8 +15,8 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from spinlock_core.config import ConfigError, load_config
 
@@ -82,8 +82,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from spinlock_assets.assets import build_assets, by_name
-    from spinlock_assets.render_assets import build_renders_asset
     from spinlock_assets.partitions import ensure_grid_partitions, make_partitions, partition_key
+    from spinlock_assets.render_assets import build_renders_asset
     from spinlock_assets.resources import SpinlockConfig
     from spinlock_core.pipeline import index_path
 
@@ -131,14 +131,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
             bar.update(stop - start)
             bar.set_postfix(samples_per_s=f"{bar.n / (time.perf_counter() - t0):.1f}")
     res = dg.materialize(
-        assets, selection=by_name(assets, "dataset_index"), instance=instance, resources=resources, run_config=quiet_logs, raise_on_error=False
+        assets,
+        selection=by_name(assets, "dataset_index"),
+        instance=instance,
+        resources=resources,
+        run_config=quiet_logs,
+        raise_on_error=False,
     )
     if not res.success:
         return _fail(f"building the dataset index failed ({_step_error(res)}); run {res.run_id} in {home}", 1)
     dt = time.perf_counter() - t0
     print(
-        f"spinlock: done: {n_total} samples in {dt:.1f} s ({n_total / dt:.2f} samples/s); "
-        f"index {index_path(cfg)}",
+        f"spinlock: done: {n_total} samples in {dt:.1f} s ({n_total / dt:.2f} samples/s); index {index_path(cfg)}",
         file=sys.stderr,
     )
     return 0
@@ -188,9 +192,13 @@ def cmd_visualize_ic_types(args: argparse.Namespace) -> int:
         names = resolve_ic_types(args.ic_types) if args.ic_types else resolve_tiers(args.tiers)
     except ValueError as exc:
         return _fail(f"--ic-types: {exc}" if args.ic_types else f"--tiers: {exc}")
-    for flag, value, lo in (("--variations", args.variations, 1), ("--grid-size", args.grid_size, 2),
-                            ("--num-channels", args.num_channels, 1), ("--cell-size", args.cell_size, 1),
-                            ("--seed", args.seed, 0)):
+    for flag, value, lo in (
+        ("--variations", args.variations, 1),
+        ("--grid-size", args.grid_size, 2),
+        ("--num-channels", args.num_channels, 1),
+        ("--cell-size", args.cell_size, 1),
+        ("--seed", args.seed, 0),
+    ):
         if value < lo:
             return _fail(f"{flag} must be >= {lo}, got {value}")
     out = Path(args.output)
@@ -206,8 +214,9 @@ def cmd_visualize_ic_types(args: argparse.Namespace) -> int:
         return _fail(f"--device {args.device!r} but CUDA is not available here (use cpu)")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         return _fail(f"--device {args.device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
-    h, w, _ = gallery_shape(len(names), args.variations, args.cell_size,
-                            add_labels=args.add_labels, add_spacing=args.add_spacing)
+    h, w, _ = gallery_shape(
+        len(names), args.variations, args.cell_size, add_labels=args.add_labels, add_spacing=args.add_spacing
+    )
     if h * w > 200_000_000:
         return _fail(f"the gallery would be {w}x{h} px; reduce --cell-size, --variations or the types shown")
     try:
@@ -246,8 +255,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         return _fail(f"--port must be in 1..65535, got {args.port}")
     if not ops.is_loopback(args.host) and not args.allow_remote:
-        return _fail(f"--host {args.host!r} is not a loopback address; the Dagster UI has no authentication. "
-                     "Pass --allow-remote to serve it on other interfaces anyway")
+        return _fail(
+            f"--host {args.host!r} is not a loopback address; the Dagster UI has no authentication. "
+            "Pass --allow-remote to serve it on other interfaces anyway"
+        )
     return ops.serve_ui(config, host=args.host, port=args.port, home=_dagster_home())
 
 
@@ -266,8 +277,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return _fail(f"--grid-sizes: each grid size must be in 8..2048, got {bad}")
     url = args.url.rstrip("/")
     if not ops.server_ready(url):
-        return _fail(f"no Dagster webserver answers at {url}/server_info; start one with "
-                     f"`spinlock ui --config {config}` (same DAGSTER_HOME and config) or pass --url")
+        return _fail(
+            f"no Dagster webserver answers at {url}/server_info; start one with "
+            f"`spinlock ui --config {config}` (same DAGSTER_HOME and config) or pass --url"
+        )
     import dagster as dg
 
     from spinlock_assets.partitions import ensure_grid_partitions
@@ -275,16 +288,21 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     home = _dagster_home()
     with dg.DagsterInstance.get() as instance:
         added = ensure_grid_partitions(instance, grids)
-    print(f"spinlock: grid_size partitions added: {added or 'none (all present)'} (DAGSTER_HOME={home})",
-          file=sys.stderr)
+    print(
+        f"spinlock: grid_size partitions added: {added or 'none (all present)'} (DAGSTER_HOME={home})", file=sys.stderr
+    )
     missing = [g for g in grids if g not in cfg.simulation.grid_sizes]
     if missing:
-        print(f"spinlock: note: grid sizes {missing} are not in simulation.grid_sizes of {config}; the assets "
-              f"read the grid from the partition key, so they are backfilled anyway, but add them to "
-              f"simulation.grid_sizes to keep the config describing the dataset", file=sys.stderr)
+        print(
+            f"spinlock: note: grid sizes {missing} are not in simulation.grid_sizes of {config}; the assets "
+            f"read the grid from the partition key, so they are backfilled anyway, but add them to "
+            f"simulation.grid_sizes to keep the config describing the dataset",
+            file=sys.stderr,
+        )
     keys = ops.grid_partition_keys(cfg.sampling.num_batches, grids)
-    variables = ops.backfill_variables(keys, title=f"spinlock grids {' '.join(map(str, grids))}",
-                                       tags={"spinlock/cli": "backfill"})
+    variables = ops.backfill_variables(
+        keys, title=f"spinlock grids {' '.join(map(str, grids))}", tags={"spinlock/cli": "backfill"}
+    )
     try:
         bid = ops.launch_backfill(url, variables)
     except (ops.GraphQLError, OSError) as exc:
@@ -294,8 +312,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return 0
 
     def show(status: str, counts: list) -> None:
-        done = ", ".join(f"{'/'.join(c['assetKey']['path'])} {c['numPartitionsMaterialized']}/"
-                         f"{c['numPartitionsTargeted']} ({c['numPartitionsFailed']} failed)" for c in counts)
+        done = ", ".join(
+            f"{'/'.join(c['assetKey']['path'])} {c['numPartitionsMaterialized']}/"
+            f"{c['numPartitionsTargeted']} ({c['numPartitionsFailed']} failed)"
+            for c in counts
+        )
         print(f"spinlock: backfill {bid}: {status}  {done}", file=sys.stderr, flush=True)
 
     try:
@@ -337,36 +358,54 @@ def build_parser() -> argparse.ArgumentParser:
     ic = sub.add_parser("visualize-ic-types", help="render a PNG gallery of IC types (rows) x seeded variations")
     ic.add_argument("--output", required=True, help="PNG file to write (parent folders are created)")
     ic.add_argument("--variations", type=int, default=3, help="variations (columns) per type (default 3)")
-    ic.add_argument("--tiers", nargs="+", default=["all"], metavar="TIER",
-                    help="tiers to show: all, baseline, tier1, tier2, tier3, tier4 (default all)")
+    ic.add_argument(
+        "--tiers",
+        nargs="+",
+        default=["all"],
+        metavar="TIER",
+        help="tiers to show: all, baseline, tier1, tier2, tier3, tier4 (default all)",
+    )
     ic.add_argument("--ic-types", nargs="+", metavar="TYPE", help="IC type names to show (overrides --tiers)")
     ic.add_argument("--grid-size", type=int, default=128, help="IC grid side (default 128)")
     ic.add_argument("--seed", type=int, default=42, help="root seed (default 42)")
-    ic.add_argument("--num-channels", type=int, default=3,
-                    help="channels C (default 3; C>=3 shown as RGB of channels 0-2, else cubehelix of channel 0)")
+    ic.add_argument(
+        "--num-channels",
+        type=int,
+        default=3,
+        help="channels C (default 3; C>=3 shown as RGB of channels 0-2, else cubehelix of channel 0)",
+    )
     ic.add_argument("--cell-size", type=int, default=128, help="cell side in pixels (default 128)")
     ic.add_argument("--add-labels", action="store_true", help="left column with type name, tier and domain")
     ic.add_argument("--add-spacing", action="store_true", help="2 px white gaps between cells")
     ic.add_argument("--device", default="cpu", help="where ICs are generated: cpu, cuda, cuda:N (default cpu)")
     ic.set_defaults(func=cmd_visualize_ic_types)
 
-    u = sub.add_parser("ui", help="run the Dagster UI (dagster dev) on an experiment until Ctrl-C",
-                       description="Starts `dagster dev` (webserver, daemon, code server) with DAGSTER_HOME "
-                       "(default ./dagster_home) and SPINLOCK_CONFIG set; prints the URL once it answers. Ctrl-C "
-                       "(SIGINT) or SIGTERM stops it and its children. Binds to loopback only unless "
-                       "--allow-remote: the UI has no authentication, anyone who reaches it can launch runs.")
+    u = sub.add_parser(
+        "ui",
+        help="run the Dagster UI (dagster dev) on an experiment until Ctrl-C",
+        description="Starts `dagster dev` (webserver, daemon, code server) with DAGSTER_HOME "
+        "(default ./dagster_home) and SPINLOCK_CONFIG set; prints the URL once it answers. Ctrl-C "
+        "(SIGINT) or SIGTERM stops it and its children. Binds to loopback only unless "
+        "--allow-remote: the UI has no authentication, anyone who reaches it can launch runs.",
+    )
     u.add_argument("--config", help="experiment YAML (default $SPINLOCK_CONFIG, else configs/experiments/default.yaml)")
     u.add_argument("--port", type=int, default=3000, help="port (default 3000)")
     u.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    u.add_argument("--allow-remote", action="store_true",
-                   help="allow a non-loopback --host (e.g. 0.0.0.0); exposes an unauthenticated UI")
+    u.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (e.g. 0.0.0.0); exposes an unauthenticated UI",
+    )
     u.set_defaults(func=cmd_ui)
 
-    bf = sub.add_parser("backfill", help="add grid sizes and backfill them through a running `spinlock ui`",
-                        description="Adds the grid sizes as grid_size partitions (instance at DAGSTER_HOME, default "
-                        "./dagster_home: use the one the UI runs with) and launches a Dagster asset backfill of "
-                        "sobol_parameters, operator_specs and rollouts_hdf5 for every batch x those grids. "
-                        "Exit 0 launched (or, with --wait, succeeded), 1 failed, 2 bad argument or no webserver.")
+    bf = sub.add_parser(
+        "backfill",
+        help="add grid sizes and backfill them through a running `spinlock ui`",
+        description="Adds the grid sizes as grid_size partitions (instance at DAGSTER_HOME, default "
+        "./dagster_home: use the one the UI runs with) and launches a Dagster asset backfill of "
+        "sobol_parameters, operator_specs and rollouts_hdf5 for every batch x those grids. "
+        "Exit 0 launched (or, with --wait, succeeded), 1 failed, 2 bad argument or no webserver.",
+    )
     bf.add_argument("--grid-sizes", type=int, nargs="+", required=True, help="grid sizes to add and backfill")
     bf.add_argument("--config", help="experiment YAML the UI serves (default $SPINLOCK_CONFIG, else the default)")
     bf.add_argument("--url", default="http://127.0.0.1:3000", help="webserver URL (default http://127.0.0.1:3000)")

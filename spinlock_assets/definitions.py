@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import dagster as dg
 
@@ -40,8 +40,14 @@ def build_definitions(config_path: str | Path, overrides: Mapping[str, object] |
         asset_checks=build_checks(assets, partitions),
         sensors=[build_grid_sizes_sensor(), sensor],
         schedules=[schedule],
-        jobs=[dg.define_asset_job("generate", selection=dg.AssetSelection.assets(
-            *by_name(assets, "sobol_parameters", "operator_specs", "rollouts_hdf5", "sdf_features", "renders")))],
+        jobs=[
+            dg.define_asset_job(
+                "generate",
+                selection=dg.AssetSelection.assets(
+                    *by_name(assets, "sobol_parameters", "operator_specs", "rollouts_hdf5", "sdf_features", "renders")
+                ),
+            )
+        ],
         resources={"spinlock": SpinlockConfig(config_path=path, overrides_json=json.dumps(dict(overrides or {})))},
         executor=dg.in_process_executor if in_process else dg.multiprocess_executor.configured({"max_concurrent": 2}),
     )

@@ -16,9 +16,8 @@ def _fail(msg: str, code: int = 2) -> int:
 
 def cmd_extract_features(args: argparse.Namespace) -> int:
     from spinlock_core.config import ConfigError
-    from spinlock_core.features import features_config_hash, load_features_config
+    from spinlock_core.features import extract_partition, features_config_hash, features_path_for, load_features_config
     from spinlock_core.pipeline import index_dataset, list_partition_files, stored_features_hash
-    from spinlock_core.features import extract_partition, features_path_for
 
     dataset = Path(args.dataset)
     if not dataset.is_dir():
@@ -41,9 +40,8 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
         device = str(resolve_device(cfg.extraction.device))
     except (ValueError, RuntimeError) as exc:
         return _fail(str(exc))
-    from tqdm import tqdm
-
     import h5py
+    from tqdm import tqdm
 
     chash = features_config_hash(cfg)
     todo = [p for p in files if args.force or stored_features_hash(features_path_for(p)) != chash]
@@ -51,8 +49,10 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
     for p in todo:
         with h5py.File(p, "r") as f:
             total += int(f["outputs/fields"].shape[0])
-    print(f"spinlock: {len(todo)} of {len(files)} partitions to extract (features hash {chash}, device {device})",
-          file=sys.stderr)
+    print(
+        f"spinlock: {len(todo)} of {len(files)} partitions to extract (features hash {chash}, device {device})",
+        file=sys.stderr,
+    )
     t0 = time.perf_counter()
     nan_fracs = []
     with tqdm(total=total, unit="sample", disable=args.quiet, file=sys.stderr) as bar:
@@ -61,13 +61,19 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
             s = extract_partition(p, cfg, device=device, progress=bar.update)
             nan_fracs.append(s.nan_fraction)
             if args.verbose:
-                tqdm.write(f"  {s.path}: {s.num_features} features, {s.num_summary_columns} summary columns, "
-                           f"NaN fraction {s.nan_fraction:.3g}, {s.samples_per_s:.1f} samples/s, "
-                           f"{len(s.masked)} masked", file=sys.stderr)
+                tqdm.write(
+                    f"  {s.path}: {s.num_features} features, {s.num_summary_columns} summary columns, "
+                    f"NaN fraction {s.nan_fraction:.3g}, {s.samples_per_s:.1f} samples/s, "
+                    f"{len(s.masked)} masked",
+                    file=sys.stderr,
+                )
     dt = time.perf_counter() - t0
     index = index_dataset(dataset)
-    print(f"spinlock: extracted {total} samples in {dt:.1f} s ({total / dt if dt > 0 else 0:.1f} samples/s); "
-          f"index {index}", file=sys.stderr)
+    print(
+        f"spinlock: extracted {total} samples in {dt:.1f} s ({total / dt if dt > 0 else 0:.1f} samples/s); "
+        f"index {index}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -99,9 +105,12 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> None:
-    x = sub.add_parser("extract-features", help="extract SDF features of a dataset's partitions (atomic per partition)",
-                       description="Extracts every partition whose features are missing or were extracted with "
-                       "another features config, then rebuilds the dataset index. Exit 0 ok, 1 failure, 2 bad argument.")
+    x = sub.add_parser(
+        "extract-features",
+        help="extract SDF features of a dataset's partitions (atomic per partition)",
+        description="Extracts every partition whose features are missing or were extracted with "
+        "another features config, then rebuilds the dataset index. Exit 0 ok, 1 failure, 2 bad argument.",
+    )
     x.add_argument("--dataset", required=True, help="dataset directory (holding partitions/)")
     x.add_argument("--config", help="features YAML (default: every default feature)")
     x.add_argument("--batch-size", type=int, help="samples per extraction step (overrides extraction.batch_size)")

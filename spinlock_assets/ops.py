@@ -23,8 +23,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence, TextIO
+from typing import TextIO
 
 from spinlock_assets.partitions import BATCH_DIMENSION, GRID_DIMENSION
 from spinlock_core.pipeline import batch_key
@@ -219,12 +220,17 @@ def serve_ui(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     proc = subprocess.Popen(
-        dev_command(host, port), cwd=str(PROJECT_ROOT), env=dev_environment(home, config_path),
+        dev_command(host, port),
+        cwd=str(PROJECT_ROOT),
+        env=dev_environment(home, config_path),
         start_new_session=True,
     )
     url = server_url(host, port)
-    print(f"spinlock: dagster dev pid {proc.pid} (DAGSTER_HOME={home}, SPINLOCK_CONFIG={Path(config_path).resolve()})",
-          file=log, flush=True)
+    print(
+        f"spinlock: dagster dev pid {proc.pid} (DAGSTER_HOME={home}, SPINLOCK_CONFIG={Path(config_path).resolve()})",
+        file=log,
+        flush=True,
+    )
     try:
         ready, t0, warned = False, time.monotonic(), False
         while "sig" not in stop:
@@ -238,8 +244,11 @@ def serve_ui(
                 print(url, flush=True)
             if not ready and not warned and time.monotonic() - t0 > ready_timeout:
                 warned = True
-                print(f"spinlock: warning: {url}/server_info not answering after {ready_timeout:.0f} s; still waiting",
-                      file=log, flush=True)
+                print(
+                    f"spinlock: warning: {url}/server_info not answering after {ready_timeout:.0f} s; still waiting",
+                    file=log,
+                    flush=True,
+                )
             time.sleep(0.5)
         print("spinlock: stopping dagster dev ...", file=log, flush=True)
         clean = stop_process_group(proc, stop["sig"])

@@ -7,7 +7,6 @@ partitions works, e.g. ``rollouts_hdf5``). Configuration: the experiment's ``ren
 (:class:`spinlock_core.config.RendersConfig`).
 """
 
-
 import base64
 
 import dagster as dg

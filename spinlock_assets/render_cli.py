@@ -47,37 +47,73 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", required=True, help="dataset directory, index.h5 or a partition file")
     p.add_argument("--output", required=True, help="a .mp4 / .gif file, or a directory")
-    p.add_argument("--format", choices=FORMATS,
-                   help="video (MP4, H.264), gif, frames (PNG directory) or both (MP4 + PNG); default from --output")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="video (MP4, H.264), gif, frames (PNG directory) or both (MP4 + PNG); default from --output",
+    )
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--n-operators", type=int, default=4, help="operators (rows) shown (default 4)")
-    sel.add_argument("--operator-indices", type=int, nargs="+", metavar="IDX",
-                     help="global sample indices to show, in this order (instead of --n-operators)")
-    p.add_argument("--seed", type=int,
-                   help="with --n-operators: draw the operators at random with this seed (default: the first ones)")
+    sel.add_argument(
+        "--operator-indices",
+        type=int,
+        nargs="+",
+        metavar="IDX",
+        help="global sample indices to show, in this order (instead of --n-operators)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="with --n-operators: draw the operators at random with this seed (default: the first ones)",
+    )
     p.add_argument("--grid-size", type=int, help="grid of the rows shown (default: the largest in the dataset)")
     p.add_argument("--n-realizations", type=int, help="realizations M used by the aggregates (default: all stored)")
     p.add_argument("--display-realizations", type=int, default=2, help="realization columns K (default 2)")
-    p.add_argument("--aggregates", nargs="*", default=list(DEFAULT_AGGREGATES), metavar="NAME",
-                   help=f"aggregate columns, in order (default: {' '.join(DEFAULT_AGGREGATES)}; "
-                   f"allowed: {', '.join(AGGREGATE_NAMES)})")
-    p.add_argument("--color-norm-mode", choices=COLOR_NORM_MODES, default="per-cell",
-                   help="colour limits per cell and frame (default), per operator or global over the whole rollout")
+    p.add_argument(
+        "--aggregates",
+        nargs="*",
+        default=list(DEFAULT_AGGREGATES),
+        metavar="NAME",
+        help=f"aggregate columns, in order (default: {' '.join(DEFAULT_AGGREGATES)}; "
+        f"allowed: {', '.join(AGGREGATE_NAMES)})",
+    )
+    p.add_argument(
+        "--color-norm-mode",
+        choices=COLOR_NORM_MODES,
+        default="per-cell",
+        help="colour limits per cell and frame (default), per operator or global over the whole rollout",
+    )
     p.add_argument("--size", default="128x128", help="cell size HxW or N in pixels (default 128x128)")
     p.add_argument("--steps", type=int, help="show stored steps <= STEPS only (default: all)")
     p.add_argument("--stride", type=int, default=1, help="show every STRIDE-th stored frame (default 1)")
     p.add_argument("--fps", type=float, default=10.0, help="frames per second of the video / GIF (default 10)")
     p.add_argument("--add-spacing", action="store_true", help="white gaps between cells")
     p.add_argument("--no-labels", action="store_true", help="no row labels (sample, IC type, policy, noise)")
-    p.add_argument("--normalization", choices=NORMALIZATIONS, default="none",
-                   help="per-operator, per-channel value transform before rendering (default none)")
-    p.add_argument("--colormap", choices=COLORMAPS, default="cubehelix",
-                   help="colormap of field cells shown as a colormap (C < 3 or --channel-mode colormap)")
-    p.add_argument("--channel-mode", choices=CHANNEL_MODES, default="auto",
-                   help="field cells: auto (C >= 3: channels 0-2 as RGB, else colormap of channel 0), rgb, colormap")
+    p.add_argument(
+        "--normalization",
+        choices=NORMALIZATIONS,
+        default="none",
+        help="per-operator, per-channel value transform before rendering (default none)",
+    )
+    p.add_argument(
+        "--colormap",
+        choices=COLORMAPS,
+        default="cubehelix",
+        help="colormap of field cells shown as a colormap (C < 3 or --channel-mode colormap)",
+    )
+    p.add_argument(
+        "--channel-mode",
+        choices=CHANNEL_MODES,
+        default="auto",
+        help="field cells: auto (C >= 3: channels 0-2 as RGB, else colormap of channel 0), rgb, colormap",
+    )
     p.add_argument("--device", help="replay device: cpu, cuda, cuda:N (default: where the data were made, if here)")
-    p.add_argument("--replay", choices=REPLAY_MODES, default="auto",
-                   help="auto: replay only datasets that store final states; always; never")
+    p.add_argument(
+        "--replay",
+        choices=REPLAY_MODES,
+        default="auto",
+        help="auto: replay only datasets that store final states; always; never",
+    )
     p.add_argument("--verbose", action="store_true", help="print the render summary")
     p.error = _one_line_error  # type: ignore[method-assign]
     p.set_defaults(func=run)
@@ -117,9 +153,15 @@ def _options(args: argparse.Namespace):
     from spinlock_core.config.render import check_aggregates
     from spinlock_core.render import FrameOptions, RenderOptions
 
-    for flag, value, lo in (("--n-operators", args.n_operators, 1), ("--display-realizations", args.display_realizations, 0),
-                            ("--stride", args.stride, 1), ("--steps", args.steps, 0), ("--grid-size", args.grid_size, 1),
-                            ("--n-realizations", args.n_realizations, 1), ("--seed", args.seed, 0)):
+    for flag, value, lo in (
+        ("--n-operators", args.n_operators, 1),
+        ("--display-realizations", args.display_realizations, 0),
+        ("--stride", args.stride, 1),
+        ("--steps", args.steps, 0),
+        ("--grid-size", args.grid_size, 1),
+        ("--n-realizations", args.n_realizations, 1),
+        ("--seed", args.seed, 0),
+    ):
         if value is not None and value < lo:
             raise ValueError(f"{flag} must be >= {lo}, got {value}")
     if not 0 < args.fps <= 240:
@@ -131,16 +173,29 @@ def _options(args: argparse.Namespace):
     if args.display_realizations == 0 and not aggregates:
         raise ValueError("nothing to show: --display-realizations 0 and no --aggregates")
     frame = FrameOptions(
-        display_realizations=args.display_realizations, aggregates=aggregates, color_norm_mode=args.color_norm_mode,
-        cell_size=_parse_size(args.size), add_spacing=args.add_spacing, row_labels=not args.no_labels,
-        channel_mode=args.channel_mode, colormap=args.colormap, normalization=args.normalization,
+        display_realizations=args.display_realizations,
+        aggregates=aggregates,
+        color_norm_mode=args.color_norm_mode,
+        cell_size=_parse_size(args.size),
+        add_spacing=args.add_spacing,
+        row_labels=not args.no_labels,
+        channel_mode=args.channel_mode,
+        colormap=args.colormap,
+        normalization=args.normalization,
     ).validate()
     return RenderOptions(
-        format=args.format, frame=frame, fps=args.fps, grid_size=args.grid_size,
+        format=args.format,
+        frame=frame,
+        fps=args.fps,
+        grid_size=args.grid_size,
         operator_indices=tuple(args.operator_indices) if args.operator_indices else None,
-        n_operators=None if args.operator_indices else args.n_operators, seed=args.seed,
-        n_realizations=args.n_realizations, steps=args.steps, stride=args.stride,
-        device=_check_device(args.device), replay=args.replay,
+        n_operators=None if args.operator_indices else args.n_operators,
+        seed=args.seed,
+        n_realizations=args.n_realizations,
+        steps=args.steps,
+        stride=args.stride,
+        device=_check_device(args.device),
+        replay=args.replay,
     )
 
 
@@ -181,8 +236,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"visualize-dataset: {type(exc).__name__}: {exc}", 1)
     bar.close()
     outs = ", ".join(f"{k}: {v}" for k, v in summary.outputs.items())
-    print(f"{outs}  ({summary.frames} frames {summary.width}x{summary.height}, {len(summary.operators)} operators, "
-          f"{summary.source} data, {summary.seconds:.1f} s)")
+    print(
+        f"{outs}  ({summary.frames} frames {summary.width}x{summary.height}, {len(summary.operators)} operators, "
+        f"{summary.source} data, {summary.seconds:.1f} s)"
+    )
     if args.verbose:
         for key, value in summary.to_dict().items():
             print(f"  {key}: {value}", file=sys.stderr)

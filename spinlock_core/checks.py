@@ -24,9 +24,9 @@ JSON-ready ``metadata`` (plain ints, floats, strings and lists). They never rais
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import h5py
 import numpy as np
@@ -114,7 +114,9 @@ def rollout_finiteness(path: str | Path) -> CheckOutcome:
             traj = f[S.OUTPUTS_FIELDS]
             div, time = f[S.META.DIVERGED_STEP], f[S.DIM_TIME]
             if traj.ndim != 6 or div.shape != traj.shape[:2] or time.shape != traj.shape[2:3]:
-                raise ValueError(f"inconsistent shapes: fields {traj.shape}, diverged_step {div.shape}, time {time.shape}")
+                raise ValueError(
+                    f"inconsistent shapes: fields {traj.shape}, diverged_step {div.shape}, time {time.shape}"
+                )
             n, m = traj.shape[:2]
             examples = [message for _, message in iter_nonfinite(f)]
             offences = len(examples)
@@ -255,8 +257,15 @@ def features_nan(path: str | Path, max_nan_fraction: float = DEFAULT_MAX_FEATURE
         return _unreadable(Path(path), exc)
     frac = nan / total if total else 0.0
     top = sorted(worst.items(), key=lambda kv: -kv[1])[:_MAX_LISTED]
-    meta: dict[str, object] = {"path": str(path), "nan_fraction": float(frac), "nan_values": nan, "values": total,
-                               "worst_features": [f"{k}: {v}" for k, v in top]}
+    meta: dict[str, object] = {
+        "path": str(path),
+        "nan_fraction": float(frac),
+        "nan_values": nan,
+        "values": total,
+        "worst_features": [f"{k}: {v}" for k, v in top],
+    }
     ok = frac <= float(max_nan_fraction)
     rel = "<=" if ok else ">"
-    return CheckOutcome(ok, f"NaN fraction {frac:.3g} {rel} {max_nan_fraction:g} over {total} values of clean realizations", meta)
+    return CheckOutcome(
+        ok, f"NaN fraction {frac:.3g} {rel} {max_nan_fraction:g} over {total} values of clean realizations", meta
+    )

@@ -24,10 +24,10 @@ import platform
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
 
 import h5py
 import numpy as np
@@ -35,10 +35,6 @@ import torch
 
 from spinlock_core import __version__
 from spinlock_core.config import ExperimentConfig
-from spinlock_core.ics import generate_ics
-from spinlock_core.operators import KNOBS, OperatorSpec
-from spinlock_core.rollout import resolve_device, run_rollouts, time_axis
-from spinlock_core.sampling import map_unit, sampling_metrics, sobol_points
 from spinlock_core.features import (
     FeatureSummary,
     extract_partition,
@@ -47,6 +43,10 @@ from spinlock_core.features import (
     load_features_config,
     write_feature_views,
 )
+from spinlock_core.ics import generate_ics
+from spinlock_core.operators import KNOBS, OperatorSpec
+from spinlock_core.rollout import resolve_device, run_rollouts, time_axis
+from spinlock_core.sampling import map_unit, sampling_metrics, sobol_points
 from spinlock_core.storage import PartitionWriter, build_index
 
 __all__ = [
@@ -238,7 +238,11 @@ def rollout_stage(
     (``cfg.features.config``) enables ``operator_sensitivity``, every operator is measured
     before it steps and the values are stored in ``/operator_sensitivity/values``.
     """
-    from spinlock_core.rollout.sensitivity import sensitivity_feature_names, sensitivity_params_hash, sensitivity_params_json
+    from spinlock_core.rollout.sensitivity import (
+        sensitivity_feature_names,
+        sensitivity_params_hash,
+        sensitivity_params_json,
+    )
 
     t0 = time.perf_counter()
     sim = cfg.simulation
@@ -434,7 +438,9 @@ def features_stage(
     """Stage 4: extract the SDF features of partition (batch, grid size) into its feature file."""
     src = partition_path(cfg, batch, grid_size)
     if not src.is_file():
-        raise FileNotFoundError(f"{src}: no rollouts for partition {batch_key(batch)}|{grid_size}; materialize rollouts_hdf5 first")
+        raise FileNotFoundError(
+            f"{src}: no rollouts for partition {batch_key(batch)}|{grid_size}; materialize rollouts_hdf5 first"
+        )
     fcfg = features_cfg if features_cfg is not None else features_config(cfg)
     attrs = {"batch": batch, "partition_key": partition_key or f"{batch_key(batch)}|{grid_size}"}
     return extract_partition(src, fcfg, progress=progress, attrs=attrs)

@@ -55,8 +55,14 @@ def replay_sample(
     ic = generate_ics([(spec.ic_base, spec.ic_params, spec.ic_seed)], grid_size, spec.num_channels, dev).cpu()
     out: list[np.ndarray] = []
     run_rollouts(
-        [spec], ic, num_realizations=num_realizations, num_steps=num_steps, precision=precision, device=dev,
-        store_trajectories=store, on_chunk=lambda r: out.append(r.trajectories[0]),
+        [spec],
+        ic,
+        num_realizations=num_realizations,
+        num_steps=num_steps,
+        precision=precision,
+        device=dev,
+        store_trajectories=store,
+        on_chunk=lambda r: out.append(r.trajectories[0]),
     )
     return ic[0].numpy(), out[0]
 
@@ -75,7 +81,9 @@ def _check_ranges(cfg: ExperimentConfig, values: list[dict], name: str, report: 
 
 
 def _replay_partition(f: h5py.File, name: str, replay_samples: int, report: ValidationReport) -> None:
-    specs = [OperatorSpec.from_json(s.decode() if isinstance(s, bytes) else s) for s in f["metadata/operator_specs"][()]]
+    specs = [
+        OperatorSpec.from_json(s.decode() if isinstance(s, bytes) else s) for s in f["metadata/operator_specs"][()]
+    ]
     grid = int(f.attrs["grid_size"])
     steps = int(f.attrs["num_timesteps"])
     store = bool(f.attrs["store_trajectories"])
@@ -102,7 +110,9 @@ def _replay_partition(f: h5py.File, name: str, replay_samples: int, report: Vali
         a, b = traj[ok, :frames], stored[ok]
         err = float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(b**2)) + 1e-12))
         if not err <= tol:
-            report.errors.append(f"{name}: sample row {row}: replayed trajectory differs (relative RMS {err:.2e} > {tol:g})")
+            report.errors.append(
+                f"{name}: sample row {row}: replayed trajectory differs (relative RMS {err:.2e} > {tol:g})"
+            )
         else:
             report.checks.append(f"{name}: sample row {row} replays from its seeds (relative RMS {err:.1e})")
 

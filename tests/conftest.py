@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from spinlock_fixtures import DEFAULT, ROOT, tiny_overrides  # noqa: F401
 
 torch.set_num_threads(1)

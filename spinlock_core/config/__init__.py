@@ -24,8 +24,8 @@ from spinlock_core.config.models import (
     StorageConfig,
 )
 from spinlock_core.config.parameter_space import ParameterSpace
-from spinlock_core.config.render import RendersConfig
 from spinlock_core.config.params import ChoiceParam, ContinuousParam, IntegerParam, ParamSpec
+from spinlock_core.config.render import RendersConfig
 
 __all__ = [
     "ExperimentConfig",

@@ -18,12 +18,20 @@ from typing import Any, Union
 from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["PROBLEM_TYPE", "problem_details", "problems_error", "reraise_details", "describe_problems", "describe_validation_error", "allowed_keys"]
+__all__ = [
+    "PROBLEM_TYPE",
+    "problem_details",
+    "problems_error",
+    "reraise_details",
+    "describe_problems",
+    "describe_validation_error",
+    "allowed_keys",
+]
 
 #: pydantic error type of the problems raised by this package's own validators.
 PROBLEM_TYPE = "config_problem"
 
-Loc = tuple[Union[str, int], ...]
+Loc = tuple[str | int, ...]
 
 
 def problem_details(problems: Iterable[tuple[Loc, str]]) -> list[InitErrorDetails]:
@@ -112,8 +120,11 @@ def _walk(root: type[BaseModel], loc: Loc) -> tuple[str, type[BaseModel] | None,
             members = [m for m in typing.get_args(base) if m is not type(None)]
             discriminated = any(getattr(m, "discriminator", None) for m in meta)
             if discriminated and isinstance(el, str):
-                tagged = [m for m in members if _is_model(m) and m.model_fields.get("type") is not None
-                          and m.model_fields["type"].default == el]
+                tagged = [
+                    m
+                    for m in members
+                    if _is_model(m) and m.model_fields.get("type") is not None and m.model_fields["type"].default == el
+                ]
                 if tagged:
                     tp = tagged[0]
                     continue
@@ -166,7 +177,7 @@ def _message(err: dict, owner: type[BaseModel] | None) -> str:
         msg = "Input should be a mapping"
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
-            return msg[len(prefix):]
+            return msg[len(prefix) :]
     value = err.get("input")
     if isinstance(value, _SCALARS):
         msg += f" (got {value!r})"

@@ -81,7 +81,7 @@ ConfigDumper.add_representer(tuple, _represent_list)
 
 def parse_yaml(text: str) -> Any:
     """Parse YAML ``text`` (raises ``yaml.YAMLError`` with a line mark on bad syntax)."""
-    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - ConfigLoader is a SafeLoader
+    return yaml.load(text, Loader=ConfigLoader)
 
 
 def dump_yaml(data: Any) -> str:

@@ -53,9 +53,12 @@ def split_variant(key: str, registry: dict) -> str | None:
     """Base type of variant name ``key`` (longest registered prefix), or None if it is not one."""
     best = None
     for name in registry:
-        if key.startswith(name + "_") and _SUFFIX_RE.fullmatch(key[len(name) + 1:]):
-            if best is None or len(name) > len(best):
-                best = name
+        if (
+            key.startswith(name + "_")
+            and _SUFFIX_RE.fullmatch(key[len(name) + 1 :])
+            and (best is None or len(name) > len(best))
+        ):
+            best = name
     return best
 
 
@@ -70,8 +73,9 @@ def _tier_members(registry: dict) -> dict[str, list[str]]:
 
 
 def _unknown_key_msg(key: str, registry: dict) -> str:
-    return (f"unknown IC type or variant {key!r} (known types: {', '.join(registry)}; "
-            "a variant is named <type>_<suffix>)")
+    return (
+        f"unknown IC type or variant {key!r} (known types: {', '.join(registry)}; a variant is named <type>_<suffix>)"
+    )
 
 
 class InputGenerationConfig(BaseModel):
@@ -138,18 +142,28 @@ class InputGenerationConfig(BaseModel):
         return out
 
     @model_validator(mode="after")
-    def _check_names(self) -> "InputGenerationConfig":
+    def _check_names(self) -> InputGenerationConfig:
         registry = ic_registry()
         known = list(registry) + [k for k in self.ic_params if k not in registry]
         problems: list[tuple[tuple, str]] = []
         if self.method != "sampled" and self.method not in known:
-            problems.append((("method",), f"unknown IC method {self.method!r} (allowed: sampled, "
-                                          f"{', '.join(known)}; a variant must have a parameter block)"))
+            problems.append(
+                (
+                    ("method",),
+                    f"unknown IC method {self.method!r} (allowed: sampled, "
+                    f"{', '.join(known)}; a variant must have a parameter block)",
+                )
+            )
         for key, weight in self.ic_type_weights.items():
             if key not in known and key not in _tier_members(registry):
-                problems.append((("ic_type_weights", key), _unknown_key_msg(key, registry)
-                                 + f"; tiers: {', '.join(_tier_members(registry))}"
-                                 + "; a variant must have a parameter block"))
+                problems.append(
+                    (
+                        ("ic_type_weights", key),
+                        _unknown_key_msg(key, registry)
+                        + f"; tiers: {', '.join(_tier_members(registry))}"
+                        + "; a variant must have a parameter block",
+                    )
+                )
             if not weight >= 0 or weight == float("inf"):
                 problems.append((("ic_type_weights", key), f"weights must be finite and >= 0, got {weight!r}"))
         if self.ic_type_weights and not problems and sum(self.ic_type_weights.values()) <= 0:
@@ -198,8 +212,10 @@ class InputGenerationConfig(BaseModel):
             layers = [self.ic_params.get(base, {}), self.ic_params[name]]
         else:
             declared = [k for k in self.ic_params if k not in registry]
-            raise ValueError(f"unknown IC type or variant {name!r} (types: {', '.join(registry)}; "
-                             f"declared variants: {', '.join(declared) or 'none'})")
+            raise ValueError(
+                f"unknown IC type or variant {name!r} (types: {', '.join(registry)}; "
+                f"declared variants: {', '.join(declared) or 'none'})"
+            )
         merged: dict = {}
         for layer in layers:
             merged.update(layer)

@@ -180,11 +180,18 @@ class StorageConfig(BaseModel):
     compression_threads: int = Field(2, ge=1, le=64)
 
     @model_validator(mode="after")
-    def _level_needs_gzip(self) -> "StorageConfig":
+    def _level_needs_gzip(self) -> StorageConfig:
         if "compression_level" in self.model_fields_set and self.compression != "gzip":
-            raise problems_error(type(self).__name__, [(("compression_level",),
-                                 f"compression_level applies to gzip only (compression is {self.compression!r}); "
-                                 "remove it or set compression: gzip")])
+            raise problems_error(
+                type(self).__name__,
+                [
+                    (
+                        ("compression_level",),
+                        f"compression_level applies to gzip only (compression is {self.compression!r}); "
+                        "remove it or set compression: gzip",
+                    )
+                ],
+            )
         return self
 
     @model_serializer(mode="wrap")
@@ -256,8 +263,12 @@ class ExperimentConfig(BaseModel):
         if ig.method == "sampled":
             names, probs = ig.ic_choices()
             if len(names) > 1:
-                dims.append(("ic_type", ChoiceParam(choices=names, weights=probs,
-                                                    description="initial-condition type or variant")))
+                dims.append(
+                    (
+                        "ic_type",
+                        ChoiceParam(choices=names, weights=probs, description="initial-condition type or variant"),
+                    )
+                )
         return dims
 
     def config_hash(self) -> str:

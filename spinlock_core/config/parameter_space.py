@@ -24,7 +24,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from spinlock_core.config._errors import problem_details, problems_error, reraise_details
 from spinlock_core.config.params import ChoiceParam, ContinuousParam, IntegerParam, ParamSpec
@@ -53,11 +62,20 @@ def knob_problems(name: str, spec: IntegerParam | ContinuousParam | ChoiceParam 
     if spec is None:
         return []
     if knob.odd_only and spec.type != "choice":
-        return [(("type",), f"{name} takes odd values only: declare it as type: choice with odd values, "
-                            "e.g. choices: [3, 5, 7]")]
+        return [
+            (
+                ("type",),
+                f"{name} takes odd values only: declare it as type: choice with odd values, e.g. choices: [3, 5, 7]",
+            )
+        ]
     if knob.kind == "choice" and spec.type != "choice":
-        return [(("type",), f"{name} is categorical: declare it as type: choice "
-                            f"(allowed values: {', '.join(map(str, knob.choices))})")]
+        return [
+            (
+                ("type",),
+                f"{name} is categorical: declare it as type: choice "
+                f"(allowed values: {', '.join(map(str, knob.choices))})",
+            )
+        ]
     if knob.kind == "integer" and spec.type == "continuous":
         return [(("type",), f"{name} takes integer values: declare it as type: integer or type: choice")]
     problems: list[tuple[tuple, str]] = []
@@ -109,8 +127,9 @@ class ParameterSpace(BaseModel):
         if not isinstance(data, dict):
             return data
         if "evolution" in data and "rollout" in data:
-            raise problems_error(cls.__name__, [(("evolution",),
-                                 "give either rollout or its alias evolution, not both")])
+            raise problems_error(
+                cls.__name__, [(("evolution",), "give either rollout or its alias evolution, not both")]
+            )
         return {k: ({} if v is None and k in (*KNOB_GROUPS, "evolution") else v) for k, v in data.items()}
 
     @field_validator(*KNOB_GROUPS, mode="wrap")
@@ -133,22 +152,30 @@ class ParameterSpace(BaseModel):
                 details.extend(reraise_details(exc, prefix=(name,)))
                 continue
             # spec.type is the union tag pydantic puts in locations below a ParamSpec
-            details.extend(problem_details([((name, spec.type, *sub) if sub else (name,), msg)
-                                            for sub, msg in knob_problems(name, spec)]))
+            details.extend(
+                problem_details(
+                    [((name, spec.type, *sub) if sub else (name,), msg) for sub, msg in knob_problems(name, spec)]
+                )
+            )
             group[name] = spec
         if details:
             raise ValidationError.from_exception_data(cls.__name__, details)
         return group
 
     @model_validator(mode="after")
-    def _names_unique(self) -> "ParameterSpace":
+    def _names_unique(self) -> ParameterSpace:
         seen: dict[str, str] = {}
         problems = []
         for group in KNOB_GROUPS:
             for name in getattr(self, group):
                 if name in seen:
-                    problems.append(((group, name), f"{name!r} is already declared in parameter_space.{seen[name]} "
-                                                    "(a parameter may appear in one group only)"))
+                    problems.append(
+                        (
+                            (group, name),
+                            f"{name!r} is already declared in parameter_space.{seen[name]} "
+                            "(a parameter may appear in one group only)",
+                        )
+                    )
                 else:
                     seen[name] = group
         if problems:

@@ -11,7 +11,7 @@ The discriminator is ``type``. Mapping conventions (implemented in
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,7 +28,7 @@ class IntegerParam(_Param):
     bounds: tuple[int, int]
 
     @model_validator(mode="after")
-    def _check(self) -> "IntegerParam":
+    def _check(self) -> IntegerParam:
         lo, hi = self.bounds
         if lo > hi:
             raise ValueError(f"bounds must satisfy low <= high, got [{lo}, {hi}]")
@@ -41,7 +41,7 @@ class ContinuousParam(_Param):
     log_scale: bool = False
 
     @model_validator(mode="after")
-    def _check(self) -> "ContinuousParam":
+    def _check(self) -> ContinuousParam:
         lo, hi = self.bounds
         if lo > hi:
             raise ValueError(f"bounds must satisfy low <= high, got [{lo}, {hi}]")
@@ -52,11 +52,11 @@ class ContinuousParam(_Param):
 
 class ChoiceParam(_Param):
     type: Literal["choice"] = "choice"
-    choices: list[Union[str, int, float]] = Field(min_length=1)
+    choices: list[str | int | float] = Field(min_length=1)
     weights: list[float] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "ChoiceParam":
+    def _check(self) -> ChoiceParam:
         if len(set(map(repr, self.choices))) != len(self.choices):
             raise ValueError(f"choices must be unique, got {self.choices}")
         if self.weights is not None:
@@ -76,4 +76,4 @@ class ChoiceParam(_Param):
         return [w / total for w in self.weights]
 
 
-ParamSpec = Annotated[Union[IntegerParam, ContinuousParam, ChoiceParam], Field(discriminator="type")]
+ParamSpec = Annotated[IntegerParam | ContinuousParam | ChoiceParam, Field(discriminator="type")]

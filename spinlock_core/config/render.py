@@ -26,7 +26,15 @@ __all__ = [
 
 #: Every aggregate the renderer knows, in registry order (equal to the registry's keys).
 AGGREGATE_NAMES: tuple[str, ...] = (
-    "mean", "variance", "stddev", "envelope", "overlay", "entropy", "pca", "ssim", "spectral",
+    "mean",
+    "variance",
+    "stddev",
+    "envelope",
+    "overlay",
+    "entropy",
+    "pca",
+    "ssim",
+    "spectral",
 )
 #: Aggregate columns shown when none are chosen.
 DEFAULT_AGGREGATES: tuple[str, ...] = ("mean", "envelope", "entropy")
@@ -88,7 +96,7 @@ class RendersConfig(BaseModel):
         return check_aggregates(value)
 
     @model_validator(mode="after")
-    def _some_column(self) -> "RendersConfig":
+    def _some_column(self) -> RendersConfig:
         if self.display_realizations == 0 and not self.aggregates:
             raise ValueError("nothing to show: display_realizations is 0 and aggregates is empty")
         return self

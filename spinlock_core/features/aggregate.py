@@ -19,7 +19,7 @@ temporal reduction, realization reduction.
 from __future__ import annotations
 
 import warnings
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from pydantic import BaseModel

@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
@@ -68,9 +68,11 @@ class AggregationConfig(BaseModel):
 
     model_config = _FORBID
     temporal: tuple[Literal["mean", "std", "min", "max", "initial", "final"], ...] = Field(
-        ("mean", "std"), min_length=1, description="reductions over frames of per-timestep features")
+        ("mean", "std"), min_length=1, description="reductions over frames of per-timestep features"
+    )
     realization: tuple[Literal["mean", "std", "cv", "min", "max"], ...] = Field(
-        ("mean", "std", "cv"), min_length=1, description="reductions over realizations (NaN-aware)")
+        ("mean", "std", "cv"), min_length=1, description="reductions over realizations (NaN-aware)"
+    )
     per_channel: bool = Field(False, description="keep channels apart in the summary instead of averaging")
 
 
@@ -96,7 +98,7 @@ def _check_feature_names(model: BaseModel) -> BaseModel:
     return model
 
 
-@lru_cache(maxsize=None)
+@cache
 def _model(names: tuple[str, ...]) -> type[BaseModel]:
     fields: dict[str, Any] = {
         "version": (Literal["1"], Field("1", description="features config schema version")),

@@ -37,10 +37,18 @@ def registry_markdown(cfg: BaseModel) -> str:
             out.append("")
         out.append("| on | feature | units | definition | convention | needs |\n|---|---|---|---|---|---|")
         for s in specs:
-            needs = ", ".join(x for x in (f"C≥{s.min_channels}" if s.min_channels > 1 else "",
-                                          f"Ts≥{s.min_frames}" if s.min_frames > 1 else "") if x)
+            needs = ", ".join(
+                x
+                for x in (
+                    f"C≥{s.min_channels}" if s.min_channels > 1 else "",
+                    f"Ts≥{s.min_frames}" if s.min_frames > 1 else "",
+                )
+                if x
+            )
             mark = "✔" if s.name in enabled else ("opt-in" if not s.default else "off")
-            out.append(f"| {mark} | `{s.name}` | {_cell(s.units)} | {_cell(s.description)} | {_cell(s.convention)} | {needs} |")
+            out.append(
+                f"| {mark} | `{s.name}` | {_cell(s.units)} | {_cell(s.description)} | {_cell(s.convention)} | {needs} |"
+            )
         out.append("")
     head = f"**{total_default} features enabled by this config; {total_all} available.**\n"
     return head + "\n" + "\n".join(out)

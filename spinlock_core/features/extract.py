@@ -21,8 +21,8 @@ zero first. Features whose
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -146,8 +146,14 @@ class FeatureExtractor:
                 missing = [n for n in live if n not in vals]
                 if missing:
                     raise RuntimeError(f"family {category!r} did not return {missing}")
-                stacked = torch.stack([vals[n].to(self.device, torch.float32).reshape(chunk.shape[0], *lead[1:]) for n in live], dim=-1)
-                stacked = torch.where(finite.view(-1, *([1] * (stacked.ndim - 1))), stacked, torch.full((), float("nan"), device=self.device))
+                stacked = torch.stack(
+                    [vals[n].to(self.device, torch.float32).reshape(chunk.shape[0], *lead[1:]) for n in live], dim=-1
+                )
+                stacked = torch.where(
+                    finite.view(-1, *([1] * (stacked.ndim - 1))),
+                    stacked,
+                    torch.full((), float("nan"), device=self.device),
+                )
                 result[lo : lo + chunk.shape[0], ..., cols] = stacked
         shape = block_shape(gran, b, m, ts, c, len(names))
         return FeatureBlock(category, gran, names, result.reshape(shape).cpu().numpy(), masked)
@@ -182,5 +188,3 @@ def nan_counts(blocks: Mapping[str, FeatureBlock]) -> tuple[list[str], np.ndarra
             v = blk.values[..., keep]
             out[:, k] = np.isnan(v).reshape(b, -1).sum(axis=1)
     return cats, out
-
-

@@ -89,15 +89,22 @@ def grad_xy(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def laplacian(u: torch.Tensor) -> torch.Tensor:
     """Periodic 5-point Laplacian ``N + S + E + W - 4 C`` of ``u [..., H, W]`` (grid units)."""
     if u.shape[-1] < 2:
-        return (torch.roll(u, 1, dims=-2) + torch.roll(u, -1, dims=-2)
-                + torch.roll(u, 1, dims=-1) + torch.roll(u, -1, dims=-1) - 4.0 * u)
+        return (
+            torch.roll(u, 1, dims=-2)
+            + torch.roll(u, -1, dims=-2)
+            + torch.roll(u, 1, dims=-1)
+            + torch.roll(u, -1, dims=-1)
+            - 4.0 * u
+        )
     out = _neighbour_sum(u, -2)  # same summation order as the roll formula: ((N + S) + W) + E - 4 C
     _roll_add_(out, u, 1, -1)
     _roll_add_(out, u, -1, -1)
     return out.sub_(u, alpha=4.0)
 
 
-def wavenumber_grid(h: int, w: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def wavenumber_grid(
+    h: int, w: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Signed integer wavenumbers ``(ky [H, 1], kx [1, W])`` of the full ``fft2`` plane, cycles/domain."""
     ky = torch.fft.fftfreq(h, d=1.0 / h, device=device, dtype=dtype).reshape(h, 1)
     kx = torch.fft.fftfreq(w, d=1.0 / w, device=device, dtype=dtype).reshape(1, w)
@@ -110,7 +117,9 @@ def power_spectrum(u: torch.Tensor) -> torch.Tensor:
     return spec.real.square() + spec.imag.square()
 
 
-def half_plane_weights(h: int, w: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def half_plane_weights(
+    h: int, w: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Multiplicity ``[H, W//2 + 1]`` of each ``rfft2`` mode in the full ``fft2`` plane.
 
     For a real field ``|U(-k)| = |U(k)|``, so ``sum_full f(|U|) = sum_half weight * f(|U|)``: 2 for the
@@ -148,7 +157,9 @@ def zero_rows(x: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     accelerator it is always made (a host check would synchronise the device)."""
     if x.device.type == "cpu" and bool(ok.all()):
         return x
-    return torch.where(ok.view(*ok.shape, *([1] * (x.ndim - ok.ndim))), x, torch.zeros((), dtype=x.dtype, device=x.device))
+    return torch.where(
+        ok.view(*ok.shape, *([1] * (x.ndim - ok.ndim))), x, torch.zeros((), dtype=x.dtype, device=x.device)
+    )
 
 
 def count_true(mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -189,10 +200,14 @@ def histogram_counts(v: torch.Tensor, bins: int, lo: torch.Tensor, hi: torch.Ten
     are clamped into the end bins. A constant series (``hi == lo``) puts everything in bin 0.
     Returns float32 ``[..., bins]``.
     """
-    return batched_bincount(histogram_labels(v, bins, lo, hi).reshape(-1, v.shape[-1]), bins).reshape(*v.shape[:-1], bins)
+    return batched_bincount(histogram_labels(v, bins, lo, hi).reshape(-1, v.shape[-1]), bins).reshape(
+        *v.shape[:-1], bins
+    )
 
 
-def histogram_labels(v: torch.Tensor, bins: int, lo: torch.Tensor, hi: torch.Tensor, offset: bool = False) -> torch.Tensor:
+def histogram_labels(
+    v: torch.Tensor, bins: int, lo: torch.Tensor, hi: torch.Tensor, offset: bool = False
+) -> torch.Tensor:
     """Bin labels (int32, ``0..bins-1``) of :func:`histogram_counts`: ``floor((v - lo) / (hi - lo) * bins)``
     clamped to ``[0, bins - 1]``; 0 where ``hi == lo``. A power-of-two multiple of a histogram's
     ``bins`` gives a nested finer binning (the same rounding, scaled by 2^m). ``offset=True`` (``v``

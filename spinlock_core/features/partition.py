@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
@@ -93,7 +93,8 @@ def extract_partition(
         names = summary_names(extractor.registry, cfg.aggregation, c)
         op_values, op_reason = operator_values_from(src, cfg, str(extractor.device))
         writer = FeatureFileWriter(
-            out, src,
+            out,
+            src,
             registry_json=extractor.registry.to_json(),
             config_json=json.dumps(cfg.model_dump(mode="json")),
             config_hash=chash,

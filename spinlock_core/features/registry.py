@@ -10,8 +10,9 @@ the global order (families in :data:`FAMILY_ORDER`, features in catalogue order)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -28,7 +29,7 @@ class FeatureRegistry:
     specs: tuple[FeatureSpec, ...]
 
     @classmethod
-    def from_config(cls, cfg: BaseModel) -> "FeatureRegistry":
+    def from_config(cls, cfg: BaseModel) -> FeatureRegistry:
         """The enabled features of ``cfg`` (a features config), in global order."""
         out: list[FeatureSpec] = []
         for fam in families():
@@ -95,7 +96,7 @@ class FeatureRegistry:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FeatureRegistry":
+    def from_dict(cls, d: dict[str, Any]) -> FeatureRegistry:
         specs = []
         for row in d["features"]:
             kw = {k: v for k, v in row.items() if k not in ("index", "category", "column")}
@@ -107,7 +108,7 @@ class FeatureRegistry:
         return reg
 
     @classmethod
-    def from_json(cls, text: str) -> "FeatureRegistry":
+    def from_json(cls, text: str) -> FeatureRegistry:
         return cls.from_dict(json.loads(text))
 
 

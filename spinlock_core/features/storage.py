@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -94,15 +95,20 @@ class FeatureFileWriter:
         self.tmp = U.tmp_path_for(self.path)
         self._src = source
         self._meta = dict(
-            registry_json=registry_json, config_json=config_json, config_hash=config_hash, version=version,
-            summary_names=list(summary_names), aggregation_json=aggregation_json, attrs=dict(attrs or {}),
+            registry_json=registry_json,
+            config_json=config_json,
+            config_hash=config_hash,
+            version=version,
+            summary_names=list(summary_names),
+            aggregation_json=aggregation_json,
+            attrs=dict(attrs or {}),
         )
         self._f: h5py.File | None = None
         self._written = 0
         self._cats: list[str] = []
 
     # ---------------------------------------------------------------- lifecycle
-    def __enter__(self) -> "FeatureFileWriter":
+    def __enter__(self) -> FeatureFileWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = h5py.File(self.tmp, "w")
         self._init_file()
@@ -126,17 +132,19 @@ class FeatureFileWriter:
         f, src, m = self._f, self._src, self._meta
         fields = src["outputs/fields"]
         self.n, self.m, self.ts, self.c = (int(v) for v in fields.shape[:4])
-        f.attrs.update({
-            "kind": FEATURES_KIND,
-            "schema_version": FEATURES_SCHEMA_VERSION,
-            "source": str(Path("..") / ".." / "partitions" / self.path.parent.name / self.path.name),
-            "source_config_hash": U.decode_attr(src.attrs.get("config_hash", "")),
-            "num_samples": self.n,
-            "num_realizations": self.m,
-            "num_time_steps": self.ts,
-            "num_channels": self.c,
-            "grid_size": int(U.decode_attr(src.attrs.get("grid_size", fields.shape[-1]))),
-        })
+        f.attrs.update(
+            {
+                "kind": FEATURES_KIND,
+                "schema_version": FEATURES_SCHEMA_VERSION,
+                "source": str(Path("..") / ".." / "partitions" / self.path.parent.name / self.path.name),
+                "source_config_hash": U.decode_attr(src.attrs.get("config_hash", "")),
+                "num_samples": self.n,
+                "num_realizations": self.m,
+                "num_time_steps": self.ts,
+                "num_channels": self.c,
+                "grid_size": int(U.decode_attr(src.attrs.get("grid_size", fields.shape[-1]))),
+            }
+        )
         for k, v in m["attrs"].items():
             f.attrs[k] = U.attr_value(v)
         coords = {
@@ -155,19 +163,28 @@ class FeatureFileWriter:
                 src.copy(src[path], f, name=path)
         top = f.create_group("features")
         top.attrs["family_versions"] = json.dumps({"sdf": m["version"]})
-        top.attrs["extraction_timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        top.attrs["extraction_timestamp"] = datetime.now(UTC).isoformat(timespec="seconds")
         sdf = f.create_group(SDF)
-        sdf.attrs.update({
-            "version": m["version"],
-            "feature_registry": m["registry_json"],
-            "num_features": int(json.loads(m["registry_json"])["num_features"]),
-            "config": m["config_json"],
-            "config_hash": m["config_hash"],
-        })
+        sdf.attrs.update(
+            {
+                "version": m["version"],
+                "feature_registry": m["registry_json"],
+                "num_features": int(json.loads(m["registry_json"])["num_features"]),
+                "config": m["config_json"],
+                "config_hash": m["config_hash"],
+            }
+        )
         agg = sdf.create_group("aggregated")
-        d = agg.create_dataset("features", shape=(self.n, len(m["summary_names"])), dtype=np.float32,
-                               chunks=(max(1, min(self.n, 256)), max(1, len(m["summary_names"]))), compression="gzip",
-                               compression_opts=4, shuffle=True, fillvalue=np.nan)
+        d = agg.create_dataset(
+            "features",
+            shape=(self.n, len(m["summary_names"])),
+            dtype=np.float32,
+            chunks=(max(1, min(self.n, 256)), max(1, len(m["summary_names"]))),
+            compression="gzip",
+            compression_opts=4,
+            shuffle=True,
+            fillvalue=np.nan,
+        )
         d.attrs["names"] = json.dumps(m["summary_names"])
         d.attrs["aggregation"] = m["aggregation_json"]
         d.dims[0].attach_scale(self._scales["sample"])
@@ -182,15 +199,25 @@ class FeatureFileWriter:
         chunks = (1, *blk.values.shape[1:]) if blk.values.shape[1:] else None
         if chunks is not None and max(1, np.prod(chunks)) * 4 < 4096:  # small rows: chunk several samples
             chunks = (max(1, min(self.n, 4096 // max(1, int(np.prod(chunks[1:]) * 4)))), *chunks[1:])
-        d = self._f.create_dataset(key, shape=shape, dtype=np.float32, chunks=chunks, compression="gzip",
-                                   compression_opts=4, shuffle=True, fillvalue=np.nan)
+        d = self._f.create_dataset(
+            key,
+            shape=shape,
+            dtype=np.float32,
+            chunks=chunks,
+            compression="gzip",
+            compression_opts=4,
+            shuffle=True,
+            fillvalue=np.nan,
+        )
         axes = (*GRANULARITY_AXES[blk.granularity], "feature")
-        d.attrs.update({
-            "names": json.dumps(blk.names),
-            "axes": json.dumps(list(axes)),
-            "granularity": blk.granularity,
-            "masked": json.dumps(blk.masked),
-        })
+        d.attrs.update(
+            {
+                "names": json.dumps(blk.names),
+                "axes": json.dumps(list(axes)),
+                "granularity": blk.granularity,
+                "masked": json.dumps(blk.masked),
+            }
+        )
         for i, ax in enumerate(axes[:-1]):
             d.dims[i].attach_scale(self._scales[ax])
         self._cats.append(blk.category)
@@ -222,7 +249,9 @@ class FeatureFileWriter:
         self._written += hi - lo
 
 
-def write_feature_views(index: h5py.File, feature_files: Sequence[Path], grid: np.ndarray, sample: np.ndarray) -> list[str]:
+def write_feature_views(
+    index: h5py.File, feature_files: Sequence[Path], grid: np.ndarray, sample: np.ndarray
+) -> list[str]:
     """Add ``/features/sdf/...`` virtual datasets over ``feature_files`` to an index file.
 
     ``grid``/``sample`` are the index's rows in order. Every feature file must have the same
@@ -236,7 +265,9 @@ def write_feature_views(index: h5py.File, feature_files: Sequence[Path], grid: n
     try:
         hashes = {U.decode_attr(f[SDF].attrs["config_hash"]) for f in files}
         if len(hashes) != 1:
-            return [f"feature files were extracted with different configs {sorted(hashes)}: re-extract stale partitions"]
+            return [
+                f"feature files were extracted with different configs {sorted(hashes)}: re-extract stale partitions"
+            ]
         first = files[0]
         row_of = {(int(g), int(s)): i for i, (g, s) in enumerate(zip(grid, sample))}
         n_rows = len(grid)

@@ -23,9 +23,9 @@ Adding a type: drop a module in :mod:`spinlock_core.ics.types` that defines an
 
 from __future__ import annotations
 
+from . import types as _types  # noqa: F401  (registers every IC type)
 from .generate import canonical_params, generate_ics
 from .registry import IC_REGISTRY, TIERS, ICParams, ICType, get_ic_type, ic_names_by_tier, register_ic
-from . import types as _types  # noqa: F401  (registers every IC type)
 
 __all__ = [
     "IC_REGISTRY",

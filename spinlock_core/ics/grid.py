@@ -46,8 +46,9 @@ def _wavenumber_grid(grid_size: int, device: torch.device, half: bool) -> tuple[
     return KX.to(device), KY.to(device)
 
 
-def wavenumber_grid(grid_size: int, device: torch.device | str = "cpu", *, half: bool = False
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def wavenumber_grid(
+    grid_size: int, device: torch.device | str = "cpu", *, half: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(kx, ky)`` in cycles per domain, float64, laid out like ``fft2`` output ``[N, N]``
     (or ``rfft2`` output ``[N, N // 2 + 1]`` when ``half``). Cached; treat as read-only."""
     if grid_size < 2:

@@ -16,8 +16,9 @@ only on ``seeds[b]`` (never on the batch it is generated in).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -144,8 +145,7 @@ def register_ic(
     def _register(f: ICGenerator) -> ICType:
         if name in IC_REGISTRY:
             raise ValueError(f"IC type '{name}' is already registered")
-        ic = ICType(name=name, tier=tier, domain=domain, description=description,
-                    params_model=params_model, fn=f)
+        ic = ICType(name=name, tier=tier, domain=domain, description=description, params_model=params_model, fn=f)
         IC_REGISTRY[name] = ic
         return ic
 

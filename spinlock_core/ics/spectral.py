@@ -30,8 +30,8 @@ floating-point rounding of the (batched, on-device) FFTs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import torch
 
@@ -62,8 +62,9 @@ def draw_normal(gens: Sequence[torch.Generator], shape: Sequence[int], device: t
     return out.to(device)
 
 
-def draw_uniform(gens: Sequence[torch.Generator], shape: Sequence[int], device: torch.device,
-                 low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+def draw_uniform(
+    gens: Sequence[torch.Generator], shape: Sequence[int], device: torch.device, low: float = 0.0, high: float = 1.0
+) -> torch.Tensor:
     """``[B, *shape]`` float32 uniforms on ``[low, high)``, sample ``b`` from ``gens[b]``."""
     out = torch.stack([torch.rand(tuple(shape), generator=g, dtype=torch.float32) for g in gens])
     return (low + (high - low) * out).to(device)
@@ -94,7 +95,8 @@ def power_law_weights(grid_size: int, alpha: float, min_wavenumber: float = 1.0)
     if not float(w.sum()) > 0:
         raise ValueError(
             f"min_wavenumber={min_wavenumber} leaves no mode on a {grid_size}^2 grid "
-            f"(largest |k| is {float(k.max()):.3g} cycles per domain)")
+            f"(largest |k| is {float(k.max()):.3g} cycles per domain)"
+        )
     return w
 
 

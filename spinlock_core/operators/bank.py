@@ -17,8 +17,8 @@ expanded to the M realizations only at the first stochastic element.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,9 @@ def bucket_key(spec: OperatorSpec, quantum: int) -> BucketKey:
     """Bucket of ``spec`` when base widths are padded up to a multiple of ``quantum``."""
     p = spec.params
     b = int(p["base_channels"])
-    return BucketKey(int(p["num_layers"]), int(p["kernel_size"]), -(-b // quantum) * quantum, float(p["dropout_rate"]) > 0)
+    return BucketKey(
+        int(p["num_layers"]), int(p["kernel_size"]), -(-b // quantum) * quantum, float(p["dropout_rate"]) > 0
+    )
 
 
 def schedule_factor(schedule: str, step: int, num_steps: int, period: float) -> float:

@@ -43,7 +43,13 @@ ACTIVATIONS = {
 }
 
 #: Weight-init gain per activation (variance preserving, as ``torch.nn.init.calculate_gain``).
-ACTIVATION_GAIN = {"relu": math.sqrt(2.0), "gelu": math.sqrt(2.0), "silu": math.sqrt(2.0), "tanh": 5.0 / 3.0, "none": 1.0}
+ACTIVATION_GAIN = {
+    "relu": math.sqrt(2.0),
+    "gelu": math.sqrt(2.0),
+    "silu": math.sqrt(2.0),
+    "tanh": 5.0 / 3.0,
+    "none": 1.0,
+}
 
 #: Number of channel groups of ``normalization: group`` (fewer when the layer is narrower).
 GROUP_NORM_GROUPS = 4

@@ -61,9 +61,9 @@ class OperatorSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "OperatorSpec":
+    def from_dict(cls, d: dict) -> OperatorSpec:
         return cls(**d)
 
     @classmethod
-    def from_json(cls, s: str) -> "OperatorSpec":
+    def from_json(cls, s: str) -> OperatorSpec:
         return cls.from_dict(json.loads(s))

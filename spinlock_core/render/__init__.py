@@ -16,6 +16,7 @@ Pure library: numpy, torch, Pillow and imageio-ffmpeg; no Dagster.
 
 from __future__ import annotations
 
+from .aggregates import AGGREGATES, DEFAULT_AGGREGATES, Aggregate, compute_aggregates
 from .colors import (
     COLORMAPS,
     DIVERGING_COLORMAPS,
@@ -31,6 +32,18 @@ from .colors import (
     symmetric_limits,
     to_uint8,
 )
+from .dataset import (
+    FORMATS,
+    PreviewResult,
+    RenderOptions,
+    RenderSummary,
+    render_dataset,
+    render_partition_preview,
+    render_preview_stage,
+    resolve_outputs,
+)
+from .export import GifWriter, Mp4Writer, PngFramesWriter, thumbnail_png
+from .frames import FrameOptions, FrameRenderer
 from .gallery import (
     GALLERY_STREAM,
     RESAMPLE_MODES,
@@ -44,20 +57,6 @@ from .gallery import (
     save_png,
     type_key,
 )
-
-from .aggregates import AGGREGATES, DEFAULT_AGGREGATES, Aggregate, compute_aggregates
-from .dataset import (
-    FORMATS,
-    PreviewResult,
-    RenderOptions,
-    RenderSummary,
-    render_dataset,
-    render_partition_preview,
-    render_preview_stage,
-    resolve_outputs,
-)
-from .export import GifWriter, Mp4Writer, PngFramesWriter, thumbnail_png
-from .frames import FrameOptions, FrameRenderer
 from .palettes import ALL_COLORMAPS, PALETTES, robust_range
 from .source import RenderSource, load_source, replay_operators
 

@@ -56,8 +56,8 @@ Conventions:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -143,7 +143,7 @@ def default_colorize(x: torch.Tensor) -> torch.Tensor:
     return lut[idx].permute(0, 1, 4, 2, 3)
 
 
-def aggregate_overlay(x: torch.Tensor, colorize: Optional[Colorize] = None) -> torch.Tensor:
+def aggregate_overlay(x: torch.Tensor, colorize: Colorize | None = None) -> torch.Tensor:
     """Equal-weight alpha blend of the coloured realizations: ``-> [B, 3, H, W]`` in ``[0, 1]``.
 
     ``out_0 = c_0``, ``out_m = (1 - a_m) out_{m-1} + a_m c_m`` with ``a_m = 1 / (m + 1)``.
@@ -245,7 +245,7 @@ def aggregate_ssim(x: torch.Tensor, sigma: float = 1.5, k1: float = 0.01, k2: fl
     if m < 2:
         return torch.ones(b, 1, h, w, dtype=torch.float32)
     ok = finite(x)
-    rng = (x.amax(dim=(1, 3, 4)) - x.amin(dim=(1, 3, 4)))  # [B, C]
+    rng = x.amax(dim=(1, 3, 4)) - x.amin(dim=(1, 3, 4))  # [B, C]
     rng = torch.where(rng > 0, rng, torch.ones_like(rng))
     c1 = ((k1 * rng) ** 2).view(b, 1, c, 1, 1)
     c2 = ((k2 * rng) ** 2).view(b, 1, c, 1, 1)
@@ -295,9 +295,9 @@ class Aggregate:
     description: str
     title: str
     output: str
-    cmap: Optional[str] = None
+    cmap: str | None = None
     zero_based: bool = False
-    fixed_range: Optional[Callable[[int, int], tuple[float, float]]] = None
+    fixed_range: Callable[[int, int], tuple[float, float]] | None = None
 
 
 ENTROPY_BINS = 16
@@ -307,33 +307,78 @@ ENTROPY_BASE = 2.0
 AGGREGATES: dict[str, Aggregate] = {
     a.name: a
     for a in (
-        Aggregate("mean", aggregate_mean, "mean over realizations (field units, drawn like a realization)",
-                  "mean", "field"),
-        Aggregate("variance", aggregate_variance, "unbiased variance over realizations, L2 norm over channels",
-                  "variance", "scalar", "ember", zero_based=True),
-        Aggregate("stddev", aggregate_stddev, "standard deviation over realizations, L2 norm over channels",
-                  "std dev", "scalar", "ember", zero_based=True),
-        Aggregate("envelope", aggregate_envelope, "max - min over realizations, L2 norm over channels",
-                  "envelope", "scalar", "ember", zero_based=True),
-        Aggregate("overlay", aggregate_overlay, "realizations alpha-blended with equal weights",
-                  "overlay", "color"),
-        Aggregate("entropy", aggregate_entropy,
-                  f"Shannon entropy (bits) of the realization values in {ENTROPY_BINS} bins per channel",
-                  "entropy [bits]", "scalar", "lagoon",
-                  fixed_range=lambda m, c: (0.0, math.log(max(2, min(ENTROPY_BINS, m)), ENTROPY_BASE))),
-        Aggregate("pca", aggregate_pca, "ensemble std along principal components 1, 2, 3 as R, G, B",
-                  "PCA 1-2-3", "rgb", zero_based=True),
-        Aggregate("ssim", aggregate_ssim, "mean pairwise SSIM of realizations (Gaussian window, sigma 1.5)",
-                  "SSIM", "scalar", "lagoon", fixed_range=lambda m, c: (0.0, 1.0)),
-        Aggregate("spectral", aggregate_spectral, "log10 power spectrum, zero frequency centred",
-                  "log power", "scalar", "ember"),
+        Aggregate(
+            "mean", aggregate_mean, "mean over realizations (field units, drawn like a realization)", "mean", "field"
+        ),
+        Aggregate(
+            "variance",
+            aggregate_variance,
+            "unbiased variance over realizations, L2 norm over channels",
+            "variance",
+            "scalar",
+            "ember",
+            zero_based=True,
+        ),
+        Aggregate(
+            "stddev",
+            aggregate_stddev,
+            "standard deviation over realizations, L2 norm over channels",
+            "std dev",
+            "scalar",
+            "ember",
+            zero_based=True,
+        ),
+        Aggregate(
+            "envelope",
+            aggregate_envelope,
+            "max - min over realizations, L2 norm over channels",
+            "envelope",
+            "scalar",
+            "ember",
+            zero_based=True,
+        ),
+        Aggregate("overlay", aggregate_overlay, "realizations alpha-blended with equal weights", "overlay", "color"),
+        Aggregate(
+            "entropy",
+            aggregate_entropy,
+            f"Shannon entropy (bits) of the realization values in {ENTROPY_BINS} bins per channel",
+            "entropy [bits]",
+            "scalar",
+            "lagoon",
+            fixed_range=lambda m, c: (0.0, math.log(max(2, min(ENTROPY_BINS, m)), ENTROPY_BASE)),
+        ),
+        Aggregate(
+            "pca",
+            aggregate_pca,
+            "ensemble std along principal components 1, 2, 3 as R, G, B",
+            "PCA 1-2-3",
+            "rgb",
+            zero_based=True,
+        ),
+        Aggregate(
+            "ssim",
+            aggregate_ssim,
+            "mean pairwise SSIM of realizations (Gaussian window, sigma 1.5)",
+            "SSIM",
+            "scalar",
+            "lagoon",
+            fixed_range=lambda m, c: (0.0, 1.0),
+        ),
+        Aggregate(
+            "spectral",
+            aggregate_spectral,
+            "log10 power spectrum, zero frequency centred",
+            "log power",
+            "scalar",
+            "ember",
+        ),
     )
 }
 assert tuple(AGGREGATES) == AGGREGATE_NAMES, "registry and spinlock_core.config.render.AGGREGATE_NAMES disagree"
 
 
 def compute_aggregates(
-    x: torch.Tensor, names: tuple[str, ...] | list[str], *, chunk: int = 16, colorize: Optional[Colorize] = None
+    x: torch.Tensor, names: tuple[str, ...] | list[str], *, chunk: int = 16, colorize: Colorize | None = None
 ) -> dict[str, torch.Tensor]:
     """Every aggregate in ``names`` of ``x [F, M, C, H, W]``, ``chunk`` frames at a time → ``{name: [F, K, H, W]}``."""
     unknown = [n for n in names if n not in AGGREGATES]

@@ -39,7 +39,7 @@ Conventions:
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -171,7 +171,7 @@ def _bwr(lam: np.ndarray) -> np.ndarray:
     return (1.0 - w) * 1.0 + w * end
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lut_float(name: str) -> np.ndarray:
     lam = np.arange(256, dtype=np.float64) / 255.0
     if name == "cubehelix":

@@ -23,9 +23,10 @@ it); a path without suffix is a directory receiving ``evolution.mp4``, ``evoluti
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,8 +36,18 @@ from .export import FrameSink, GifWriter, Mp4Writer, PngFramesWriter, thumbnail_
 from .frames import FrameOptions, FrameRenderer
 from .source import RenderSource, load_source
 
-__all__ = ["FORMATS", "RenderOptions", "RenderSummary", "PreviewResult", "resolve_outputs", "render_dataset",
-           "render_source", "preview_paths", "render_partition_preview", "render_preview_stage"]
+__all__ = [
+    "FORMATS",
+    "RenderOptions",
+    "RenderSummary",
+    "PreviewResult",
+    "resolve_outputs",
+    "render_dataset",
+    "render_source",
+    "preview_paths",
+    "render_partition_preview",
+    "render_preview_stage",
+]
 
 #: ``--format`` values: which files :func:`render_dataset` writes.
 FORMATS: tuple[str, ...] = ("video", "gif", "frames", "both")
@@ -55,17 +66,17 @@ class RenderOptions:
         replay: see :func:`~spinlock_core.render.source.load_source`.
     """
 
-    format: Optional[str] = None
+    format: str | None = None
     frame: FrameOptions = field(default_factory=FrameOptions)
     fps: float = 10.0
-    grid_size: Optional[int] = None
-    operator_indices: Optional[tuple[int, ...]] = None
-    n_operators: Optional[int] = 4
-    seed: Optional[int] = None
-    n_realizations: Optional[int] = None
-    steps: Optional[int] = None
+    grid_size: int | None = None
+    operator_indices: tuple[int, ...] | None = None
+    n_operators: int | None = 4
+    seed: int | None = None
+    n_realizations: int | None = None
+    steps: int | None = None
     stride: int = 1
-    device: Optional[str] = None
+    device: str | None = None
     replay: str = "auto"
 
 
@@ -87,8 +98,8 @@ class RenderSummary:
     first_step: int
     last_step: int
     source: str  # "stored" or "replay"
-    replay_ic_exact: Optional[bool] = None
-    replay_max_abs_diff: Optional[float] = None
+    replay_ic_exact: bool | None = None
+    replay_max_abs_diff: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,13 +108,13 @@ class RenderSummary:
 class PreviewResult(NamedTuple):
     """A partition preview: ``(video_path, poster_path, thumbnail_png, stats)`` (unpacks as a tuple)."""
 
-    video_path: Optional[Path]
-    poster_path: Optional[Path]
+    video_path: Path | None
+    poster_path: Path | None
     thumbnail_png: bytes
     stats: dict
 
 
-def resolve_outputs(output: str | Path, fmt: Optional[str]) -> dict[str, Path]:
+def resolve_outputs(output: str | Path, fmt: str | None) -> dict[str, Path]:
     """The files of ``fmt`` for ``output`` (module docstring): ``{"video"|"gif"|"frames": path}``.
 
     Raises:
@@ -119,8 +130,10 @@ def resolve_outputs(output: str | Path, fmt: Optional[str]) -> dict[str, Path]:
         raise ValueError(f"output {out}: give a directory (no suffix), a .mp4 or a .gif file")
     wants = {"video": ".mp4", "both": ".mp4", "gif": ".gif", "frames": ""}[fmt]
     if suffix and suffix != wants:
-        raise ValueError(f"output {out} does not fit format {fmt!r} (expected "
-                         f"{'a directory' if not wants else 'a ' + wants + ' file or a directory'})")
+        raise ValueError(
+            f"output {out} does not fit format {fmt!r} (expected "
+            f"{'a directory' if not wants else 'a ' + wants + ' file or a directory'})"
+        )
     if suffix:
         res = {"gif" if fmt == "gif" else "video": out}
         if fmt == "both":
@@ -140,8 +153,8 @@ def render_source(
     frame_options: FrameOptions,
     *,
     fps: float = 10.0,
-    poster: Optional[Path] = None,
-    progress: Optional[Callable[[int, int], None]] = None,
+    poster: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[RenderSummary, np.ndarray]:
     """Render ``src`` to the sinks in ``outputs`` (and the last frame to ``poster``): ``(summary, last frame)``.
 
@@ -150,7 +163,7 @@ def render_source(
     t0 = time.perf_counter()
     renderer = FrameRenderer(src.fields, src.steps, src.labels, frame_options)
     sinks: list[FrameSink] = []
-    last: Optional[np.ndarray] = None
+    last: np.ndarray | None = None
     try:
         for kind, path in outputs.items():
             if kind == "video":
@@ -158,10 +171,20 @@ def render_source(
             elif kind == "gif":
                 sinks.append(GifWriter(path, fps))
             else:
-                sinks.append(PngFramesWriter(path, fps, metadata={
-                    "operators": [lab.sample for lab in src.labels], "grid_size": src.grid_size,
-                    "steps": src.steps.tolist(), "aggregates": list(frame_options.aggregates),
-                    "realizations": renderer.num_realizations, "source": str(src.path)}))
+                sinks.append(
+                    PngFramesWriter(
+                        path,
+                        fps,
+                        metadata={
+                            "operators": [lab.sample for lab in src.labels],
+                            "grid_size": src.grid_size,
+                            "steps": src.steps.tolist(),
+                            "aggregates": list(frame_options.aggregates),
+                            "realizations": renderer.num_realizations,
+                            "source": str(src.path),
+                        },
+                    )
+                )
         for done, frame in enumerate(renderer.frames(), start=1):
             for s in sinks:
                 s.write(frame)
@@ -181,12 +204,21 @@ def render_source(
     seconds = time.perf_counter() - t0
     n = renderer.num_frames
     summary = RenderSummary(
-        outputs=outs, frames=n, height=renderer.height, width=renderer.width, seconds=seconds,
-        frames_per_s=n / seconds if seconds > 0 else 0.0, operators=[lab.sample for lab in src.labels],
-        grid_size=src.grid_size, realizations=renderer.num_realizations,
+        outputs=outs,
+        frames=n,
+        height=renderer.height,
+        width=renderer.width,
+        seconds=seconds,
+        frames_per_s=n / seconds if seconds > 0 else 0.0,
+        operators=[lab.sample for lab in src.labels],
+        grid_size=src.grid_size,
+        realizations=renderer.num_realizations,
         displayed_realizations=sum(c.realization is not None for c in renderer.columns),
-        aggregates=list(frame_options.aggregates), first_step=int(src.steps[0]), last_step=int(src.steps[-1]),
-        source="replay" if src.replayed else "stored", replay_ic_exact=src.ic_exact,
+        aggregates=list(frame_options.aggregates),
+        first_step=int(src.steps[0]),
+        last_step=int(src.steps[-1]),
+        source="replay" if src.replayed else "stored",
+        replay_ic_exact=src.ic_exact,
         replay_max_abs_diff=src.replay_max_abs_diff,
     )
     return summary, last
@@ -197,7 +229,7 @@ def render_dataset(
     output: str | Path,
     options: RenderOptions = RenderOptions(),
     *,
-    progress: Optional[Callable[[int, int], None]] = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RenderSummary:
     """Render the selected operators of a dataset to ``output`` (module docstring).
 
@@ -213,9 +245,16 @@ def render_dataset(
         raise ValueError(f"fps must be > 0, got {options.fps}")
     outputs = resolve_outputs(output, options.format)
     src = load_source(
-        path, grid_size=options.grid_size, operator_indices=options.operator_indices,
-        n_operators=options.n_operators, seed=options.seed, n_realizations=options.n_realizations,
-        steps=options.steps, stride=options.stride, device=options.device, replay=options.replay,
+        path,
+        grid_size=options.grid_size,
+        operator_indices=options.operator_indices,
+        n_operators=options.n_operators,
+        seed=options.seed,
+        n_realizations=options.n_realizations,
+        steps=options.steps,
+        stride=options.stride,
+        device=options.device,
+        replay=options.replay,
     )
     summary, _ = render_source(src, outputs, options.frame, fps=options.fps, progress=progress)
     summary.seconds = time.perf_counter() - t0
@@ -233,20 +272,24 @@ def preview_paths(out_dir: str | Path, partition_file: str | Path, fmt: str = "m
 def frame_options_from_config(cfg: RendersConfig) -> FrameOptions:
     """The :class:`FrameOptions` of a renders config."""
     return FrameOptions(
-        display_realizations=cfg.display_realizations, aggregates=tuple(cfg.aggregates),
-        color_norm_mode=cfg.color_norm_mode, cell_size=(cfg.size, cfg.size), add_spacing=cfg.add_spacing,
+        display_realizations=cfg.display_realizations,
+        aggregates=tuple(cfg.aggregates),
+        color_norm_mode=cfg.color_norm_mode,
+        cell_size=(cfg.size, cfg.size),
+        add_spacing=cfg.add_spacing,
         row_labels=cfg.row_labels,
     )
 
 
 def render_partition_preview(
-    partition_file: str | Path, out_dir: str | Path, cfg: RendersConfig = RendersConfig()
+    partition_file: str | Path, out_dir: str | Path, cfg: RendersConfig | None = None
 ) -> PreviewResult:
     """Preview of the first ``cfg.n_operators`` operators of a partition file (module docstring).
 
     Returns the video and poster paths, the thumbnail (PNG bytes, at most 160 px wide) and the
     summary as a dict (``frames``, ``seconds``, ``frames_per_s``, ``source``, ...).
     """
+    cfg = cfg if cfg is not None else RendersConfig()
     t0 = time.perf_counter()
     video, poster = preview_paths(out_dir, partition_file, cfg.format)
     src = load_source(partition_file, n_operators=cfg.n_operators, steps=cfg.steps, stride=cfg.stride)
@@ -271,7 +314,9 @@ def render_preview_stage(cfg: ExperimentConfig, batch: int, grid_size: int) -> P
         return PreviewResult(None, None, b"", {"enabled": False})
     part = partition_path(cfg, batch, grid_size)
     if not part.is_file():
-        raise FileNotFoundError(f"no partition file {part}: materialize rollouts_hdf5 for batch {batch}, grid {grid_size}")
+        raise FileNotFoundError(
+            f"no partition file {part}: materialize rollouts_hdf5 for batch {batch}, grid {grid_size}"
+        )
     res = render_partition_preview(part, Path(cfg.dataset.output_dir) / "renders", cfg.renders)
     res.stats["enabled"] = True
     return res

@@ -22,20 +22,29 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 
-__all__ = ["FrameSink", "Mp4Writer", "GifWriter", "PngFramesWriter", "write_png", "png_bytes", "thumbnail_png",
-           "MP4_CRF", "MP4_PRESET"]
+__all__ = [
+    "FrameSink",
+    "Mp4Writer",
+    "GifWriter",
+    "PngFramesWriter",
+    "write_png",
+    "png_bytes",
+    "thumbnail_png",
+    "MP4_CRF",
+    "MP4_PRESET",
+]
 
 MP4_CRF = 20
 MP4_PRESET = "veryfast"
 
 
-def _check_frame(frame: np.ndarray, size: Optional[tuple[int, int]], even: bool) -> tuple[int, int]:
+def _check_frame(frame: np.ndarray, size: tuple[int, int] | None, even: bool) -> tuple[int, int]:
     a = np.asarray(frame)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
         raise ValueError(f"frames must be uint8 [H, W, 3], got {a.dtype} {tuple(a.shape)}")
@@ -59,7 +68,7 @@ class FrameSink:
         self.path = Path(path)
         self.fps = float(fps)
         self.count = 0
-        self.size: Optional[tuple[int, int]] = None
+        self.size: tuple[int, int] | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.is_dir:
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
@@ -101,7 +110,7 @@ class FrameSink:
             elif self.tmp.exists():
                 self.tmp.unlink()
 
-    def __enter__(self) -> "FrameSink":
+    def __enter__(self) -> FrameSink:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -126,10 +135,16 @@ class Mp4Writer(FrameSink):
         if self._gen is None:
             self.size = (h, w)
             self._gen = imageio_ffmpeg.write_frames(
-                str(self.tmp), (w, h), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=self.fps, quality=None,
-                codec="libx264", macro_block_size=1, ffmpeg_log_level="error",
-                output_params=["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart",
-                               "-f", "mp4"],
+                str(self.tmp),
+                (w, h),
+                pix_fmt_in="rgb24",
+                pix_fmt_out="yuv420p",
+                fps=self.fps,
+                quality=None,
+                codec="libx264",
+                macro_block_size=1,
+                ffmpeg_log_level="error",
+                output_params=["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart", "-f", "mp4"],
             )
             self._gen.send(None)
         self._gen.send(np.ascontiguousarray(frame))
@@ -164,8 +179,16 @@ class GifWriter(FrameSink):
 
     def _finish(self) -> None:
         first, rest = self._frames[0], self._frames[1:]
-        first.save(self.tmp, format="GIF", save_all=True, append_images=rest, loop=0,
-                   duration=max(10, int(round(1000.0 / self.fps))), disposal=1, optimize=False)
+        first.save(
+            self.tmp,
+            format="GIF",
+            save_all=True,
+            append_images=rest,
+            loop=0,
+            duration=max(10, int(round(1000.0 / self.fps))),
+            disposal=1,
+            optimize=False,
+        )
         self._frames = []
 
 
@@ -174,7 +197,7 @@ class PngFramesWriter(FrameSink):
 
     is_dir = True
 
-    def __init__(self, path: str | os.PathLike, fps: float, metadata: Optional[dict] = None) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float, metadata: dict | None = None) -> None:
         self.metadata = dict(metadata or {})
         super().__init__(path, fps)
 
@@ -184,8 +207,14 @@ class PngFramesWriter(FrameSink):
         self.count += 1
 
     def _finish(self) -> None:
-        meta = {"fps": self.fps, "num_frames": self.count, "height": self.size[0], "width": self.size[1],
-                "pattern": "frame_{:04d}.png", **self.metadata}
+        meta = {
+            "fps": self.fps,
+            "num_frames": self.count,
+            "height": self.size[0],
+            "width": self.size[1],
+            "pattern": "frame_{:04d}.png",
+            **self.metadata,
+        }
         (self.tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
 
     def close(self) -> Path:

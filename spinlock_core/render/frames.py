@@ -49,9 +49,9 @@ costs more than it gains here, and on a shared CPU two spinning threads made the
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -61,11 +61,21 @@ from PIL import Image, ImageDraw
 from spinlock_core.config.render import COLOR_NORM_MODES, DEFAULT_AGGREGATES, check_aggregates
 
 from .aggregates import AGGREGATES, Aggregate, compute_aggregates
-from .text import fit, font
 from .palettes import ALL_COLORMAPS, MAX_QUANTILE_VALUES, _lut, finite, map_rgb, map_scalar, map_unit_rgb, robust_range
+from .text import fit, font
 
-__all__ = ["FrameOptions", "Column", "FrameRenderer", "NORMALIZATIONS", "CHANNEL_MODES", "RESAMPLES", "robust_range",
-           "header_height", "label_width", "torch_threads"]
+__all__ = [
+    "FrameOptions",
+    "Column",
+    "FrameRenderer",
+    "NORMALIZATIONS",
+    "CHANNEL_MODES",
+    "RESAMPLES",
+    "robust_range",
+    "header_height",
+    "label_width",
+    "torch_threads",
+]
 
 NORMALIZATIONS: tuple[str, ...] = ("none", "minmax", "zscore")
 CHANNEL_MODES: tuple[str, ...] = ("auto", "rgb", "colormap")
@@ -74,7 +84,7 @@ _TEXT, _TEXT_DIM = (30, 30, 30), (105, 105, 105)
 
 
 @contextmanager
-def torch_threads(n: Optional[int]) -> Iterator[None]:
+def torch_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` torch intra-op threads (None: unchanged), then restore."""
     old = torch.get_num_threads()
     if n is not None and n != old:
@@ -116,16 +126,18 @@ class FrameOptions:
     normalization: str = "none"
     percentiles: tuple[float, float] = (1.0, 99.0)
     resample: str = "bilinear"
-    threads: Optional[int] = 1
+    threads: int | None = 1
 
-    def validate(self) -> "FrameOptions":
+    def validate(self) -> FrameOptions:
         """Raise ``ValueError`` (naming the allowed values) on a bad option; returns self."""
         check_aggregates(self.aggregates)
-        for name, value, allowed in (("color_norm_mode", self.color_norm_mode, COLOR_NORM_MODES),
-                                     ("channel_mode", self.channel_mode, CHANNEL_MODES),
-                                     ("colormap", self.colormap, ALL_COLORMAPS),
-                                     ("normalization", self.normalization, NORMALIZATIONS),
-                                     ("resample", self.resample, RESAMPLES)):
+        for name, value, allowed in (
+            ("color_norm_mode", self.color_norm_mode, COLOR_NORM_MODES),
+            ("channel_mode", self.channel_mode, CHANNEL_MODES),
+            ("colormap", self.colormap, ALL_COLORMAPS),
+            ("normalization", self.normalization, NORMALIZATIONS),
+            ("resample", self.resample, RESAMPLES),
+        ):
             if value not in allowed:
                 raise ValueError(f"{name} {value!r} is not one of: {', '.join(allowed)}")
         if self.display_realizations < 0:
@@ -150,8 +162,8 @@ class Column:
     title: str
     group: str  # "field" or the aggregate's name: columns of a group share colour limits
     output: str  # "field", "scalar", "rgb" or "color"
-    realization: Optional[int] = None
-    aggregate: Optional[Aggregate] = None
+    realization: int | None = None
+    aggregate: Aggregate | None = None
     x: int = 0
 
 
@@ -173,8 +185,13 @@ class FrameRenderer:
         options: :class:`FrameOptions`.
     """
 
-    def __init__(self, fields: Sequence, steps: Sequence[int], labels: Optional[Sequence] = None,
-                 options: FrameOptions = FrameOptions()) -> None:
+    def __init__(
+        self,
+        fields: Sequence,
+        steps: Sequence[int],
+        labels: Sequence | None = None,
+        options: FrameOptions = FrameOptions(),
+    ) -> None:
         self.opts = options.validate()
         if not fields:
             raise ValueError("no operators to render")
@@ -191,7 +208,9 @@ class FrameRenderer:
         self.num_realizations = min(int(o.shape[0]) for o in ops)
         with torch_threads(self.opts.threads):
             self.ops = [_Op(self._normalize(o[: self.num_realizations])) for o in ops]
-        self.labels = [lab.lines() if hasattr(lab, "lines") else [str(t) for t in lab] for lab in labels] if labels else None
+        self.labels = (
+            [lab.lines() if hasattr(lab, "lines") else [str(t) for t in lab] for lab in labels] if labels else None
+        )
         self.rgb = self.opts.channel_mode == "rgb" or (self.opts.channel_mode == "auto" and self.num_channels >= 3)
         if self.rgb and self.num_channels < 3:
             raise ValueError(f"channel_mode 'rgb' needs C >= 3, got C = {self.num_channels}")
@@ -199,15 +218,17 @@ class FrameRenderer:
         self.columns = [Column(f"realization {r}", "field", "field", realization=r) for r in range(k)]
         for name in self.opts.aggregates:
             a = AGGREGATES[name]
-            self.columns.append(Column(a.title, "field" if a.output in ("field", "color") else name, a.output,
-                                       aggregate=a))
+            self.columns.append(
+                Column(a.title, "field" if a.output in ("field", "color") else name, a.output, aggregate=a)
+            )
         self._layout(k)
         self._group_limits: dict[tuple[int, str], tuple[float, float]] = {}
         with torch_threads(self.opts.threads):
             self._set_field_limits()
             for i, op in enumerate(self.ops):
-                op.aggs = compute_aggregates(op.real.transpose(0, 1), self.opts.aggregates,
-                                             colorize=lambda x, i=i: self._colorize(x, i))
+                op.aggs = compute_aggregates(
+                    op.real.transpose(0, 1), self.opts.aggregates, colorize=lambda x, i=i: self._colorize(x, i)
+                )
             self._set_aggregate_limits()
         self._background = self._draw_background()
         self._step_patches: dict[int, np.ndarray] = {}
@@ -352,7 +373,9 @@ class FrameRenderer:
             for col in self.columns:
                 t = fit(draw, col.title, face, self.cell_w - 4)
                 tw = draw.textlength(t, font=face)
-                draw.text((col.x + (self.cell_w - tw) / 2, self.sp + (self.head - px) / 2 - 1), t, fill=_TEXT, font=face)
+                draw.text(
+                    (col.x + (self.cell_w - tw) / 2, self.sp + (self.head - px) / 2 - 1), t, fill=_TEXT, font=face
+                )
         if self.opts.row_labels and self.labels:
             fonts = [font(px), font(max(10, px - 2))]
             for i, lines in enumerate(self.labels):
@@ -362,11 +385,16 @@ class FrameRenderer:
                     if y + lh > self.row_y[i] + self.cell_h + 2:
                         break
                     f = fonts[min(n, 1)]
-                    draw.text((self.sp + 6, y), fit(draw, line, f, self.label_w - 10), fill=_TEXT if n == 0 else _TEXT_DIM, font=f)
+                    draw.text(
+                        (self.sp + 6, y),
+                        fit(draw, line, f, self.label_w - 10),
+                        fill=_TEXT if n == 0 else _TEXT_DIM,
+                        font=f,
+                    )
                     y += lh
         return np.asarray(img, dtype=np.uint8).copy()
 
-    def _step_patch(self, step: int) -> Optional[np.ndarray]:
+    def _step_patch(self, step: int) -> np.ndarray | None:
         if not (self.opts.headers and self.opts.row_labels):
             return None
         if step not in self._step_patches:
@@ -375,7 +403,9 @@ class FrameRenderer:
             draw = ImageDraw.Draw(img)
             px = _font_px(self.cell_w)
             last = self.steps[-1] if self.steps else step
-            draw.text((6, (h - px) / 2 - 1), fit(draw, f"step {step} / {last}", font(px), w - 8), fill=_TEXT, font=font(px))
+            draw.text(
+                (6, (h - px) / 2 - 1), fit(draw, f"step {step} / {last}", font(px), w - 8), fill=_TEXT, font=font(px)
+            )
             self._step_patches[step] = np.asarray(img, dtype=np.uint8)
         return self._step_patches[step]
 

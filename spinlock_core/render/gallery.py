@@ -33,8 +33,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -197,8 +197,13 @@ def render_ic_gallery(
         ValueError: unknown type names, bad sizes, seed or resample mode.
     """
     names = resolve_ic_types(names)
-    for field, value, lo in (("variations", variations, 1), ("grid_size", grid_size, 2),
-                             ("num_channels", num_channels, 1), ("cell_size", cell_size, 1), ("seed", seed, 0)):
+    for field, value, lo in (
+        ("variations", variations, 1),
+        ("grid_size", grid_size, 2),
+        ("num_channels", num_channels, 1),
+        ("cell_size", cell_size, 1),
+        ("seed", seed, 0),
+    ):
         if int(value) != value or value < lo:
             raise ValueError(f"{field} must be an integer >= {lo}, got {value!r}")
     if resample not in RESAMPLE_MODES:

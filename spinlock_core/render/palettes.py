@@ -22,7 +22,7 @@ batch of cells: ``x01 = clamp((x - vmin) / (vmax - vmin), 0, 1)`` (never wraps),
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -58,9 +58,16 @@ ALL_COLORMAPS: tuple[str, ...] = tuple(_BASE_COLORMAPS) + tuple(PALETTES)
 #: RGB of non-finite values.
 NAN_COLOR: tuple[int, int, int] = (150, 150, 150)
 
-_M1 = np.array([[1.0, 0.3963377774, 0.2158037573], [1.0, -0.1055613458, -0.0638541728], [1.0, -0.0894841775, -1.2914855480]])
-_M2 = np.array([[4.0767416621, -3.3077115913, 0.2309699292], [-1.2684380046, 2.6097574011, -0.3413193965],
-                [-0.0041960863, -0.7034186147, 1.7076147010]])
+_M1 = np.array(
+    [[1.0, 0.3963377774, 0.2158037573], [1.0, -0.1055613458, -0.0638541728], [1.0, -0.0894841775, -1.2914855480]]
+)
+_M2 = np.array(
+    [
+        [4.0767416621, -3.3077115913, 0.2309699292],
+        [-1.2684380046, 2.6097574011, -0.3413193965],
+        [-0.0041960863, -0.7034186147, 1.7076147010],
+    ]
+)
 
 
 def _oklab_to_linear(lab: np.ndarray) -> np.ndarray:
@@ -97,7 +104,7 @@ def oklch_ramp(lam: np.ndarray, L0: float, L1: float, h0: float, h1: float, cmax
     return oklab_to_srgb(lab(np.where(in_gamut(c_max), c_max, lo)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lut(name: str) -> torch.Tensor:
     if name in PALETTES:
         rgb = oklch_ramp(np.arange(256) / 255.0, *PALETTES[name])

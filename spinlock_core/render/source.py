@@ -20,9 +20,9 @@ CPU) the noise streams differ and the replay is a different sample of the same o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -116,8 +116,9 @@ def select_positions(
         missing = [i for i in idx if i not in where]
         if missing:
             lo, hi = (int(sample_index.min()), int(sample_index.max())) if sample_index.size else (0, -1)
-            raise ValueError(f"operator indices {missing} are not in the dataset (samples {lo}..{hi}, "
-                             f"{sample_index.size} rows)")
+            raise ValueError(
+                f"operator indices {missing} are not in the dataset (samples {lo}..{hi}, {sample_index.size} rows)"
+            )
         return np.array([where[i] for i in idx], dtype=np.int64)
     n = sample_index.size if n_operators is None else int(n_operators)
     if n < 1:
@@ -166,9 +167,16 @@ def replay_operators(
         out[res.rows] = res.trajectories
 
     run_rollouts(
-        list(specs), torch.from_numpy(stored_inputs), num_realizations=num_realizations, num_steps=num_steps,
-        device=dev, precision=precision, divergence_threshold=divergence_threshold, store_trajectories=True,
-        deterministic=deterministic, on_chunk=take,
+        list(specs),
+        torch.from_numpy(stored_inputs),
+        num_realizations=num_realizations,
+        num_steps=num_steps,
+        device=dev,
+        precision=precision,
+        divergence_threshold=divergence_threshold,
+        store_trajectories=True,
+        deterministic=deterministic,
+        on_chunk=take,
     )
     return ics, out
 
@@ -218,20 +226,37 @@ def load_source(
         m = m_stored if n_realizations is None else int(n_realizations)
         if not 1 <= m <= m_stored:
             raise ValueError(f"n_realizations must be in 1..{m_stored} (the dataset has M = {m_stored}), got {m}")
-        pos = select_positions(r.sample_index[rows], operator_indices=operator_indices, n_operators=n_operators,
-                               seed=seed)
+        pos = select_positions(
+            r.sample_index[rows], operator_indices=operator_indices, n_operators=n_operators, seed=seed
+        )
         meta = r.metadata(rows[pos])
         div = np.asarray(meta["diverged_step"])[:, :m]  # [n, M], -1 = never
         labels = [
-            RowLabel(int(s), g, str(ic), str(pol), str(nr), int((d >= 0).sum()), m,
-                     int(d[d >= 0].min()) if (d >= 0).any() else -1)
-            for s, ic, pol, nr, d in zip(meta["sample_index"], meta["ic_types"], meta["rollout_policies"],
-                                         meta["noise_regimes"], div)
+            RowLabel(
+                int(s),
+                g,
+                str(ic),
+                str(pol),
+                str(nr),
+                int((d >= 0).sum()),
+                m,
+                int(d[d >= 0].min()) if (d >= 0).any() else -1,
+            )
+            for s, ic, pol, nr, d in zip(
+                meta["sample_index"], meta["ic_types"], meta["rollout_policies"], meta["noise_regimes"], div
+            )
         ]
         time_steps = r.time_steps
         do_replay = replay == "always" or (replay == "auto" and len(time_steps) == 1 and time_steps[0] > 0)
-        src = RenderSource(fields=[], steps=np.zeros(0, np.int64), labels=labels, replayed=do_replay,
-                           num_stored_realizations=m_stored, path=str(path), grid_size=g)
+        src = RenderSource(
+            fields=[],
+            steps=np.zeros(0, np.int64),
+            labels=labels,
+            replayed=do_replay,
+            num_stored_realizations=m_stored,
+            path=str(path),
+            grid_size=g,
+        )
         if not do_replay:
             fpos = frame_positions(time_steps, steps=steps, stride=stride)
             data = r.trajectories(pos, grid_size=g)  # [n, M, Ts, C, g, g]
@@ -249,10 +274,14 @@ def load_source(
     threads = attrs.get("torch_num_threads")  # recorded by writers that know it; else this process's setting
     with torch_threads(int(threads) if threads else None):
         ics, traj = replay_operators(
-            specs, stored_in, num_realizations=m_stored, num_steps=num_steps,
+            specs,
+            stored_in,
+            num_realizations=m_stored,
+            num_steps=num_steps,
             precision=str(attrs.get("precision", sim.get("precision", "float32"))),
             divergence_threshold=float(sim.get("divergence_threshold", 1e4)),
-            deterministic=bool(sim.get("deterministic", True)), device=device,
+            deterministic=bool(sim.get("deterministic", True)),
+            device=device,
         )
     src.ic_exact = bool(np.array_equal(ics, stored_in))
     # all frames when they are stored (replay="always"), else the final state

@@ -31,8 +31,9 @@ step-1 draws are drawn once and shared by the measurement and the first step.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -190,16 +191,31 @@ def run_rollouts(
     if sensitivity is not None and not getattr(sensitivity, "enabled", True):
         sensitivity = None
     buffers: dict[str, torch.Tensor] = {}  # one (pinned on CUDA) host buffer, reused across chunks
-    with torch.inference_mode(), torch.backends.cudnn.flags(
-        enabled=True,
-        benchmark=torch.backends.cudnn.benchmark,
-        deterministic=deterministic,
-        allow_tf32=torch.backends.cudnn.allow_tf32,
+    with (
+        torch.inference_mode(),
+        torch.backends.cudnn.flags(
+            enabled=True,
+            benchmark=torch.backends.cudnn.benchmark,
+            deterministic=deterministic,
+            allow_tf32=torch.backends.cudnn.allow_tf32,
+        ),
     ):
         for key, members in plan:
             result = _run_chunk(
-                [specs[p] for p in members], ics_dev[members], key.width, m, num_steps, dev, dtype, mode,
-                float(divergence_threshold), store_trajectories, ts, buffers, stats, sensitivity,
+                [specs[p] for p in members],
+                ics_dev[members],
+                key.width,
+                m,
+                num_steps,
+                dev,
+                dtype,
+                mode,
+                float(divergence_threshold),
+                store_trajectories,
+                ts,
+                buffers,
+                stats,
+                sensitivity,
             )
             result.rows = np.asarray(members, dtype=np.int64)
             stats.chunks += 1
@@ -228,7 +244,9 @@ def _measure(specs, ics, bank, seeds, width, m, num_steps, dev, dtype, mode, par
         vals = measure_sensitivity(bank, ics, draws1, params, eval_batch=m)
     else:  # 16-bit rollout: measure a float32 copy (same weights, realization 0's draws)
         draws1 = None
-        twin = OperatorBank(specs, width, num_realizations=1, num_steps=num_steps, device=dev, dtype=torch.float32, conv_mode=mode)
+        twin = OperatorBank(
+            specs, width, num_realizations=1, num_steps=num_steps, device=dev, dtype=torch.float32, conv_mode=mode
+        )
         vals = measure_sensitivity(twin, ics, twin.draw(1, [[s[0]] for s in seeds], h, w), params, eval_batch=m)
         del twin
     out = vals.cpu().numpy().astype(np.float32)
@@ -236,7 +254,9 @@ def _measure(specs, ics, bank, seeds, width, m, num_steps, dev, dtype, mode, par
     return out, draws1
 
 
-def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, store, ts, buffers, stats, sensitivity=None) -> ChunkResult:
+def _run_chunk(
+    specs, ics, width, m, num_steps, dev, dtype, mode, threshold, store, ts, buffers, stats, sensitivity=None
+) -> ChunkResult:
     g = len(specs)
     _, c, h, w = ics.shape
     t0 = time.perf_counter()
@@ -283,4 +303,6 @@ def _run_chunk(specs, ics, width, m, num_steps, dev, dtype, mode, threshold, sto
     for gi, mi in zip(*np.nonzero(div_np >= 0)):
         traj[gi, mi, step_of_frame >= div_np[gi, mi]] = np.nan
     stats.host_seconds += time.perf_counter() - t1
-    return ChunkResult(rows=np.empty(0, dtype=np.int64), trajectories=traj, diverged_step=div_np.astype(np.int32), sensitivity=sens)
+    return ChunkResult(
+        rows=np.empty(0, dtype=np.int64), trajectories=traj, diverged_step=div_np.astype(np.int32), sensitivity=sens
+    )

@@ -15,7 +15,7 @@ so a whole bank of operators with different policies updates in one fused multip
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 __all__ = ["POLICIES", "policy_coefficients"]
 

@@ -25,19 +25,19 @@ import hashlib
 import json
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import h5py
 import numpy as np
 import torch
 
+from spinlock_core.features.families.base import FAMILY_REGISTRY
 from spinlock_core.features.families.operator_sensitivity import (
     PREFIX,
     OperatorSensitivityConfig,
     OperatorSensitivityFamily,
     value_tag,
 )
-from spinlock_core.features.families.base import FAMILY_REGISTRY
 from spinlock_core.operators.bank import OperatorBank, StochasticDraws, bucket_key
 from spinlock_core.operators.spec import OperatorSpec
 
@@ -84,8 +84,11 @@ def sensitivity_params_json(params: OperatorSensitivityConfig) -> str:
 
 def sensitivity_params_hash(params: OperatorSensitivityConfig) -> str:
     """16 hex digits of SHA-256 over the family config and :data:`SENSITIVITY_VERSION`."""
-    text = json.dumps({"version": SENSITIVITY_VERSION, "params": json.loads(sensitivity_params_json(params))},
-                      sort_keys=True, separators=(",", ":"))
+    text = json.dumps(
+        {"version": SENSITIVITY_VERSION, "params": json.loads(sensitivity_params_json(params))},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -103,7 +106,7 @@ def perturbation_direction(spec: OperatorSpec, c: int, h: int, w: int) -> np.nda
 
 def _plan(params: OperatorSensitivityConfig, names: Sequence[str]) -> list[tuple[str, int]]:
     """Evaluations needed for ``names``: ("base", 0), ("plus", k), ("minus", K-1), ("alpha", j)."""
-    want = {n[len(PREFIX):] for n in names}
+    want = {n[len(PREFIX) :] for n in names}
     eps = list(params.lipschitz_eps)
     k_max, k_mid = len(eps) - 1, len(eps) // 2
     plus = {k for k, e in enumerate(eps) if f"lipschitz_eps{value_tag(e)}" in want}
@@ -251,7 +254,7 @@ def measure_sensitivity(
         mean = chan.mean(dim=1)
         cv = chan.std(dim=1, unbiased=False) / mean.clamp_min(_TINY)
         vals["channel_consistency"] = torch.where(mean > 0, 1.0 - cv / math.sqrt(c - 1), torch.ones_like(mean))
-    res = torch.stack([vals[n[len(PREFIX):]].float() for n in names], dim=1)
+    res = torch.stack([vals[n[len(PREFIX) :]].float() for n in names], dim=1)
     return torch.where(torch.isfinite(res), res, torch.full_like(res, float("nan")))
 
 
@@ -298,12 +301,21 @@ def sensitivity_for_specs(
         buckets.setdefault(bucket_key(s, quantum), []).append(pos)
     with torch.inference_mode():
         for key in sorted(buckets):
-            members = sorted(buckets[key], key=lambda p: (str(specs[p].params["activation"]), str(specs[p].params["noise_type"]), p))
+            members = sorted(
+                buckets[key], key=lambda p: (str(specs[p].params["activation"]), str(specs[p].params["noise_type"]), p)
+            )
             for i in range(0, len(members), operators_per_chunk):
                 rows = members[i : i + operators_per_chunk]
                 sub = [specs[p] for p in rows]
-                bank = OperatorBank(sub, key.width, num_realizations=1, num_steps=1, device=dev,
-                                    dtype=PRECISIONS[precision], conv_mode=conv_mode)
+                bank = OperatorBank(
+                    sub,
+                    key.width,
+                    num_realizations=1,
+                    num_steps=1,
+                    device=dev,
+                    dtype=PRECISIONS[precision],
+                    conv_mode=conv_mode,
+                )
                 draws = bank.draw(1, [[s.noise_seed(0)] for s in sub], h, w)
                 vals = measure_sensitivity(bank, ics_t[rows].to(dev), draws, params, eval_batch=eval_batch)
                 out[rows] = vals.cpu().numpy()

@@ -17,7 +17,7 @@ All returned values are native Python ``int`` / ``float`` / ``str``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -50,9 +50,7 @@ def _map_column_checked(u: np.ndarray, spec: ParamSpec) -> list[int | float | st
         last = int(np.flatnonzero(p > 0)[-1])
         idx = np.searchsorted(np.cumsum(p), u, side="right")
         return [spec.choices[int(i)] for i in np.minimum(idx, last)]
-    raise ValueError(
-        f"spec must be an IntegerParam, ContinuousParam or ChoiceParam, got {type(spec).__name__}"
-    )
+    raise ValueError(f"spec must be an IntegerParam, ContinuousParam or ChoiceParam, got {type(spec).__name__}")
 
 
 def map_column(u_col: np.ndarray, spec: ParamSpec) -> list[int | float | str]:

@@ -66,5 +66,7 @@ def metrics_pass(
         if key not in metrics:
             raise ValueError(f"metrics must contain {key!r} (output of sampling_metrics), got keys {sorted(metrics)}")
     disc_ok = max_discrepancy is None or float(metrics["centered_l2_discrepancy"]) < float(max_discrepancy)
-    corr_ok = max_pairwise_correlation is None or float(metrics["max_abs_correlation"]) < float(max_pairwise_correlation)
+    corr_ok = max_pairwise_correlation is None or float(metrics["max_abs_correlation"]) < float(
+        max_pairwise_correlation
+    )
     return {"discrepancy_pass": bool(disc_ok), "correlation_pass": bool(corr_ok)}

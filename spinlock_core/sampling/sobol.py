@@ -193,7 +193,9 @@ def sobol_points(
     if not 1 <= num_dims <= MAX_DIMS:
         raise ValueError(f"num_dims must be in 1..{MAX_DIMS}, got {num_dims}")
     if not 0 <= start <= stop <= MAX_POINTS:
-        raise ValueError(f"start/stop must satisfy 0 <= start <= stop <= 2**{SOBOL_BITS}, got start={start}, stop={stop}")
+        raise ValueError(
+            f"start/stop must satisfy 0 <= start <= stop <= 2**{SOBOL_BITS}, got start={start}, stop={stop}"
+        )
     if method not in ("owen", "lms_shift"):
         raise ValueError(f"method must be one of 'owen', 'lms_shift', got {method!r}")
     if int(seed) < 0:

@@ -107,7 +107,9 @@ def pixel_centres(g: int) -> np.ndarray:
 _COORD_ATTRS = {c.name: c for c in S.COORDINATES}
 
 
-def create_coordinates(group: h5py.Group, values: Mapping[str, np.ndarray], *, yx_units: str, yx_description: str) -> dict[str, h5py.Dataset]:
+def create_coordinates(
+    group: h5py.Group, values: Mapping[str, np.ndarray], *, yx_units: str, yx_description: str
+) -> dict[str, h5py.Dataset]:
     """Create one dimension scale per entry of ``values`` (name = dim name) in ``group``."""
     scales: dict[str, h5py.Dataset] = {}
     for name, vals in values.items():
@@ -164,6 +166,11 @@ def check_rows(rows: slice, n: int, name: str) -> tuple[int, int]:
     if not isinstance(rows, slice):
         raise ValueError(f"{name}: rows must be a slice, got {type(rows).__name__}")
     start, stop, step = rows.indices(n)
-    if step != 1 or (rows.start is not None and rows.start < 0) or (rows.stop is not None and rows.stop > n) or start >= stop:
+    if (
+        step != 1
+        or (rows.start is not None and rows.start < 0)
+        or (rows.stop is not None and rows.stop > n)
+        or start >= stop
+    ):
         raise ValueError(f"{name}: rows must be a non-empty slice within [0, {n}) with step 1, got {rows}")
     return start, stop

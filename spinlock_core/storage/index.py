@@ -30,7 +30,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,16 @@ __all__ = ["build_index", "INDEX_FILENAME"]
 INDEX_FILENAME = S.INDEX_FILENAME
 
 # Root attributes that differ between partitions by construction (not carried to the index).
-_PER_PARTITION_ATTRS = {"kind", "num_samples", "grid_size", "batch", "partition", "partition_key", "sample_start", "sample_stop"}
+_PER_PARTITION_ATTRS = {
+    "kind",
+    "num_samples",
+    "grid_size",
+    "batch",
+    "partition",
+    "partition_key",
+    "sample_start",
+    "sample_stop",
+}
 
 
 @dataclass
@@ -68,7 +77,9 @@ def _read_part(path: Path, out_dir: Path) -> _Part:
         if attrs.get("kind") != S.KIND_PARTITION:
             raise ValueError(f"{path}: root attribute kind must be {S.KIND_PARTITION!r}, got {attrs.get('kind')!r}")
         if str(attrs.get("schema_version", "")).split(".")[0] != S.SCHEMA_VERSION.split(".")[0]:
-            raise ValueError(f"{path}: schema_version {attrs.get('schema_version')!r} is not compatible with {S.SCHEMA_VERSION}")
+            raise ValueError(
+                f"{path}: schema_version {attrs.get('schema_version')!r} is not compatible with {S.SCHEMA_VERSION}"
+            )
         shape = f[S.OUTPUTS_FIELDS].shape
         grid = int(shape[-1])
         meta_attrs = {k: U.decode_attr(v) for k, v in f[S.GROUP_METADATA].attrs.items()}
@@ -181,11 +192,13 @@ def build_index(
             for key in ("config", "sampling_metrics"):
                 vals = [p.meta_attrs.get(key, "") for p in parts]
                 if key == "sampling_metrics" and len(set(vals)) > 1:
-                    meta.attrs[key] = U.json_dumps({"per_partition": {p.rel: json.loads(v or "null") for p, v in zip(parts, vals)}})
+                    meta.attrs[key] = U.json_dumps(
+                        {"per_partition": {p.rel: json.loads(v or "null") for p, v in zip(parts, vals)}}
+                    )
                 else:
                     meta.attrs[key] = vals[0]
             meta.attrs["version"] = S.SCHEMA_VERSION
-            meta.attrs["creation_date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            meta.attrs["creation_date"] = datetime.now(UTC).isoformat(timespec="seconds")
             for key, value in _common_attrs(parts).items():
                 f.attrs[key] = value
             f.attrs.update(

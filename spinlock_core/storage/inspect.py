@@ -136,7 +136,9 @@ def format_info(info: dict[str, Any]) -> str:
         f"  partitions {c['num_partitions']}; bytes: file {_mb(info['bytes']['file'])}, partitions {_mb(info['bytes']['partitions'])}, total {_mb(info['bytes']['total'])}",
     ]
     d = info["diverged"]
-    out.append(f"  diverged: {d['realizations']}/{d['total_realizations']} realizations, {d['samples_any']} samples with any, {d['samples_all']} with all")
+    out.append(
+        f"  diverged: {d['realizations']}/{d['total_realizations']} realizations, {d['samples_any']} samples with any, {d['samples_all']} with all"
+    )
     for key, hist in info["histograms"].items():
         total = sum(hist.values()) or 1
         out.append(f"  {key}: " + ", ".join(f"{k} {v} ({100 * v / total:.0f}%)" for k, v in hist.items()))
@@ -151,14 +153,18 @@ def format_info(info: dict[str, Any]) -> str:
         if e["virtual"]:
             flags.append("virtual")
         if e["compression"]:
-            flags.append(f"{e['compression']}{'' if e['compression_opts'] is None else e['compression_opts']}{'+shuffle' if e['shuffle'] else ''}")
+            flags.append(
+                f"{e['compression']}{'' if e['compression_opts'] is None else e['compression_opts']}{'+shuffle' if e['shuffle'] else ''}"
+            )
         if e["chunks"]:
             flags.append(f"chunks {e['chunks']}")
         if e["is_coordinate"]:
             flags.append("coordinate")
         dims = f" ({', '.join(e['dims'])})" if any(e["dims"]) and not e["is_coordinate"] else ""
         alias = f"  = {', '.join(e['aliases'])}" if e["aliases"] else ""
-        out.append(f"    {e['path']} {e['shape']} {e['dtype']}{dims}{'  [' + '; '.join(flags) + ']' if flags else ''}{alias}")
+        out.append(
+            f"    {e['path']} {e['shape']} {e['dtype']}{dims}{'  [' + '; '.join(flags) + ']' if flags else ''}{alias}"
+        )
     return "\n".join(out)
 
 

@@ -27,6 +27,7 @@ from .rows import RowIndexedFiles, RowSelection
 
 __all__ = ["DatasetReader", "open_dataset", "find_partitions", "resolve_dataset_file", "RowSelection"]
 
+
 def find_partitions(directory: Path) -> list[Path]:
     """Partition files ``<directory>/partitions/**/*.h5``, sorted."""
     return sorted(p for p in (Path(directory) / "partitions").rglob("*.h5") if p.is_file())
@@ -79,7 +80,9 @@ class DatasetReader(RowIndexedFiles):
         if self.kind == S.KIND_INDEX:
             missing = missing_virtual_sources(first)
             if missing:
-                raise FileNotFoundError(f"{first.filename}: missing partition files {missing[:5]} (the index reads them)")
+                raise FileNotFoundError(
+                    f"{first.filename}: missing partition files {missing[:5]} (the index reads them)"
+                )
         shapes = {f[S.OUTPUTS_FIELDS].shape[1:4] for f in self._files}
         if len(shapes) != 1:
             raise ValueError(f"{self.path}: partitions disagree on (M, Ts, C): {sorted(shapes)}")
@@ -94,7 +97,11 @@ class DatasetReader(RowIndexedFiles):
         per_file = [{k: U.decode_attr(v) for k, v in f.attrs.items()} for f in self._files]
         out = per_file[0]
         if len(per_file) > 1:
-            out = {k: v for k, v in out.items() if all(json.dumps(p.get(k), default=str) == json.dumps(v, default=str) for p in per_file)}
+            out = {
+                k: v
+                for k, v in out.items()
+                if all(json.dumps(p.get(k), default=str) == json.dumps(v, default=str) for p in per_file)
+            }
             out["kind"] = "partitions"
         return out
 
@@ -147,17 +154,27 @@ class DatasetReader(RowIndexedFiles):
             side = grid_size
         sel, scalar = self._select(rows, subset.size)
         global_rows = subset[sel]
-        inner = (self.num_realizations, self.num_time_steps, self.num_channels) if path == S.OUTPUTS_FIELDS else (self.num_channels,)
+        inner = (
+            (self.num_realizations, self.num_time_steps, self.num_channels)
+            if path == S.OUTPUTS_FIELDS
+            else (self.num_channels,)
+        )
         out = np.zeros((global_rows.size, *inner, side, side), dtype=np.float32)
         mid = (slice(None),) * len(inner)
-        keys = np.stack([self._part[global_rows], self.grid_sizes[global_rows]], axis=1) if global_rows.size else np.zeros((0, 2), int)
+        keys = (
+            np.stack([self._part[global_rows], self.grid_sizes[global_rows]], axis=1)
+            if global_rows.size
+            else np.zeros((0, 2), int)
+        )
         for p, g in {tuple(k) for k in keys.tolist()}:
             ks = np.flatnonzero((keys[:, 0] == p) & (keys[:, 1] == g))
             dset = self._files[p][path]
             o = (dset.shape[-1] - g) // 2
             d = (side - g) // 2
             uniq, inv = np.unique(self._local[global_rows[ks]], return_inverse=True)
-            first: slice | np.ndarray = slice(int(uniq[0]), int(uniq[-1]) + 1) if uniq[-1] - uniq[0] + 1 == uniq.size else uniq
+            first: slice | np.ndarray = (
+                slice(int(uniq[0]), int(uniq[-1]) + 1) if uniq[-1] - uniq[0] + 1 == uniq.size else uniq
+            )
             block = dset[(first, *mid, slice(o, o + g), slice(o, o + g))]
             out[(ks, *mid, slice(d, d + g), slice(d, d + g))] = block[inv]
         return out[0] if scalar else out

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Union
 
 import h5py
 import numpy as np
@@ -21,7 +20,7 @@ from . import schema as S
 
 __all__ = ["RowSelection", "RowIndexedFiles"]
 
-RowSelection = Union[int, slice, Sequence[int], np.ndarray, None]
+RowSelection = int | slice | Sequence[int] | np.ndarray | None
 
 
 class RowIndexedFiles:
@@ -121,5 +120,7 @@ class RowIndexedFiles:
     def __enter__(self):
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

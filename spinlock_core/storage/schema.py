@@ -85,7 +85,16 @@ DIM_Y = "y"
 DIM_X = "x"
 DIM_PARAM = "param"
 DIM_SENSITIVITY_FEATURE = "sensitivity_feature"
-DIMS: tuple[str, ...] = (DIM_SAMPLE, DIM_REALIZATION, DIM_TIME, DIM_CHANNEL, DIM_Y, DIM_X, DIM_PARAM, DIM_SENSITIVITY_FEATURE)
+DIMS: tuple[str, ...] = (
+    DIM_SAMPLE,
+    DIM_REALIZATION,
+    DIM_TIME,
+    DIM_CHANNEL,
+    DIM_Y,
+    DIM_X,
+    DIM_PARAM,
+    DIM_SENSITIVITY_FEATURE,
+)
 
 KIND_PARTITION = "partition"
 KIND_INDEX = "index"
@@ -225,14 +234,31 @@ DATASETS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(META.SAMPLE_INDEX, (DIM_SAMPLE,), "int64", "Global sample index (position in the Sobol point set)."),
     DatasetSpec(META.IC_TYPES, (DIM_SAMPLE,), "str", "Initial-condition variant name.", alias="ic_types"),
-    DatasetSpec(META.IC_BASE_TYPES, (DIM_SAMPLE,), "str", "Initial-condition generator (base type).", alias="ic_base_types"),
+    DatasetSpec(
+        META.IC_BASE_TYPES, (DIM_SAMPLE,), "str", "Initial-condition generator (base type).", alias="ic_base_types"
+    ),
     DatasetSpec(META.ROLLOUT_POLICIES, (DIM_SAMPLE,), "str", "Update policy of the rollout.", alias="rollout_policies"),
-    DatasetSpec(META.NOISE_REGIMES, (DIM_SAMPLE,), "str", "Noise classification (low/medium/high).", alias="noise_regimes"),
+    DatasetSpec(
+        META.NOISE_REGIMES, (DIM_SAMPLE,), "str", "Noise classification (low/medium/high).", alias="noise_regimes"
+    ),
     DatasetSpec(META.OPERATOR_SPECS, (DIM_SAMPLE,), "str", "JSON operator specification.", alias="operator_specs"),
-    DatasetSpec(META.GRID_SIZES, (DIM_SAMPLE,), "int32", "Native grid size g of the sample (before any padding).", alias="grid_sizes", units="pixel"),
+    DatasetSpec(
+        META.GRID_SIZES,
+        (DIM_SAMPLE,),
+        "int32",
+        "Native grid size g of the sample (before any padding).",
+        alias="grid_sizes",
+        units="pixel",
+    ),
     DatasetSpec(META.WEIGHT_SEEDS, (DIM_SAMPLE,), "uint64", "Seed of the operator weights.", alias="weight_seeds"),
     DatasetSpec(META.IC_SEEDS, (DIM_SAMPLE,), "uint64", "Seed of the initial condition.", alias="ic_seeds"),
-    DatasetSpec(META.NOISE_SEEDS, (DIM_SAMPLE, DIM_REALIZATION), "uint64", "Base noise seed of each realization.", alias="noise_seeds"),
+    DatasetSpec(
+        META.NOISE_SEEDS,
+        (DIM_SAMPLE, DIM_REALIZATION),
+        "uint64",
+        "Base noise seed of each realization.",
+        alias="noise_seeds",
+    ),
     DatasetSpec(
         META.DIVERGED_STEP,
         (DIM_SAMPLE, DIM_REALIZATION),
@@ -242,8 +268,22 @@ DATASETS: tuple[DatasetSpec, ...] = (
         alias="diverged_step",
         units="step",
     ),
-    DatasetSpec(META.SOURCE_FILE, (DIM_SAMPLE,), "str", "Partition file holding the row, relative to the index file's directory.", alias="source_file", kinds=(KIND_INDEX,)),
-    DatasetSpec(META.SOURCE_ROW, (DIM_SAMPLE,), "int64", "Row of the sample inside its partition file.", alias="source_row", kinds=(KIND_INDEX,)),
+    DatasetSpec(
+        META.SOURCE_FILE,
+        (DIM_SAMPLE,),
+        "str",
+        "Partition file holding the row, relative to the index file's directory.",
+        alias="source_file",
+        kinds=(KIND_INDEX,),
+    ),
+    DatasetSpec(
+        META.SOURCE_ROW,
+        (DIM_SAMPLE,),
+        "int64",
+        "Row of the sample inside its partition file.",
+        alias="source_row",
+        kinds=(KIND_INDEX,),
+    ),
     DatasetSpec(
         OPERATOR_SENSITIVITY,
         (DIM_SAMPLE, DIM_SENSITIVITY_FEATURE),
@@ -262,15 +302,30 @@ DATASETS: tuple[DatasetSpec, ...] = (
 )
 
 COORDINATES: tuple[CoordinateSpec, ...] = (
-    CoordinateSpec(DIM_SAMPLE, "int64", "Global sample index (index root: one row per (grid size, sample), so a sample index repeats once per grid size; unique within a partition and within /grids/<g>)."),
+    CoordinateSpec(
+        DIM_SAMPLE,
+        "int64",
+        "Global sample index (index root: one row per (grid size, sample), so a sample index repeats once per grid size; unique within a partition and within /grids/<g>).",
+    ),
     CoordinateSpec(DIM_REALIZATION, "int64", "Realization number 0..M-1."),
-    CoordinateSpec(DIM_TIME, "int64", "Step number of each stored frame ([0..T], or [T] when only the final state is stored).", units="step"),
+    CoordinateSpec(
+        DIM_TIME,
+        "int64",
+        "Step number of each stored frame ([0..T], or [T] when only the final state is stored).",
+        units="step",
+    ),
     CoordinateSpec(DIM_CHANNEL, "int64", "Channel number 0..C-1."),
-    CoordinateSpec(DIM_Y, "float64", "Partition and /grids/<g>: pixel centre (i + 0.5) / g in domain units (unit square). Index root: padded pixel index 0..G-1.", units="1 (index root: pixel)"),
+    CoordinateSpec(
+        DIM_Y,
+        "float64",
+        "Partition and /grids/<g>: pixel centre (i + 0.5) / g in domain units (unit square). Index root: padded pixel index 0..G-1.",
+        units="1 (index root: pixel)",
+    ),
     CoordinateSpec(DIM_X, "float64", "Same as y, along the other axis.", units="1 (index root: pixel)"),
     CoordinateSpec(DIM_PARAM, "str", "Parameter names, in declaration order."),
     CoordinateSpec(
-        DIM_SENSITIVITY_FEATURE, "str",
+        DIM_SENSITIVITY_FEATURE,
+        "str",
         "Optional (only with /operator_sensitivity/values): operator-sensitivity feature names, in column order.",
         optional=True,
     ),

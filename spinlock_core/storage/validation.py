@@ -25,10 +25,10 @@ datasets that exist, not invented names) and reports every problem at once:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
@@ -56,13 +56,15 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.errors
 
-    def merge(self, other: "ValidationReport", prefix: str) -> None:
+    def merge(self, other: ValidationReport, prefix: str) -> None:
         self.errors += [f"{prefix}: {e}" for e in other.errors]
         self.warnings += [f"{prefix}: {w}" for w in other.warnings]
         self.checks += [f"{prefix}: {c}" for c in other.checks]
 
     def format(self) -> str:
-        lines = [f"{'OK' if self.ok else 'INVALID'}: {self.path} ({len(self.errors)} errors, {len(self.warnings)} warnings, {len(self.checks)} checks passed)"]
+        lines = [
+            f"{'OK' if self.ok else 'INVALID'}: {self.path} ({len(self.errors)} errors, {len(self.warnings)} warnings, {len(self.checks)} checks passed)"
+        ]
         lines += [f"  ERROR   {e}" for e in self.errors]
         lines += [f"  WARNING {w}" for w in self.warnings]
         lines += [f"  ok      {c}" for c in self.checks]
@@ -217,7 +219,9 @@ def _check_layout(f: h5py.File, kind: str, report: ValidationReport) -> list[S.D
                 report.errors.append(f"root alias /{spec.alias} missing or not the same object as /{spec.path}")
         labels = [(dim.keys() or [""])[-1] for dim in d.dims] if d.ndim == len(spec.dims) else []
         if labels and labels != list(spec.dims):
-            report.warnings.append(f"/{spec.path} dimension scales {labels} != {list(spec.dims)} (xarray shows other dim names)")
+            report.warnings.append(
+                f"/{spec.path} dimension scales {labels} != {list(spec.dims)} (xarray shows other dim names)"
+            )
     used = {dim for spec in present for dim in spec.dims}
     for c in S.COORDINATES:
         d = f.get(c.name)
@@ -286,18 +290,32 @@ def _check_dims(f: h5py.File, kind: str, present: list[S.DatasetSpec], report: V
             see(c.name, f[c.name].shape[0] if f[c.name].ndim == 1 else -1, f"coordinate /{c.name}")
     out = {k: v[0] for k, v in sizes.items()}
     attrs = {k: U.decode_attr(v) for k, v in f.attrs.items()}
-    for attr, dim in (("num_samples", S.DIM_SAMPLE), ("num_realizations", S.DIM_REALIZATION), ("num_time_steps", S.DIM_TIME), ("num_channels", S.DIM_CHANNEL), ("grid_size", S.DIM_Y)):
+    for attr, dim in (
+        ("num_samples", S.DIM_SAMPLE),
+        ("num_realizations", S.DIM_REALIZATION),
+        ("num_time_steps", S.DIM_TIME),
+        ("num_channels", S.DIM_CHANNEL),
+        ("grid_size", S.DIM_Y),
+    ):
         if attr in attrs and dim in out and attrs[attr] != out[dim]:
             report.errors.append(f"root attribute {attr} = {attrs[attr]} but dim {dim!r} has length {out[dim]}")
     if S.DIM_Y in out and S.DIM_X in out and out[S.DIM_Y] != out[S.DIM_X]:
         report.errors.append(f"fields are not square: y = {out[S.DIM_Y]}, x = {out[S.DIM_X]}")
-    if S.PARAMS in f and "names" in f[S.PARAMS].attrs and S.DIM_PARAM in out:
-        if len(f[S.PARAMS].attrs["names"]) != out[S.DIM_PARAM]:
-            report.errors.append(f"/{S.PARAMS} attribute names has {len(f[S.PARAMS].attrs['names'])} entries for {out[S.DIM_PARAM]} columns")
+    if (
+        S.PARAMS in f
+        and "names" in f[S.PARAMS].attrs
+        and S.DIM_PARAM in out
+        and len(f[S.PARAMS].attrs["names"]) != out[S.DIM_PARAM]
+    ):
+        report.errors.append(
+            f"/{S.PARAMS} attribute names has {len(f[S.PARAMS].attrs['names'])} entries for {out[S.DIM_PARAM]} columns"
+        )
     if kind == S.KIND_PARTITION and S.OUTPUTS_FIELDS in f:
         d = f[S.OUTPUTS_FIELDS]
         if d.ndim == 6 and d.chunks != (1, 1, *d.shape[2:]):
-            report.warnings.append(f"/{S.OUTPUTS_FIELDS} chunks {d.chunks} are not one trajectory {(1, 1, *d.shape[2:])}")
+            report.warnings.append(
+                f"/{S.OUTPUTS_FIELDS} chunks {d.chunks} are not one trajectory {(1, 1, *d.shape[2:])}"
+            )
     if len(report.errors) == before:
         report.checks.append("shapes consistent: " + ", ".join(f"{k}={v}" for k, v in out.items()))
     return out
@@ -319,22 +337,30 @@ def _check_metadata(f: h5py.File, kind: str, sizes: dict[str, int], report: Vali
     side = sizes[S.DIM_Y]
     if kind == S.KIND_PARTITION:
         if (grids != side).any():
-            report.errors.append(f"/metadata/grid_sizes {sorted(set(grids.tolist()))} do not match the field size {side}")
+            report.errors.append(
+                f"/metadata/grid_sizes {sorted(set(grids.tolist()))} do not match the field size {side}"
+            )
     else:
         if grids.size and grids.max() != side:
             report.errors.append(f"index padded size {side} != largest grid size {grids.max()}")
         declared = sorted(int(g) for g in np.atleast_1d(f.attrs.get("grid_sizes", [])))
         if declared != sorted(set(grids.tolist())):
-            report.errors.append(f"root attribute grid_sizes {declared} != grid sizes in /metadata/grid_sizes {sorted(set(grids.tolist()))}")
+            report.errors.append(
+                f"root attribute grid_sizes {declared} != grid sizes in /metadata/grid_sizes {sorted(set(grids.tolist()))}"
+            )
         for g in sorted(set(grids.tolist())):
             v = f.get(f"{S.GROUP_GRIDS}/{g}/{S.OUTPUTS_FIELDS}")
             want = (int((grids == g).sum()), *f[S.OUTPUTS_FIELDS].shape[1:4], g, g)
             if not isinstance(v, h5py.Dataset) or v.shape != want:
-                report.errors.append(f"per-grid view /{S.GROUP_GRIDS}/{g}/{S.OUTPUTS_FIELDS} missing or not of shape {want}")
+                report.errors.append(
+                    f"per-grid view /{S.GROUP_GRIDS}/{g}/{S.OUTPUTS_FIELDS} missing or not of shape {want}"
+                )
     div = f[S.META.DIVERGED_STEP][()]
     bad = (div < -1) | (div > (time.max() if time.size else 0))
     if bad.any():
-        report.errors.append(f"/metadata/diverged_step has {int(bad.sum())} values outside {{-1}} or [0, {int(time.max())}]")
+        report.errors.append(
+            f"/metadata/diverged_step has {int(bad.sum())} values outside {{-1}} or [0, {int(time.max())}]"
+        )
     for path in S.STRING_METADATA:
         values = U.decode_strings(f[path][()])
         empty = np.flatnonzero(np.char.str_len(values) == 0) if values.size else np.zeros(0, int)
@@ -348,7 +374,9 @@ def _check_metadata(f: h5py.File, kind: str, sizes: dict[str, int], report: Vali
                     report.errors.append(f"/{path}[{i}] is not valid JSON: {v[:60]!r}")
                     break
     if len(report.errors) == before:
-        report.checks.append("metadata consistent (sample indices, grid sizes, time steps, diverged_step, strings, JSON)")
+        report.checks.append(
+            "metadata consistent (sample indices, grid sizes, time steps, diverged_step, strings, JSON)"
+        )
 
 
 _SAME_AT_EVERY_GRID = (
@@ -393,9 +421,13 @@ def _check_sensitivity_values(f: h5py.File, report: ValidationReport) -> None:
     diverged = (f[S.META.DIVERGED_STEP][()] >= 0).any(axis=1)
     odd = np.flatnonzero(bad & ~diverged)
     if odd.size:
-        report.warnings.append(f"/{S.OPERATOR_SENSITIVITY} has non-finite values for {odd.size} operators that never diverged (rows {odd[:5].tolist()})")
+        report.warnings.append(
+            f"/{S.OPERATOR_SENSITIVITY} has non-finite values for {odd.size} operators that never diverged (rows {odd[:5].tolist()})"
+        )
     else:
-        report.checks.append(f"operator sensitivity {v.shape[0]} x {v.shape[1]} finite (except diverged operators: {int(bad.sum())} rows)")
+        report.checks.append(
+            f"operator sensitivity {v.shape[0]} x {v.shape[1]} finite (except diverged operators: {int(bad.sum())} rows)"
+        )
 
 
 def _check_params(f: h5py.File, report: ValidationReport) -> None:
@@ -407,7 +439,9 @@ def _check_params(f: h5py.File, report: ValidationReport) -> None:
     out = finite & ((p < 0) | (p > 1))
     if out.any():
         rows = np.flatnonzero(out.any(axis=1))
-        report.errors.append(f"/{S.PARAMS} has values outside [0, 1] in {rows.size} rows (rows {rows[:5].tolist()}, range [{p[finite].min():.4g}, {p[finite].max():.4g}])")
+        report.errors.append(
+            f"/{S.PARAMS} has values outside [0, 1] in {rows.size} rows (rows {rows[:5].tolist()}, range [{p[finite].min():.4g}, {p[finite].max():.4g}])"
+        )
     if finite.all() and not out.any():
         report.checks.append(f"parameters finite and in [0, 1] ({p.shape[0]} x {p.shape[1]})")
 
@@ -442,10 +476,18 @@ def iter_nonfinite(f: h5py.File) -> Iterator[tuple[str, str]]:
             allowed = (time >= d) if d >= 0 else np.zeros(ts, dtype=bool)
             bad = np.flatnonzero(~finite & ~allowed)
             if bad.size:
-                why = (f"before its diverged_step {d}" if d >= 0 else
-                       "in a realization that never diverged (never flagged: diverged_step = -1)")
-                yield "trajectory", (f"non-finite values in /{S.OUTPUTS_FIELDS} at sample {sample[r]} (row {r}) "
-                                     f"realization {j} steps {time[bad][:5].tolist()} {why}")
+                why = (
+                    f"before its diverged_step {d}"
+                    if d >= 0
+                    else "in a realization that never diverged (never flagged: diverged_step = -1)"
+                )
+                yield (
+                    "trajectory",
+                    (
+                        f"non-finite values in /{S.OUTPUTS_FIELDS} at sample {sample[r]} (row {r}) "
+                        f"realization {j} steps {time[bad][:5].tolist()} {why}"
+                    ),
+                )
 
 
 def _check_data(f: h5py.File, report: ValidationReport) -> None:

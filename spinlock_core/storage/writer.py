@@ -29,7 +29,7 @@ import threading
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -118,7 +118,9 @@ class PartitionWriter:
             raise ValueError(f"compression_level must be in 0..9 for gzip, got {compression_level}")
         steps = np.asarray(list(time_steps), dtype=np.int64)
         if steps.ndim != 1 or steps.size == 0 or (steps < 0).any() or (np.diff(steps) <= 0).any():
-            raise ValueError(f"time_steps must be a non-empty strictly increasing sequence of ints >= 0, got {list(time_steps)}")
+            raise ValueError(
+                f"time_steps must be a non-empty strictly increasing sequence of ints >= 0, got {list(time_steps)}"
+            )
         names = [str(p) for p in param_names]
         if len(set(names)) != len(names) or any(not p for p in names):
             raise ValueError(f"param_names must be unique non-empty strings, got {names}")
@@ -139,8 +141,14 @@ class PartitionWriter:
         self._attrs = self._merge_root_attrs(dict(root_attrs or {}))
         self.sensitivity_names = _sensitivity_layout(sensitivity_names, sensitivity_params, sensitivity_params_hash)
         if self.sensitivity_names is not None:
-            params = sensitivity_params if isinstance(sensitivity_params, str) else U.json_dumps(dict(sensitivity_params))
-            self._sens_attrs = {"names": json.dumps(self.sensitivity_names), "params": params, "params_hash": str(sensitivity_params_hash)}
+            params = (
+                sensitivity_params if isinstance(sensitivity_params, str) else U.json_dumps(dict(sensitivity_params))
+            )
+            self._sens_attrs = {
+                "names": json.dumps(self.sensitivity_names),
+                "params": params,
+                "params_hash": str(sensitivity_params_hash),
+            }
 
         self._lock = threading.Lock()
         self._traj_done = np.zeros((n,), dtype=bool)
@@ -208,10 +216,14 @@ class PartitionWriter:
             yx_units="1",
             yx_description=f"pixel centre (i + 0.5) / {g} in domain units (unit square)",
         )
-        f.create_dataset(S.OUTPUTS_FIELDS, shape=(n, m, ts, c, g, g), dtype=_F4, chunks=(1, 1, ts, c, g, g), **self._filters())
+        f.create_dataset(
+            S.OUTPUTS_FIELDS, shape=(n, m, ts, c, g, g), dtype=_F4, chunks=(1, 1, ts, c, g, g), **self._filters()
+        )
         f.create_dataset(S.INPUTS_FIELDS, shape=(n, c, g, g), dtype=_F4, chunks=(1, c, g, g), **self._filters())
         p = f.create_dataset(S.PARAMS, shape=(n, len(self.param_names)), dtype=np.float64)
-        p.attrs["names"] = np.asarray(self.param_names, dtype=object) if self.param_names else np.zeros(0, dtype=U.STR_DTYPE)
+        p.attrs["names"] = (
+            np.asarray(self.param_names, dtype=object) if self.param_names else np.zeros(0, dtype=U.STR_DTYPE)
+        )
         f.create_dataset(S.PARAM_VALUES, shape=(n,), dtype=U.STR_DTYPE)
         for spec in S.datasets_for(S.KIND_PARTITION):
             if spec.path.startswith(S.GROUP_METADATA + "/"):
@@ -221,7 +233,9 @@ class PartitionWriter:
         for spec in S.datasets_for(S.KIND_PARTITION):
             U.finish_variable(f, spec.path, scales)
         if self.sensitivity_names is not None:
-            d = f.create_dataset(S.OPERATOR_SENSITIVITY, shape=(n, len(self.sensitivity_names)), dtype=_F4, fillvalue=np.nan)
+            d = f.create_dataset(
+                S.OPERATOR_SENSITIVITY, shape=(n, len(self.sensitivity_names)), dtype=_F4, fillvalue=np.nan
+            )
             for key, value in self._sens_attrs.items():
                 d.attrs[key] = value
             U.finish_variable(f, S.OPERATOR_SENSITIVITY, scales)
@@ -282,7 +296,9 @@ class PartitionWriter:
         arr = np.asarray(values)
         want = (stop - start, len(self.sensitivity_names))
         if arr.dtype.kind != "f" or arr.shape != want:
-            raise ValueError(f"write_sensitivity: expected floating point values of shape {want}, got {arr.dtype} {arr.shape}")
+            raise ValueError(
+                f"write_sensitivity: expected floating point values of shape {want}, got {arr.dtype} {arr.shape}"
+            )
         with self._lock:
             self._file[S.OPERATOR_SENSITIVITY][start:stop] = np.ascontiguousarray(arr, dtype=_F4)
             self._sens_done[start:stop] = True
@@ -363,7 +379,9 @@ class PartitionWriter:
         for name, done in pending:
             if not done.all():
                 rows = np.flatnonzero(~done)
-                missing.append(f"{name} rows {rows[:5].tolist()}{'...' if rows.size > 5 else ''} ({rows.size} of {done.size})")
+                missing.append(
+                    f"{name} rows {rows[:5].tolist()}{'...' if rows.size > 5 else ''} ({rows.size} of {done.size})"
+                )
         if not self._params_done:
             missing.append("parameters (write_parameters)")
         if not self._meta_done:
@@ -384,7 +402,7 @@ class PartitionWriter:
             raise RuntimeError(f"partition {self.path.name} incomplete, not committed: missing {'; '.join(missing)}")
         try:
             with self._lock:
-                self._file[S.GROUP_METADATA].attrs["creation_date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                self._file[S.GROUP_METADATA].attrs["creation_date"] = datetime.now(UTC).isoformat(timespec="seconds")
                 self._file.flush()
                 self._file.close()
             self._shutdown_pool()
@@ -410,10 +428,12 @@ class PartitionWriter:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def __enter__(self) -> "PartitionWriter":
+    def __enter__(self) -> PartitionWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is not None:
             self.abort()
             return None

@@ -8,6 +8,7 @@ import dagster as dg
 import h5py
 import numpy as np
 import pytest
+from spinlock_fixtures import DEFAULT, tiny_overrides
 
 from spinlock_assets.assets import build_assets
 from spinlock_assets.checks import CHECK_NAMES, build_checks
@@ -18,8 +19,6 @@ from spinlock_core import checks as C
 from spinlock_core import pipeline
 from spinlock_core.config import load_config, save_config
 from spinlock_core.sampling import sampling_metrics
-
-from spinlock_fixtures import DEFAULT, tiny_overrides
 
 # 6 samples in 15 dimensions cannot meet the shipped Sobol targets: loosen them for "good" data.
 LOOSE = {"sampling.validation.max_discrepancy": 100.0, "sampling.validation.max_pairwise_correlation": 1.0}
@@ -178,7 +177,12 @@ def test_definitions_wire_the_checks_with_their_blocking_flags(tiny_config_file)
     graph = defs.resolve_asset_graph()
     specs = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys}
     assert set(specs) == set(CHECK_NAMES)
-    assert {n for n, s in specs.items() if s.blocking} == {"rollouts_schema", "rollouts_finite", "features_schema", "features_nan"}
+    assert {n for n, s in specs.items() if s.blocking} == {
+        "rollouts_schema",
+        "rollouts_finite",
+        "features_schema",
+        "features_nan",
+    }
     assert specs["features_nan"].asset_key == dg.AssetKey("sdf_features")
     assert specs["sobol_quality"].asset_key == dg.AssetKey("sobol_parameters")
     assert specs["rollouts_finite"].asset_key == dg.AssetKey("rollouts_hdf5")

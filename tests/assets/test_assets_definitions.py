@@ -69,7 +69,9 @@ def test_a_partition_materializes_in_an_ephemeral_instance(tiny_config_file):
 def test_grid_sizes_sensor_adds_configured_grids(tiny_config_file):
     sensor = build_grid_sizes_sensor()
     inst = dg.DagsterInstance.ephemeral()
-    ctx = dg.build_sensor_context(instance=inst, resources={"spinlock": SpinlockConfig(config_path=str(tiny_config_file))})
+    ctx = dg.build_sensor_context(
+        instance=inst, resources={"spinlock": SpinlockConfig(config_path=str(tiny_config_file))}
+    )
     result = sensor(ctx)
     requests = result.dynamic_partitions_requests
     assert requests and sorted(requests[0].partition_keys) == ["16", "24"]
@@ -84,16 +86,33 @@ def test_dagster_cli_materializes_a_partition(tiny_config_file, tmp_path):
 
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "SPINLOCK_CONFIG": str(tiny_config_file),
-           "SPINLOCK_EXECUTOR": "in_process"}
-    inst = dg.DagsterInstance.from_ref(__import__("dagster._core.instance.ref", fromlist=["InstanceRef"])
-                                       .InstanceRef.from_dir(str(home)))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "SPINLOCK_CONFIG": str(tiny_config_file),
+        "SPINLOCK_EXECUTOR": "in_process",
+    }
+    inst = dg.DagsterInstance.from_ref(
+        __import__("dagster._core.instance.ref", fromlist=["InstanceRef"]).InstanceRef.from_dir(str(home))
+    )
     ensure_grid_partitions(inst, [16, 24])
     dagster = Path(sys.executable).parent / "dagster"
     res = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "spinlock_assets.definitions",
-         "--select", "sobol_parameters,operator_specs,rollouts_hdf5", "--partition", "0001|16"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            str(dagster),
+            "asset",
+            "materialize",
+            "-m",
+            "spinlock_assets.definitions",
+            "--select",
+            "sobol_parameters,operator_specs,rollouts_hdf5",
+            "--partition",
+            "0001|16",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode == 0, res.stderr[-2000:]
     cfg = load_config(tiny_config_file)
@@ -103,9 +122,21 @@ def test_dagster_cli_materializes_a_partition(tiny_config_file, tmp_path):
     assert inst.get_materialized_partitions(dg.AssetKey("rollouts_hdf5")) == {"0001|16"}
     # the documented `--select sdf_features --partition P` on top of existing rollouts
     res = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "spinlock_assets.definitions",
-         "--select", "sdf_features", "--partition", "0001|16"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            str(dagster),
+            "asset",
+            "materialize",
+            "-m",
+            "spinlock_assets.definitions",
+            "--select",
+            "sdf_features",
+            "--partition",
+            "0001|16",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode == 0, res.stderr[-2000:]
     from spinlock_core.pipeline import features_file

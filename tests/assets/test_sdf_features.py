@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import dagster as dg
 import h5py
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 import yaml
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+from spinlock_fixtures import DEFAULT, tiny_overrides
 
 from spinlock_assets.assets import build_assets, by_name
 from spinlock_assets.automation import FEATURES_HASH_TAG, build_feature_automation, stale_feature_requests
@@ -19,8 +19,6 @@ from spinlock_assets.resources import SpinlockConfig
 from spinlock_core import pipeline
 from spinlock_core.config import load_config, save_config
 
-from spinlock_fixtures import DEFAULT, tiny_overrides
-
 LOOSE = {"sampling.validation.max_discrepancy": 100.0, "sampling.validation.max_pairwise_correlation": 1.0}
 
 
@@ -29,7 +27,10 @@ def setup(tmp_path):
     """A tiny experiment (2 batches x grid 16) with its own features YAML."""
     feats = tmp_path / "features.yaml"
     feats.write_text(yaml.safe_dump({"aggregation": {"temporal": ["mean", "std"]}}))
-    cfg = load_config(DEFAULT, tiny_overrides(tmp_path / "data", **{"simulation.grid_sizes": [16], "features.config": str(feats), **LOOSE}))
+    cfg = load_config(
+        DEFAULT,
+        tiny_overrides(tmp_path / "data", **{"simulation.grid_sizes": [16], "features.config": str(feats), **LOOSE}),
+    )
     path = tmp_path / "tiny.yaml"
     save_config(cfg, path)
     parts = make_partitions(cfg)
@@ -61,7 +62,9 @@ GEN = ("sobol_parameters", "operator_specs", "rollouts_hdf5")
 
 def test_sdf_features_materializes_with_metadata_and_passing_checks(setup):
     cfg, path, feats, parts, assets, inst, res = setup
-    checks = [c for c in build_checks(assets, parts) if {k.name for k in c.check_keys} & {"features_schema", "features_nan"}]
+    checks = [
+        c for c in build_checks(assets, parts) if {k.name for k in c.check_keys} & {"features_schema", "features_nan"}
+    ]
     out = _materialize(assets, (*GEN, "sdf_features"), inst, res, 0, checks)
     assert out.success
     md = out.asset_materializations_for_node("sdf_features")[0].metadata
@@ -105,7 +108,10 @@ def test_feature_checks_fail_on_planted_bad_files_and_block_the_index(setup, mon
     checks = build_checks(assets, parts)
     out = dg.materialize(
         [*by_name(assets, *GEN, "sdf_features", "dataset_index"), *checks],
-        partition_key=partition_key(0, 16), instance=inst, resources={"spinlock": res}, raise_on_error=False,
+        partition_key=partition_key(0, 16),
+        instance=inst,
+        resources={"spinlock": res},
+        raise_on_error=False,
     )
     assert not out.success
     evals = {e.check_name: e for e in out.get_asset_check_evaluations()}
@@ -123,7 +129,7 @@ def test_sensor_re_extracts_exactly_the_stale_partitions_and_handles_reverts(set
     for b in (0, 1):
         assert _materialize(assets, (*GEN, "sdf_features"), inst, res, b).success
     sensor, schedule = build_feature_automation(by_name(assets, "sdf_features")[0])
-    ctx = lambda: dg.build_sensor_context(instance=inst, resources={"spinlock": res})  # noqa: E731
+    ctx = lambda: dg.build_sensor_context(instance=inst, resources={"spinlock": res})
     first = sensor(ctx())
     assert not first.run_requests  # everything current
 
@@ -167,8 +173,12 @@ def test_in_flight_runs_are_not_requested_twice_and_the_schedule_agrees(setup):
     _, schedule = build_feature_automation(by_name(assets, "sdf_features")[0])
     sreqs = schedule(dg.build_schedule_context(instance=inst, resources={"spinlock": res}))
     assert [r.partition_key for r in sreqs] == ["0000|16"]
-    run = DagsterRun(job_name="__ASSET_JOB", run_id="f" * 36, status=DagsterRunStatus.STARTED,
-                     tags={"dagster/partition": "0000|16", FEATURES_HASH_TAG: current})
+    run = DagsterRun(
+        job_name="__ASSET_JOB",
+        run_id="f" * 36,
+        status=DagsterRunStatus.STARTED,
+        tags={"dagster/partition": "0000|16", FEATURES_HASH_TAG: current},
+    )
     inst.add_run(run)
     out = stale_feature_requests(inst, res)
     assert isinstance(out, str) and "current" in out

@@ -17,9 +17,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _generate_args(out: Path) -> list[str]:
     return [
-        "generate", "--config", str(ROOT / "configs/experiments/default.yaml"), "--output", str(out),
-        "--total-samples", "4", "--batch-size", "2", "--grid-sizes", "16", "24", "--num-realizations", "2",
-        "--num-timesteps", "2", "--device", "cpu", "--quiet",
+        "generate",
+        "--config",
+        str(ROOT / "configs/experiments/default.yaml"),
+        "--output",
+        str(out),
+        "--total-samples",
+        "4",
+        "--batch-size",
+        "2",
+        "--grid-sizes",
+        "16",
+        "24",
+        "--num-realizations",
+        "2",
+        "--num-timesteps",
+        "2",
+        "--device",
+        "cpu",
+        "--quiet",
     ]
 
 
@@ -42,12 +58,15 @@ def test_generate_writes_partitions_index_and_lineage(generated):
     with h5py.File(out / "index.h5", "r") as f:
         assert f["outputs/fields"].shape[0] == 8 and f["outputs/fields"].is_virtual
     import dagster as dg
-
     from dagster._core.instance.ref import InstanceRef
 
     inst = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     assert inst.get_materialized_partitions(dg.AssetKey("rollouts_hdf5")) == {
-        "0000|16", "0001|16", "0000|24", "0001|24"}
+        "0000|16",
+        "0001|16",
+        "0000|24",
+        "0001|24",
+    }
 
 
 def test_info_and_validate_succeed(generated, capsys):
@@ -74,7 +93,9 @@ def test_validate_fails_on_a_corrupted_partition(generated, tmp_path, capsys):
 
 def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text((ROOT / "configs/experiments/default.yaml").read_text().replace("num_realizations: 3", "num_realizations: 0"))
+    cfg.write_text(
+        (ROOT / "configs/experiments/default.yaml").read_text().replace("num_realizations: 3", "num_realizations: 0")
+    )
     out = tmp_path / "never"
     code = main(["generate", "--config", str(cfg), "--output", str(out)])
     err = capsys.readouterr().err
@@ -83,11 +104,17 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
 
 
 def test_bad_argument_exits_2(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "spinlock_assets.cli", "generate", "--config", "x.yaml",
-                          "--total-samples", "many"], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "spinlock_assets.cli", "generate", "--config", "x.yaml", "--total-samples", "many"],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 2 and "invalid int value" in res.stderr
-    res = subprocess.run([sys.executable, "-m", "spinlock_assets.cli", "info", "--dataset", str(tmp_path / "nope")],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "spinlock_assets.cli", "info", "--dataset", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 2 and "no such file" in res.stderr
 
 
@@ -97,7 +124,16 @@ def test_unavailable_device_exits_2_and_writes_nothing(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     out = tmp_path / "never"
-    code = main(["generate", "--config", str(ROOT / "configs/experiments/default.yaml"), "--output", str(out),
-                 "--device", "cuda"])
+    code = main(
+        [
+            "generate",
+            "--config",
+            str(ROOT / "configs/experiments/default.yaml"),
+            "--output",
+            str(out),
+            "--device",
+            "cuda",
+        ]
+    )
     assert code == 2 and "CUDA is not available" in capsys.readouterr().err
     assert not out.exists()

@@ -35,8 +35,11 @@ def test_grid_partition_keys_match_dagster_multi_partition_keys():
 def test_backfill_variables_shape():
     v = ops.backfill_variables(["0000|40", "0001|40"], title="t", tags={"a": 1})
     p = v["backfillParams"]
-    assert p["assetSelection"] == [{"path": ["sobol_parameters"]}, {"path": ["operator_specs"]},
-                                   {"path": ["rollouts_hdf5"]}]
+    assert p["assetSelection"] == [
+        {"path": ["sobol_parameters"]},
+        {"path": ["operator_specs"]},
+        {"path": ["rollouts_hdf5"]},
+    ]
     assert p["partitionNames"] == ["0000|40", "0001|40"]
     assert p["title"] == "t" and p["tags"] == [{"key": "a", "value": "1"}]
     assert "allPartitions" not in p and "selector" not in p  # an asset backfill, not a job backfill
@@ -67,8 +70,18 @@ def test_loopback_and_urls():
 def test_dev_command_and_environment(tmp_path):
     cmd = ops.dev_command("127.0.0.1", 3123, python="/py")
     assert cmd[0] == "/py" and cmd[1] == "-c" and "SIG_DFL" in cmd[2] and "execv" in cmd[2]
-    assert cmd[3:] == ["/py", "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-                       "-p", "3123"]
+    assert cmd[3:] == [
+        "/py",
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(ROOT / "workspace.yaml"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        "3123",
+    ]
     env = ops.dev_environment(tmp_path / "h", "rel.yaml", base={"X": "1"})
     assert env["X"] == "1" and Path(env["DAGSTER_HOME"]).is_absolute()
     assert env["SPINLOCK_CONFIG"] == str(Path("rel.yaml").resolve())
@@ -81,8 +94,13 @@ def test_exec_wrapper_restores_ignored_sigint(tmp_path):
     def ignore_sigint():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    plain = subprocess.run([sys.executable, "-c", code.replace("time.sleep(30)", "")], capture_output=True,
-                           text=True, preexec_fn=ignore_sigint, timeout=30)
+    plain = subprocess.run(
+        [sys.executable, "-c", code.replace("time.sleep(30)", "")],
+        capture_output=True,
+        text=True,
+        preexec_fn=ignore_sigint,
+        timeout=30,
+    )
     assert plain.stdout.strip() == "True"  # the pitfall: inherited as ignored
     argv = [sys.executable, "-c", ops._EXEC_WRAPPER, sys.executable, "-c", code]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=ignore_sigint)
@@ -95,8 +113,10 @@ def test_cli_refuses_remote_host_and_missing_server(capsys, tiny_config_file):
     assert main(["ui", "--config", str(tiny_config_file), "--host", "0.0.0.0"]) == 2
     assert "--allow-remote" in capsys.readouterr().err
     port = _free_port()
-    assert main(["backfill", "--config", str(tiny_config_file), "--grid-sizes", "40",
-                 "--url", f"http://127.0.0.1:{port}"]) == 2
+    assert (
+        main(["backfill", "--config", str(tiny_config_file), "--grid-sizes", "40", "--url", f"http://127.0.0.1:{port}"])
+        == 2
+    )
     assert "no Dagster webserver answers" in capsys.readouterr().err
     assert main(["backfill", "--config", str(tiny_config_file), "--grid-sizes", "4"]) == 2
 
@@ -126,10 +146,14 @@ def test_ui_then_backfill_new_grid(tmp_path, tiny_config_file, monkeypatch, caps
     cfg = load_config(tiny_config_file)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "ui.log", "w")
+    log = open(tmp_path / "ui.log", "w")  # noqa: SIM115 (the server writes to it)
     monkeypatch.setenv("SPINLOCK_EXECUTOR", "in_process")  # runs need no step subprocesses: faster here
-    ui = subprocess.Popen([sys.executable, "-m", "spinlock_assets.cli", "ui", "--config", str(tiny_config_file),
-                           "--port", str(port)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "spinlock_assets.cli", "ui", "--config", str(tiny_config_file), "--port", str(port)],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     t0 = time.monotonic()
     try:
         # grid 16 beforehand, in process, while the server starts
@@ -140,8 +164,25 @@ def test_ui_then_backfill_new_grid(tmp_path, tiny_config_file, monkeypatch, caps
             time.sleep(1)
         t_ready = time.monotonic() - t0
         capsys.readouterr()
-        assert main(["backfill", "--config", str(tiny_config_file), "--grid-sizes", "40", "--url", url,
-                     "--wait", "--poll", "3", "--timeout", "200"]) == 0
+        assert (
+            main(
+                [
+                    "backfill",
+                    "--config",
+                    str(tiny_config_file),
+                    "--grid-sizes",
+                    "40",
+                    "--url",
+                    url,
+                    "--wait",
+                    "--poll",
+                    "3",
+                    "--timeout",
+                    "200",
+                ]
+            )
+            == 0
+        )
         out = capsys.readouterr()
         assert "backfill " in out.out and "/runs/b/" in out.out and "COMPLETED" in out.out
         assert "not in simulation.grid_sizes" in out.err  # the config lacks 40

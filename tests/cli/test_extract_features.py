@@ -6,13 +6,12 @@ import json
 
 import h5py
 import pytest
+from spinlock_fixtures import DEFAULT, tiny_overrides
 
 from spinlock_assets.cli import main
 from spinlock_core import pipeline
 from spinlock_core.config import load_config
 from spinlock_core.features import FeatureRegistry, load_features_config
-
-from spinlock_fixtures import DEFAULT, tiny_overrides
 
 
 @pytest.fixture
@@ -48,12 +47,15 @@ def test_extract_features_writes_every_partition_then_only_stale_ones(rollouts, 
     assert names[0].endswith("__rmean") and names[1].endswith("__rmax")
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["--dataset", "/nonexistent/x"], "not a dataset directory"),
-    (["--config", "{cfg}"], "spatial.bogus"),
-    (["--device", "tpu"], "device"),
-    (["--batch-size", "0"], "batch_size"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--dataset", "/nonexistent/x"], "not a dataset directory"),
+        (["--config", "{cfg}"], "spatial.bogus"),
+        (["--device", "tpu"], "device"),
+        (["--batch-size", "0"], "batch_size"),
+    ],
+)
 def test_bad_arguments_exit_2_and_write_nothing(rollouts, tmp_path, capsys, args, msg):
     bad = tmp_path / "bad.yaml"
     bad.write_text("spatial:\n  bogus: 1\n")

@@ -10,8 +10,11 @@ from spinlock_core.ics import IC_REGISTRY
 
 
 def with_ics(**input_generation) -> dict:
-    return {"parameter_space": {}, "sampling": {"total_samples": 4, "batch_size": 2},
-            "simulation": {"input_generation": input_generation}}
+    return {
+        "parameter_space": {},
+        "sampling": {"total_samples": 4, "batch_size": 2},
+        "simulation": {"input_generation": input_generation},
+    }
 
 
 def problems_of(raw) -> list[str]:
@@ -28,8 +31,15 @@ def test_default_weights_are_equal_over_baseline_tier():
     ig = load_config(with_ics()).simulation.input_generation
     names, probs = ig.ic_choices()
     assert names == [n for n, t in IC_REGISTRY.items() if t.tier == "baseline"]
-    assert set(names) >= {"gaussian_random_field", "multiscale_grf", "localized", "composite",
-                          "heavy_tailed", "structured", "mixed"}
+    assert set(names) >= {
+        "gaussian_random_field",
+        "multiscale_grf",
+        "localized",
+        "composite",
+        "heavy_tailed",
+        "structured",
+        "mixed",
+    }
     assert probs == pytest.approx([1 / len(names)] * len(names))
 
 
@@ -49,8 +59,10 @@ def test_variant_resolution_defaults_base_variant():
     assert base == "multiscale_grf"
     expected = defaults("multiscale_grf") | {"variance": 2.0, "scales": [0.3, 0.5]}
     assert params == expected  # variant scales, base variance, default weights
-    assert ig.resolve_ic("multiscale_grf") == ("multiscale_grf", defaults("multiscale_grf") | {
-        "variance": 2.0, "scales": [0.1, 0.2]})
+    assert ig.resolve_ic("multiscale_grf") == (
+        "multiscale_grf",
+        defaults("multiscale_grf") | {"variance": 2.0, "scales": [0.1, 0.2]},
+    )
     assert ig.resolve_ic("localized") == ("localized", defaults("localized"))  # no block: all defaults
     with pytest.raises(ValueError, match="unknown IC type or variant 'localized_big'"):
         ig.resolve_ic("localized_big")
@@ -68,8 +80,9 @@ def test_variant_block_is_validated_over_its_base_block():
 def test_unknown_ic_param_lists_allowed_params():
     problems = problems_of(with_ics(localized={"num_blobs": 3, "radius": 0.1}))
     allowed = ", ".join(IC_REGISTRY["localized"].params_model.model_fields)
-    assert problems == [f"simulation.input_generation.localized.radius: unknown parameter for IC type localized "
-                        f"(allowed: {allowed})"]
+    assert problems == [
+        f"simulation.input_generation.localized.radius: unknown parameter for IC type localized (allowed: {allowed})"
+    ]
 
 
 def test_bad_ic_param_value_names_its_path():
@@ -82,27 +95,33 @@ def test_bad_ic_param_value_names_its_path():
 def test_unknown_block_and_weight_keys():
     problems = problems_of(with_ics(gausian_random_field={}, localized_big5={"num_blobs": 2}))
     assert len(problems) == 1
-    assert problems[0].startswith("simulation.input_generation.gausian_random_field: unknown IC type or variant "
-                                  "'gausian_random_field' (known types: ")
+    assert problems[0].startswith(
+        "simulation.input_generation.gausian_random_field: unknown IC type or variant "
+        "'gausian_random_field' (known types: "
+    )
     assert "a variant is named <type>_<suffix>" in problems[0]
     # a variant in the weights needs a parameter block
     problems = problems_of(with_ics(ic_type_weights={"localized": 1, "localized_big": 1}))
     assert len(problems) == 1 and problems[0].startswith(
-        "simulation.input_generation.ic_type_weights.localized_big: unknown IC type or variant")
+        "simulation.input_generation.ic_type_weights.localized_big: unknown IC type or variant"
+    )
     problems = problems_of(with_ics(method="grf"))
     assert problems[0].startswith("simulation.input_generation.method: unknown IC method 'grf' (allowed: sampled, ")
 
 
 def test_bad_weights():
     assert problems_of(with_ics(ic_type_weights={"localized": -1, "mixed": 1})) == [
-        "simulation.input_generation.ic_type_weights.localized: weights must be finite and >= 0, got -1.0"]
+        "simulation.input_generation.ic_type_weights.localized: weights must be finite and >= 0, got -1.0"
+    ]
     assert problems_of(with_ics(ic_type_weights={"localized": 0})) == [
-        "simulation.input_generation.ic_type_weights: weights must have a positive sum"]
+        "simulation.input_generation.ic_type_weights: weights must have a positive sum"
+    ]
 
 
 def test_single_method_has_no_ic_dimension():
-    raw = with_ics(method="localized_dense", localized_dense={"num_blobs": 12},
-                   ic_type_weights={"composite": 1, "mixed": 1})  # weights ignored with a single method
+    raw = with_ics(
+        method="localized_dense", localized_dense={"num_blobs": 12}, ic_type_weights={"composite": 1, "mixed": 1}
+    )  # weights ignored with a single method
     cfg = load_config(raw)
     ig = cfg.simulation.input_generation
     assert ig.ic_choices() == (["localized_dense"], [1.0])
@@ -142,8 +161,11 @@ def test_tier_names_share_their_weight_equally():
     from spinlock_core.config import load_config
     from spinlock_core.ics import ic_names_by_tier
 
-    raw = {"parameter_space": {}, "sampling": {"total_samples": 8, "batch_size": 8},
-           "simulation": {"input_generation": {"ic_type_weights": {"tier4": 0.5, "gaussian_random_field": 0.5}}}}
+    raw = {
+        "parameter_space": {},
+        "sampling": {"total_samples": 8, "batch_size": 8},
+        "simulation": {"input_generation": {"ic_type_weights": {"tier4": 0.5, "gaussian_random_field": 0.5}}},
+    }
     names, probs = load_config(raw).simulation.input_generation.ic_choices()
     tier4 = ic_names_by_tier()["tier4"]
     assert set(names) == set(tier4) | {"gaussian_random_field"}

@@ -63,13 +63,23 @@ def test_minimal_config_gets_documented_defaults():
     assert (s.validation.max_discrepancy, s.validation.max_pairwise_correlation) == (0.25, 0.3)
     sim = cfg.simulation
     assert (sim.device, sim.grid_sizes, sim.num_channels, sim.num_realizations, sim.num_timesteps) == (
-        "auto", [64], 3, 4, 8)
+        "auto",
+        [64],
+        3,
+        4,
+        8,
+    )
     assert (sim.precision, sim.divergence_threshold, sim.operators_per_chunk) == ("float32", 1e4, 64)
     assert sim.input_generation.method == "sampled" and sim.input_generation.ic_type_weights == {}
     st = cfg.dataset.storage
     assert cfg.dataset.output_dir == "datasets/experiment"
     assert (st.compression, st.compression_level, st.shuffle, st.store_trajectories, st.compression_threads) == (
-        "gzip", 1, True, True, 2)
+        "gzip",
+        1,
+        True,
+        True,
+        2,
+    )
 
 
 def test_parameter_space_and_sampling_are_required():
@@ -98,7 +108,12 @@ def test_benchmark_yaml_loads():
     assert (cfg.sampling.total_samples, cfg.sampling.batch_size, cfg.sampling.num_batches) == (10000, 1000, 10)
     sim = cfg.simulation
     assert (sim.grid_sizes, sim.num_realizations, sim.num_timesteps, sim.device, sim.precision) == (
-        [128], 10, 1, "auto", "float32")
+        [128],
+        10,
+        1,
+        "auto",
+        "float32",
+    )
     dims = dict(cfg.sobol_dimensions())
     assert "dropout_rate" not in dims
     assert dims["kernel_size"] == ChoiceParam(choices=[3, 5, 7])
@@ -111,14 +126,17 @@ def test_benchmark_yaml_loads():
 # ----------------------------------------------------------------------------- error reporting
 
 
-@pytest.mark.parametrize("path, allowed", [
-    ("simulaton", "version, metadata, parameter_space, sampling, simulation, dataset"),
-    ("sampling.sobl", "total_samples, batch_size, sobol, validation"),
-    ("sampling.sobol.sed", "scramble, scramble_method, seed"),
-    ("dataset.storage.compresion", "compression, compression_level, shuffle, store_trajectories"),
-    ("parameter_space.architecture.num_layers.bound", "description, type, bounds"),
-    ("parameter_space.rollut", "architecture, stochastic, operator, rollout (alias: evolution)"),
-])
+@pytest.mark.parametrize(
+    "path, allowed",
+    [
+        ("simulaton", "version, metadata, parameter_space, sampling, simulation, dataset"),
+        ("sampling.sobl", "total_samples, batch_size, sobol, validation"),
+        ("sampling.sobol.sed", "scramble, scramble_method, seed"),
+        ("dataset.storage.compresion", "compression, compression_level, shuffle, store_trajectories"),
+        ("parameter_space.architecture.num_layers.bound", "description, type, bounds"),
+        ("parameter_space.rollut", "architecture, stochastic, operator, rollout (alias: evolution)"),
+    ],
+)
 def test_unknown_key_names_path_and_allowed_keys(path, allowed):
     raw = minimal(parameter_space={"architecture": {"num_layers": {"type": "integer", "bounds": [2, 3]}}})
     node = raw
@@ -153,8 +171,10 @@ def test_unknown_knob_lists_every_allowed_knob():
 
 def test_grid_size_is_pointed_to_simulation_grid_sizes():
     raw = minimal(parameter_space={"architecture": {"grid_size": {"type": "choice", "choices": [64, 128]}}})
-    assert one_problem(raw) == ("parameter_space.architecture.grid_size: grid sizes are a partition dimension: "
-                                "set simulation.grid_sizes instead")
+    assert one_problem(raw) == (
+        "parameter_space.architecture.grid_size: grid sizes are a partition dimension: "
+        "set simulation.grid_sizes instead"
+    )
 
 
 def test_kernel_size_must_be_odd_choice():
@@ -170,8 +190,10 @@ def test_categorical_knob_must_be_choice_and_values_allowed():
     raw = minimal(parameter_space={"architecture": {"activation": {"type": "integer", "bounds": [0, 2]}}})
     assert "activation is categorical: declare it as type: choice" in one_problem(raw)
     raw = minimal(parameter_space={"architecture": {"activation": {"type": "choice", "choices": ["relu", "swish"]}}})
-    assert one_problem(raw) == ("parameter_space.architecture.activation.choices: 'swish' is not allowed for "
-                                "activation (allowed: relu, gelu, silu, tanh, none)")
+    assert one_problem(raw) == (
+        "parameter_space.architecture.activation.choices: 'swish' is not allowed for "
+        "activation (allowed: relu, gelu, silu, tanh, none)"
+    )
 
 
 def test_integer_knob_rejects_continuous_and_bounds_outside_domain():
@@ -179,21 +201,27 @@ def test_integer_knob_rejects_continuous_and_bounds_outside_domain():
     assert "num_layers takes integer values" in one_problem(raw)
     raw = minimal(parameter_space={"architecture": {"num_layers": {"type": "integer", "bounds": [0, 9]}}})
     problems = problems_of(raw)  # both ends outside [1, 8]
-    assert problems == ["parameter_space.architecture.num_layers.bounds: 0 is outside the domain of num_layers [1, 8]",
-                        "parameter_space.architecture.num_layers.bounds: 9 is outside the domain of num_layers [1, 8]"]
+    assert problems == [
+        "parameter_space.architecture.num_layers.bounds: 0 is outside the domain of num_layers [1, 8]",
+        "parameter_space.architecture.num_layers.bounds: 9 is outside the domain of num_layers [1, 8]",
+    ]
     raw = minimal(parameter_space={"rollout": {"dt": {"type": "continuous", "bounds": [0.0, 0.1]}}})
     assert "outside the domain of dt (0.0, 10.0]" in one_problem(raw)  # exclusive lower end
 
 
 def test_log_scale_needs_positive_lower_bound():
-    raw = minimal(parameter_space={"stochastic": {"noise_scale": {
-        "type": "continuous", "bounds": [0.0, 0.3], "log_scale": True}}})
+    raw = minimal(
+        parameter_space={"stochastic": {"noise_scale": {"type": "continuous", "bounds": [0.0, 0.3], "log_scale": True}}}
+    )
     assert one_problem(raw) == "parameter_space.stochastic.noise_scale: log_scale needs a positive lower bound, got 0.0"
 
 
 def test_choice_weights_length_mismatch():
-    raw = minimal(parameter_space={"rollout": {"update_policy": {
-        "type": "choice", "choices": ["residual", "convex"], "weights": [1, 2, 3]}}})
+    raw = minimal(
+        parameter_space={
+            "rollout": {"update_policy": {"type": "choice", "choices": ["residual", "convex"], "weights": [1, 2, 3]}}
+        }
+    )
     problem = one_problem(raw)
     assert problem.startswith("parameter_space.rollout.update_policy: weights must have one entry per choice (2)")
 
@@ -209,13 +237,16 @@ def test_missing_or_unknown_spec_type():
 def test_parameter_may_appear_in_one_group_only():
     spec = {"type": "continuous", "bounds": [0.1, 0.2]}
     raw = minimal(parameter_space={"operator": {"dt": spec}, "rollout": {"dt": spec}})
-    assert one_problem(raw).startswith("parameter_space.rollout.dt: 'dt' is already declared in "
-                                       "parameter_space.operator")
+    assert one_problem(raw).startswith(
+        "parameter_space.rollout.dt: 'dt' is already declared in parameter_space.operator"
+    )
 
 
 def test_evolution_is_an_alias_of_rollout():
-    group = {"update_policy": {"type": "choice", "choices": ["residual", "convex"]},
-             "dt": {"type": "continuous", "bounds": [0.01, 0.1], "log_scale": True}}
+    group = {
+        "update_policy": {"type": "choice", "choices": ["residual", "convex"]},
+        "dt": {"type": "continuous", "bounds": [0.01, 0.1], "log_scale": True},
+    }
     a = load_config(minimal(parameter_space={"evolution": copy.deepcopy(group)}))
     b = load_config(minimal(parameter_space={"rollout": copy.deepcopy(group)}))
     assert a == b and a.config_hash() == b.config_hash()
@@ -228,20 +259,34 @@ def test_dimension_order_is_group_then_declaration_order():
     ps = {
         "rollout": {"alpha": {"type": "continuous", "bounds": [0.1, 0.9]}},
         "operator": {"dt": {"type": "continuous", "bounds": [0.1, 0.9]}},
-        "stochastic": {"noise_scale": {"type": "continuous", "bounds": [0.1, 0.9]},
-                       "noise_type": {"type": "choice", "choices": ["gaussian"]}},
-        "architecture": {"num_layers": {"type": "integer", "bounds": [2, 3]},
-                         "activation": {"type": "choice", "choices": ["relu"]}},
+        "stochastic": {
+            "noise_scale": {"type": "continuous", "bounds": [0.1, 0.9]},
+            "noise_type": {"type": "choice", "choices": ["gaussian"]},
+        },
+        "architecture": {
+            "num_layers": {"type": "integer", "bounds": [2, 3]},
+            "activation": {"type": "choice", "choices": ["relu"]},
+        },
     }
     cfg = load_config(minimal(parameter_space=ps, simulation={"input_generation": {"method": "localized"}}))
     assert [n for n, _ in cfg.sobol_dimensions()] == [
-        "num_layers", "activation", "noise_scale", "noise_type", "dt", "alpha"]
+        "num_layers",
+        "activation",
+        "noise_scale",
+        "noise_type",
+        "dt",
+        "alpha",
+    ]
 
 
 def test_several_problems_reported_at_once():
     raw = minimal(
-        parameter_space={"architecture": {"activation": {"type": "choice", "choices": ["swish"]},
-                                          "grid_size": {"type": "choice", "choices": [64]}}},
+        parameter_space={
+            "architecture": {
+                "activation": {"type": "choice", "choices": ["swish"]},
+                "grid_size": {"type": "choice", "choices": [64]},
+            }
+        },
         sampling={"total_samples": 0, "batch_size": 4, "sobl": 1},
         simulation={"num_realizations": 0, "device": "gpu", "grid_sizes": [4, 64]},
         dataset={"storage": {"compression": "lzf", "compression_level": 3}},
@@ -276,8 +321,19 @@ def test_batches_cover_every_sample_once():
     assert exact.num_batches == 2 and exact.batch_bounds(1) == (4, 8)
 
 
-@pytest.mark.parametrize("device, ok", [("auto", True), ("cpu", True), ("cuda", True), ("cuda:3", True),
-                                        ("gpu", False), ("cuda:", False), ("cuda:x", False), ("CPU", False)])
+@pytest.mark.parametrize(
+    "device, ok",
+    [
+        ("auto", True),
+        ("cpu", True),
+        ("cuda", True),
+        ("cuda:3", True),
+        ("gpu", False),
+        ("cuda:", False),
+        ("cuda:x", False),
+        ("CPU", False),
+    ],
+)
 def test_device_pattern(device, ok):
     raw = minimal(simulation={"device": device})
     if ok:
@@ -326,8 +382,10 @@ def test_yaml_problems_are_config_errors(tmp_path):
 
 def test_yaml12_floats(tmp_path):
     f = tmp_path / "c.yaml"
-    f.write_text("parameter_space:\n  stochastic:\n    noise_scale: {type: choice, choices: [1e-3, 2E-2]}\n"
-                 "sampling: {total_samples: 3, batch_size: 1}\nsimulation: {divergence_threshold: 1e6}\n")
+    f.write_text(
+        "parameter_space:\n  stochastic:\n    noise_scale: {type: choice, choices: [1e-3, 2E-2]}\n"
+        "sampling: {total_samples: 3, batch_size: 1}\nsimulation: {divergence_threshold: 1e6}\n"
+    )
     cfg = load_config(f)
     assert dict(cfg.parameter_space.dimensions())["noise_scale"].choices == [0.001, 0.02]
     assert cfg.simulation.divergence_threshold == 1e6
@@ -339,13 +397,21 @@ def test_yaml12_floats(tmp_path):
 def test_overrides_are_applied_and_validated():
     raw = minimal()
     before = copy.deepcopy(raw)
-    cfg = load_config(raw, {"sampling.total_samples": 100, "dataset.output_dir": "x", "simulation.device": "cpu",
-                            "dataset.storage.compression": "lzf"})
+    cfg = load_config(
+        raw,
+        {
+            "sampling.total_samples": 100,
+            "dataset.output_dir": "x",
+            "simulation.device": "cpu",
+            "dataset.storage.compression": "lzf",
+        },
+    )
     assert raw == before  # the caller's mapping is not modified
     assert (cfg.sampling.total_samples, cfg.dataset.output_dir, cfg.simulation.device) == (100, "x", "cpu")
     assert cfg.dataset.storage.compression == "lzf"
     assert one_problem(raw, {"sampling.total_samples": 0}) == (
-        "sampling.total_samples: Input should be greater than or equal to 1 (got 0)")
+        "sampling.total_samples: Input should be greater than or equal to 1 (got 0)"
+    )
     assert one_problem(raw, {"simulation.devise": "cpu"}).startswith("simulation.devise: unknown key")
     problem = one_problem(raw, {"simulaton.device": "cpu"})
     assert problem.startswith("override 'simulaton.device': unknown section 'simulaton' (allowed: version, ")
@@ -386,12 +452,21 @@ def test_config_hash_sees_dimension_order():
     assert one.config_hash() != two.config_hash()
 
 
-@pytest.mark.parametrize("source, overrides", [
-    (DEFAULT, None),
-    (BENCH, None),
-    (DEFAULT, {"dataset.storage": {"compression": "lzf"}, "simulation.input_generation.method": "mixed",
-               "metadata.name": "1e3"}),
-])
+@pytest.mark.parametrize(
+    "source, overrides",
+    [
+        (DEFAULT, None),
+        (BENCH, None),
+        (
+            DEFAULT,
+            {
+                "dataset.storage": {"compression": "lzf"},
+                "simulation.input_generation.method": "mixed",
+                "metadata.name": "1e3",
+            },
+        ),
+    ],
+)
 def test_save_load_round_trip(tmp_path, source, overrides):
     cfg = load_config(source, overrides)
     out = save_config(cfg, tmp_path / "sub" / "saved.yaml")
@@ -416,6 +491,8 @@ def test_config_is_frozen_and_errors_pickle():
 
 
 def test_model_can_be_built_in_python():
-    cfg = ExperimentConfig(parameter_space={"architecture": {"num_layers": IntegerParam(bounds=(2, 3))}},
-                           sampling={"total_samples": 2, "batch_size": 2})
+    cfg = ExperimentConfig(
+        parameter_space={"architecture": {"num_layers": IntegerParam(bounds=(2, 3))}},
+        sampling={"total_samples": 2, "batch_size": 2},
+    )
     assert cfg.parameter_space.dimensions() == [("num_layers", IntegerParam(bounds=(2, 3)))]

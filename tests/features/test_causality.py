@@ -119,8 +119,12 @@ def test_granger_matches_statsmodels():
         out = run(x, cfg, ["causality_granger_f_mean", "causality_granger_f_max", "causality_granger_asymmetry"])
         tgt, src = ordered_pairs(3)
         for i in range(3):
-            f = np.array([grangercausalitytests(np.column_stack([m[i, a], m[i, b]]), maxlag=[p])[p][0]["ssr_ftest"][0]
-                          for a, b in zip(tgt, src)])
+            f = np.array(
+                [
+                    grangercausalitytests(np.column_stack([m[i, a], m[i, b]]), maxlag=[p])[p][0]["ssr_ftest"][0]
+                    for a, b in zip(tgt, src)
+                ]
+            )
             assert out["causality_granger_f_mean"][i].item() == pytest.approx(f.mean(), rel=1e-4)
             assert out["causality_granger_f_max"][i].item() == pytest.approx(f.max(), rel=1e-4)
             asym = np.mean(np.abs(f[0::2] - f[1::2]) / (f[0::2] + f[1::2]))
@@ -162,7 +166,9 @@ def test_direction_of_coupling():
     assert f[0, 1] > 100 and f[0, 0] < 7  # F(2, ~2000) 0.999 quantile ~ 6.9
     out = run(x)
     assert (out["causality_granger_asymmetry"] > 0.9).all()
-    torch.testing.assert_close(out["causality_transfer_entropy_net_flow"], out["causality_transfer_entropy_max"], rtol=0.05, atol=0.0)
+    torch.testing.assert_close(
+        out["causality_transfer_entropy_net_flow"], out["causality_transfer_entropy_max"], rtol=0.05, atol=0.0
+    )
     # independent channels: nothing flows
     ind = fields(np.stack([np.stack([ar1(0.5, n, rng), ar1(0.5, n, rng)])]))
     o = run(ind)
@@ -200,8 +206,12 @@ def test_time_irreversibility_reference_and_reversal():
     rng = np.random.default_rng(4)
     n = 600
     saw = (np.arange(n) % 20) / 20.0  # slow rise, sudden drop
-    ser = np.stack([np.stack([saw + 0.01 * rng.standard_normal(n), ar1(0.7, n, rng)]),
-                    np.stack([logistic(n), np.cumsum(rng.standard_normal(n))])])
+    ser = np.stack(
+        [
+            np.stack([saw + 0.01 * rng.standard_normal(n), ar1(0.7, n, rng)]),
+            np.stack([logistic(n), np.cumsum(rng.standard_normal(n))]),
+        ]
+    )
     x = fields(ser)
     xr = x.flip(1)
     out, outr = run(x), run(xr)
@@ -210,13 +220,17 @@ def test_time_irreversibility_reference_and_reversal():
         sk, tra = [], []
         for c in range(2):
             d = np.diff(m[i, c])
-            sk.append(np.mean(d ** 3) / np.mean(d ** 2) ** 1.5)
+            sk.append(np.mean(d**3) / np.mean(d**2) ** 1.5)
             z = (m[i, c] - m[i, c].mean()) / m[i, c].std()
             tra.append(np.mean(z[2:] ** 2 * z[1:-1] - z[1:-1] * z[:-2] ** 2))
         assert out["causality_time_irreversibility"][i].item() == pytest.approx(np.mean(sk), abs=1e-5)
         assert out["causality_time_reversal_asymmetry"][i].item() == pytest.approx(np.mean(tra), abs=1e-5)
-    for k in ("causality_time_irreversibility", "causality_time_reversal_asymmetry", "causality_pred_error_asymmetry",
-              "causality_pred_error_asymmetry_linear"):
+    for k in (
+        "causality_time_irreversibility",
+        "causality_time_reversal_asymmetry",
+        "causality_pred_error_asymmetry",
+        "causality_pred_error_asymmetry_linear",
+    ):
         torch.testing.assert_close(outr[k], -out[k], atol=1e-5, rtol=1e-4)
     one = run(fields(ser[:1, :1]), names=["causality_time_irreversibility"])  # the sawtooth alone
     assert one["causality_time_irreversibility"].item() < -3
@@ -230,7 +244,7 @@ def test_prediction_error_asymmetry():
     assert out["causality_pred_error_asymmetry"][0].item() > 2.0  # the past determines the future, not vice versa
     assert abs(out["causality_pred_error_asymmetry"][1].item()) < 0.03  # Gaussian AR: reversible
     assert abs(out["causality_pred_error_asymmetry_linear"][1].item()) < 0.03
-    assert out["causality_ar_residual_fraction"][1].item() == pytest.approx(1 - 0.7 ** 2, abs=0.05)
+    assert out["causality_ar_residual_fraction"][1].item() == pytest.approx(1 - 0.7**2, abs=0.05)
     assert out["causality_ar_residual_fraction"][0].item() > 0.9  # logistic: linearly unpredictable
     # numpy reference of the quadratic forward/backward fits
     m = means(fields(ser))[0, 0]
@@ -291,7 +305,7 @@ def diverse(n, rng):
     out.append(np.stack([logistic(n, 0.2), logistic(n, 0.7), np.sin(np.arange(n) / 3.0)]))
     out.append(np.stack([np.cumsum(rng.standard_normal(n)) for _ in range(3)]))
     t = np.arange(n)
-    out.append(np.stack([(t % 15) / 15.0, np.sin(2 * np.pi * t / 20), 0.95 ** t]))
+    out.append(np.stack([(t % 15) / 15.0, np.sin(2 * np.pi * t / 20), 0.95**t]))
     out.append(np.stack([np.sin(2 * np.pi * t / 20), np.sin(2 * np.pi * (t - 3) / 20), rng.standard_normal(n)]))
     return np.stack(out)
 
@@ -324,9 +338,13 @@ def test_non_constant_over_diverse_set():
     w = x.shape[-1]
     xx = torch.arange(w, dtype=torch.float32)
     wave = torch.sin(2 * math.pi * xx / w)
-    for i, (dy, dx) in enumerate(((0, 1), (1, 0), (1, 1))):
-        frames = torch.stack([torch.roll(wave[None, :].expand(w, w) if dx else wave[:, None].expand(w, w), t, dims=-1 if dx else -2)
-                              for t in range(x.shape[1])])
+    for i, (_dy, dx) in enumerate(((0, 1), (1, 0), (1, 1))):
+        frames = torch.stack(
+            [
+                torch.roll(wave[None, :].expand(w, w) if dx else wave[:, None].expand(w, w), t, dims=-1 if dx else -2)
+                for t in range(x.shape[1])
+            ]
+        )
         x[i, :, 0] = x[i, :, 0] + frames * (i + 1)
     out = run(x)
     for k in ALL:

@@ -46,7 +46,9 @@ def test_catalogue():
     names = [s.name for s in cat]
     assert len(names) == len(set(names)) and len(cat) == 20
     assert sum(s.default for s in cat) == 18
-    assert all(s.granularity == "timestep" and s.family == "cross_channel" and s.description and s.convention for s in cat)
+    assert all(
+        s.granularity == "timestep" and s.family == "cross_channel" and s.description and s.convention for s in cat
+    )
     mc = {s.name: s.min_channels for s in cat}
     assert mc["cross_channel_eigen_top_1"] == 2 and mc["cross_channel_eigen_top_3"] == 3
     assert mc["cross_channel_corr_std"] == 3 and mc["cross_channel_cmi_mean"] == 3 and mc["cross_channel_mi_mean"] == 2
@@ -54,15 +56,27 @@ def test_catalogue():
     cat5 = FAM.catalogue(FAM.config_model(num_eigen=5))
     assert [s.name for s in cat5 if "eigen_top" in s.name] == [f"cross_channel_eigen_top_{i}" for i in range(1, 6)]
     assert {s.name: s.min_channels for s in cat5}["cross_channel_eigen_top_5"] == 5
-    sel = [s.name for s in FAM.selected(FAM.config_model(include=("cross_channel_mi_min",), exclude=("cross_channel_plv",)))]
+    sel = [
+        s.name
+        for s in FAM.selected(FAM.config_model(include=("cross_channel_mi_min",), exclude=("cross_channel_plv",)))
+    ]
     assert "cross_channel_mi_min" in sel and "cross_channel_plv" not in sel and "cross_channel_cmi_max" not in sel
     # masking reasons for C = 2: exactly the features that need three channels
     masked = {s.name for s in FAM.selected(CFG) if s.mask_reason(2, 1)}
     assert masked == {"cross_channel_eigen_top_3", "cross_channel_corr_std", "cross_channel_cmi_mean"}
 
 
-@pytest.mark.parametrize("bad", [dict(num_eigen=0), dict(num_eigen=11), dict(mi_bins=1), dict(cmi_bins=17),
-                                 dict(coherence_low_cutoff=0.5, coherence_high_cutoff=0.5), dict(foo=2)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(num_eigen=0),
+        dict(num_eigen=11),
+        dict(mi_bins=1),
+        dict(cmi_bins=17),
+        dict(coherence_low_cutoff=0.5, coherence_high_cutoff=0.5),
+        dict(foo=2),
+    ],
+)
 def test_config_validation(bad):
     with pytest.raises(ValidationError):
         FAM.config_model(**bad)
@@ -91,7 +105,13 @@ def test_eigen_known_covariance():
         assert r["cross_channel_eigen_entropy"][b] == pytest.approx(-(lam * np.log(lam)).sum() / math.log(4), rel=1e-5)
         assert r["cross_channel_log_condition"][b] == pytest.approx(math.log10(lam[0] / lam[-1]), rel=1e-4)
         off = C[np.triu_indices(4, 1)]
-        for key, val in (("mean", off.mean()), ("abs_mean", np.abs(off).mean()), ("max", off.max()), ("min", off.min()), ("std", off.std())):
+        for key, val in (
+            ("mean", off.mean()),
+            ("abs_mean", np.abs(off).mean()),
+            ("max", off.max()),
+            ("min", off.min()),
+            ("std", off.std()),
+        ):
             assert r[f"cross_channel_corr_{key}"][b] == pytest.approx(val, abs=2e-6), key
 
 
@@ -248,7 +268,9 @@ def diverse_inputs():
         c = torch.tanh(3 * a) * b
         xs.append(torch.einsum("ij,njhw->nihw", mix, torch.stack([a, b, c], 1)))
     y, xg = torch.meshgrid(torch.arange(64) / 64, torch.arange(64) / 64, indexing="ij")
-    waves = torch.stack([torch.cos(2 * math.pi * 3 * xg), torch.sin(2 * math.pi * (3 * xg + y)), torch.cos(2 * math.pi * 5 * y) ** 3])
+    waves = torch.stack(
+        [torch.cos(2 * math.pi * 3 * xg), torch.sin(2 * math.pi * (3 * xg + y)), torch.cos(2 * math.pi * 5 * y) ** 3]
+    )
     xs.append(waves.unsqueeze(0) + 0.1 * torch.randn(2, 3, 64, 64, generator=gen(50)))
     xs.append(torch.randn(2, 3, 64, 64, generator=gen(51)) * torch.tensor([1.0, 10.0, 0.1]).view(1, 3, 1, 1))
     return torch.cat(xs)

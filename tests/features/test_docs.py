@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from spinlock_fixtures import ROOT
+
 from spinlock_core.features import load_features_config
 from spinlock_core.features.docs import registry_markdown
-
-from spinlock_fixtures import ROOT
 
 
 def test_feature_reference_in_docs_is_generated_from_the_registry():
     text = (ROOT / "docs" / "features.md").read_text(encoding="utf-8")
     generated = registry_markdown(load_features_config())
-    assert text.endswith(generated), "docs/features.md is stale: regenerate its reference with `spinlock features --format markdown`"
+    assert text.endswith(generated), (
+        "docs/features.md is stale: regenerate its reference with `spinlock features --format markdown`"
+    )
     assert "## Reference (generated)" in text
 
 

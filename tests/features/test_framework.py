@@ -39,8 +39,17 @@ def test_default_config_enables_every_family_and_meets_the_seed_floors():
     reg = FeatureRegistry.from_config(cfg)
     counts = {c: len(reg.get_features_by_category(c)) for c in reg.categories}
     assert [f.name for f in families()] == list(FAMILY_ORDER)  # every family registered, in order
-    floors = {"spatial": 34, "spectral": 31, "cross_channel": 12, "laplacian_energy": 1,
-              "temporal": 44, "causality": 15, "invariant_drift": 64, "nonlinear": 8, "operator_sensitivity": 12}
+    floors = {
+        "spatial": 34,
+        "spectral": 31,
+        "cross_channel": 12,
+        "laplacian_energy": 1,
+        "temporal": 44,
+        "causality": 15,
+        "invariant_drift": 64,
+        "nonlinear": 8,
+        "operator_sensitivity": 12,
+    }
     for name, floor in floors.items():
         if name in counts:
             assert counts[name] >= floor, (name, counts[name])
@@ -119,11 +128,19 @@ def test_shapes_follow_the_granularity_and_finite_input_gives_finite_features():
     b, m, ts, c = x.shape[:4]
     for cat, blk in blocks.items():
         f = len(blk.names)
-        expect = {"timestep_channel": (b, m, ts, c, f), "timestep": (b, m, ts, f), "trajectory_channel": (b, m, c, f),
-                  "trajectory": (b, m, f), "operator": (b, f)}[blk.granularity]
+        expect = {
+            "timestep_channel": (b, m, ts, c, f),
+            "timestep": (b, m, ts, f),
+            "trajectory_channel": (b, m, c, f),
+            "trajectory": (b, m, f),
+            "operator": (b, f),
+        }[blk.granularity]
         assert blk.values.shape == expect and blk.values.dtype == np.float32, cat
         live = [j for j, n in enumerate(blk.names) if n not in blk.masked]
-        assert np.isfinite(blk.values[..., live]).all(), (cat, [blk.names[j] for j in live if not np.isfinite(blk.values[..., j]).all()])
+        assert np.isfinite(blk.values[..., live]).all(), (
+            cat,
+            [blk.names[j] for j in live if not np.isfinite(blk.values[..., j]).all()],
+        )
         assert np.isnan(blk.values[..., [j for j in range(f) if j not in live]]).all()
 
 
@@ -179,7 +196,9 @@ def test_samples_are_independent_of_their_batch():
     _, together = _extract(x, cfg)
     _, alone = _extract(x[2:3], cfg)
     for cat in together:
-        np.testing.assert_allclose(together[cat].values[2:3], alone[cat].values, rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=cat)
+        np.testing.assert_allclose(
+            together[cat].values[2:3], alone[cat].values, rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=cat
+        )
 
 
 def test_bad_input_shape_is_a_clear_error():
@@ -198,10 +217,19 @@ def test_summary_columns_follow_the_documented_order_and_values():
     blk = next(b for b in blocks.values() if b.granularity == "timestep_channel")
     feat = blk.names[0]
     v = blk.values[..., 0]  # [b, M, Ts, C]
-    np.testing.assert_allclose(vals[:, names.index(f"{feat}__tmean__rmean")], v.mean(axis=2).mean(axis=-1).mean(axis=1), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(vals[:, names.index(f"{feat}__tfinal__rmax")], v[:, :, -1].mean(axis=-1).max(axis=1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        vals[:, names.index(f"{feat}__tmean__rmean")], v.mean(axis=2).mean(axis=-1).mean(axis=1), rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        vals[:, names.index(f"{feat}__tfinal__rmax")], v[:, :, -1].mean(axis=-1).max(axis=1), rtol=1e-5, atol=1e-7
+    )
     i0 = names.index(f"{feat}__tmean__rmean")
-    assert names[i0 : i0 + 4] == [f"{feat}__tmean__rmean", f"{feat}__tmean__rmax", f"{feat}__tfinal__rmean", f"{feat}__tfinal__rmax"]
+    assert names[i0 : i0 + 4] == [
+        f"{feat}__tmean__rmean",
+        f"{feat}__tmean__rmax",
+        f"{feat}__tfinal__rmean",
+        f"{feat}__tfinal__rmax",
+    ]
 
 
 def test_per_channel_summary_and_nan_aware_realization_reductions():

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spinlock_fixtures import DEFAULT, tiny_overrides
 
 from spinlock_core import pipeline
 from spinlock_core.config import load_config
 from spinlock_core.features import HDF5FeatureReader
 
-from spinlock_fixtures import DEFAULT, tiny_overrides
-
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("gen") / "data"
-    cfg = load_config(DEFAULT, tiny_overrides(out, **{
-        "sampling.total_samples": 24, "sampling.batch_size": 12, "simulation.grid_sizes": [32],
-        "simulation.num_realizations": 2, "simulation.num_timesteps": 48,
-    }))
+    cfg = load_config(
+        DEFAULT,
+        tiny_overrides(
+            out,
+            **{
+                "sampling.total_samples": 24,
+                "sampling.batch_size": 12,
+                "simulation.grid_sizes": [32],
+                "simulation.num_realizations": 2,
+                "simulation.num_timesteps": 48,
+            },
+        ),
+    )
     for b in range(cfg.sampling.num_batches):
         sob = pipeline.sobol_stage(cfg, b)
         pipeline.rollout_stage(cfg, sob, pipeline.specs_stage(cfg, sob), 32)
@@ -71,7 +79,14 @@ def test_dataframe_view_has_metadata_and_summary_columns(dataset):
     with HDF5FeatureReader(out) as r:
         df = r.to_dataframe()
         assert len(df) == 24 and list(df.columns[:7]) == [
-            "sample_index", "grid_size", "ic_type", "ic_base_type", "policy", "noise_regime", "diverged_realizations"]
+            "sample_index",
+            "grid_size",
+            "ic_type",
+            "ic_base_type",
+            "policy",
+            "noise_regime",
+            "diverged_realizations",
+        ]
         assert df["sample_index"].tolist() == list(range(24))
         assert set(df["policy"]) <= {"autoregressive", "residual", "convex"}
         assert df.shape[1] == 7 + len(r.aggregated_names)
@@ -81,7 +96,10 @@ def test_dataframe_view_has_metadata_and_summary_columns(dataset):
 
 def test_index_view_equals_the_partition_feature_files(dataset):
     cfg, out = dataset
-    with HDF5FeatureReader(out / "index.h5") as a, HDF5FeatureReader(out / "features" / "grid_0032" / "batch_0001.h5") as b:
+    with (
+        HDF5FeatureReader(out / "index.h5") as a,
+        HDF5FeatureReader(out / "features" / "grid_0032" / "batch_0001.h5") as b,
+    ):
         np.testing.assert_array_equal(a.get_sdf_features("spectral")[12:], b.get_sdf_features("spectral"))
         np.testing.assert_array_equal(a.get_sdf_aggregated()[12:], b.get_sdf_aggregated())
         assert a.get_sdf_registry() == b.get_sdf_registry()

@@ -35,7 +35,7 @@ def _grf(gen: torch.Generator, shape: tuple[int, ...], n: int, corr: float) -> t
     w = torch.randn(*shape, n, n, generator=gen, dtype=torch.float64)
     k = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64)
     k2 = k.reshape(-1, 1) ** 2 + k.reshape(1, -1) ** 2
-    f = torch.fft.ifft2(torch.fft.fft2(w) * torch.exp(-(math.pi * corr) ** 2 * k2)).real
+    f = torch.fft.ifft2(torch.fft.fft2(w) * torch.exp(-((math.pi * corr) ** 2) * k2)).real
     return f / f.std(dim=(-2, -1), keepdim=True)
 
 
@@ -65,7 +65,7 @@ def _diverse(n: int = 32, ts: int = 12) -> torch.Tensor:
         trajs.append(diff)  # heat equation: small scales decay first
     for kk in (1, 3):  # advected plane waves + noise
         wave = torch.cos(2 * math.pi * (kk * x - 0.05 * t)) + 0.5 * torch.sin(2 * math.pi * 5 * y * torch.ones_like(t))
-        trajs.append(torch.stack([wave, 0.2 * wave ** 2], dim=1).squeeze(2) + 0.1 * _grf(g, (ts, 2), n, 0.05))
+        trajs.append(torch.stack([wave, 0.2 * wave**2], dim=1).squeeze(2) + 0.1 * _grf(g, (ts, 2), n, 0.05))
     out = torch.stack([tr.reshape(ts, 2, n, n) for tr in trajs])
     return out.float()
 
@@ -77,7 +77,12 @@ def test_catalogue_default_count_names_and_metadata():
     assert len(sel) == 64 and len(cat) == 66
     names = [s.name for s in cat]
     assert len(set(names)) == len(names)
-    assert names[:4] == ["l1_mean_drift_raw", "l1_mean_drift_lowpass", "l1_mean_drift_highpass", "l1_drift_variance_raw"]
+    assert names[:4] == [
+        "l1_mean_drift_raw",
+        "l1_mean_drift_lowpass",
+        "l1_mean_drift_highpass",
+        "l1_drift_variance_raw",
+    ]
     for s in cat:
         assert s.family == "invariant_drift" and s.granularity == "trajectory_channel"
         assert s.description and s.units and s.convention and s.flag
@@ -98,10 +103,18 @@ def test_include_exclude_and_parameters_change_catalogue():
     assert not FAM.selected(InvariantDriftConfig(enabled=False))
 
 
-@pytest.mark.parametrize("bad", [
-    {"band_edges": (0.5, 0.2)}, {"band_edges": (0.0, 0.5)}, {"norms": ()}, {"scales": ("raw", "raw")},
-    {"norms": ("l3",)}, {"lowpass_sigma": 0.0}, {"bogus": 1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"band_edges": (0.5, 0.2)},
+        {"band_edges": (0.0, 0.5)},
+        {"norms": ()},
+        {"scales": ("raw", "raw")},
+        {"norms": ("l3",)},
+        {"lowpass_sigma": 0.0},
+        {"bogus": 1},
+    ],
+)
 def test_config_validation(bad):
     with pytest.raises(ValidationError):
         InvariantDriftConfig(**bad)
@@ -167,8 +180,10 @@ def test_entropy_norm_matches_numpy_histogram_and_is_grid_mean_based():
     u = torch.randn(5, 48, 48, generator=g)
     for bins in (8, 32):
         got = norm_series(u, "entropy", bins).numpy()
-        ref = [scipy.stats.entropy(np.histogram(f.numpy().ravel(), bins=bins, range=(f.min().item(), f.max().item()))[0])
-               for f in u]
+        ref = [
+            scipy.stats.entropy(np.histogram(f.numpy().ravel(), bins=bins, range=(f.min().item(), f.max().item()))[0])
+            for f in u
+        ]
         np.testing.assert_allclose(got, ref, atol=1e-5)
     assert float(norm_series(torch.ones(8, 8), "entropy")) == 0.0
     # per-pixel means: tiling a field 2 x 2 leaves L1, L2, Linf, TV (per pixel) unchanged
@@ -200,8 +215,10 @@ def test_exponential_decay_and_growth(gamma):
     t = torch.arange(ts, dtype=torch.float64).reshape(ts, 1, 1, 1)
     x = (f0 * torch.exp(-gamma * t)).float().unsqueeze(0)  # [1, Ts, 2, n, n]
     out = FAM.compute(x, CFG, _all_names())
-    expect = math.log((math.exp(-gamma * (ts - 1)) + 1e-6 * max(1.0, math.exp(-gamma * (ts - 1))))
-                      / (1.0 + 1e-6 * max(1.0, math.exp(-gamma * (ts - 1)))))
+    expect = math.log(
+        (math.exp(-gamma * (ts - 1)) + 1e-6 * max(1.0, math.exp(-gamma * (ts - 1))))
+        / (1.0 + 1e-6 * max(1.0, math.exp(-gamma * (ts - 1))))
+    )
     for norm in ("l1", "l2", "linf", "tv"):  # homogeneous of degree 1 -> s(t) = s(0) exp(-gamma t)
         for scale in SCALES:
             np.testing.assert_allclose(out[f"{norm}_log_ratio_{scale}"].numpy(), expect, atol=2e-4)
@@ -236,11 +253,22 @@ def test_band_decay_rates_of_modes_with_known_rates():
     y, x = _grid(n)
     t = torch.arange(ts, dtype=torch.float64).reshape(ts, 1, 1)
     g_low, g_mid, g_high = 0.05, 0.12, 0.3  # |k| = 2 (low), 10 (mid), sqrt(425) = 20.6 (high) with k_N = 32
-    u = (3.0 + torch.exp(-g_low * t) * torch.cos(2 * math.pi * 2 * x)
-         + 0.7 * torch.exp(-g_mid * t) * torch.cos(2 * math.pi * 10 * y)
-         + 0.4 * torch.exp(-g_high * t) * torch.sin(2 * math.pi * (20 * x + 5 * y)))
-    out = FAM.compute(u.float().reshape(1, ts, 1, n, n), CFG, ["band_energy_decay_rate_low", "band_energy_decay_rate_mid",
-                                                              "band_energy_decay_rate_high", "spectral_cascade_rate"])
+    u = (
+        3.0
+        + torch.exp(-g_low * t) * torch.cos(2 * math.pi * 2 * x)
+        + 0.7 * torch.exp(-g_mid * t) * torch.cos(2 * math.pi * 10 * y)
+        + 0.4 * torch.exp(-g_high * t) * torch.sin(2 * math.pi * (20 * x + 5 * y))
+    )
+    out = FAM.compute(
+        u.float().reshape(1, ts, 1, n, n),
+        CFG,
+        [
+            "band_energy_decay_rate_low",
+            "band_energy_decay_rate_mid",
+            "band_energy_decay_rate_high",
+            "spectral_cascade_rate",
+        ],
+    )
     assert float(out["band_energy_decay_rate_low"]) == pytest.approx(2 * g_low, rel=1e-4)
     assert float(out["band_energy_decay_rate_mid"]) == pytest.approx(2 * g_mid, rel=1e-4)
     assert float(out["band_energy_decay_rate_high"]) == pytest.approx(2 * g_high, rel=1e-4)
@@ -249,7 +277,9 @@ def test_band_decay_rates_of_modes_with_known_rates():
     cfg = InvariantDriftConfig(band_edges=(0.35, 0.6))
     out2 = FAM.compute(u.float().reshape(1, ts, 1, n, n), cfg, ["band_energy_decay_rate_low"])
     e = np.exp(-2 * g_low * t.ravel().numpy()) / 2 + 0.49 * np.exp(-2 * g_mid * t.ravel().numpy()) / 2
-    assert float(out2["band_energy_decay_rate_low"]) == pytest.approx(-np.polyfit(np.arange(ts), np.log(e), 1)[0], rel=1e-4)
+    assert float(out2["band_energy_decay_rate_low"]) == pytest.approx(
+        -np.polyfit(np.arange(ts), np.log(e), 1)[0], rel=1e-4
+    )
 
 
 @pytest.mark.parametrize("forward", [True, False])
@@ -277,9 +307,9 @@ def test_batch_independence_and_output_contract():
     full = FAM.compute(x, cfg, names)
     assert set(full) >= set(names)
     for i in range(x.shape[0]):
-        one = FAM.compute(x[i: i + 1], cfg, names)
+        one = FAM.compute(x[i : i + 1], cfg, names)
         for nm in names:
-            torch.testing.assert_close(one[nm], full[nm][i: i + 1], rtol=1e-5, atol=1e-5, msg=nm)
+            torch.testing.assert_close(one[nm], full[nm][i : i + 1], rtol=1e-5, atol=1e-5, msg=nm)
     for nm in names:
         assert full[nm].shape == (6, 2) and full[nm].dtype == torch.float32
     out64 = FAM.compute(x.double(), cfg, names[:3])

@@ -33,7 +33,7 @@ def grf(n: int, h: int, w: int, ell: float, seed: int) -> torch.Tensor:
     z = torch.randn(n, h, w, generator=g, dtype=torch.float64)
     ky = torch.fft.fftfreq(h, 1.0 / h, dtype=torch.float64)[:, None]
     kx = torch.fft.fftfreq(w, 1.0 / w, dtype=torch.float64)[None, :]
-    return torch.fft.ifft2(torch.fft.fft2(z) * torch.exp(-(math.pi * ell) ** 2 * (kx**2 + ky**2))).real.float()
+    return torch.fft.ifft2(torch.fft.fft2(z) * torch.exp(-((math.pi * ell) ** 2) * (kx**2 + ky**2))).real.float()
 
 
 def test_catalogue_and_config():

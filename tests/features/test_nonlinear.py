@@ -101,11 +101,18 @@ def test_catalogue_counts_metadata_and_min_frames():
     assert [s.name for s in sel] == [n for n in DEFAULT if n != "correlation_dimension"] + ["rqa_avg_diag_length"]
 
 
-@pytest.mark.parametrize("bad", [
-    {"rqa_threshold_mode": "recurrence_rate", "rqa_threshold": 1.5}, {"corr_dim_r_min": 1.0, "corr_dim_r_max": 0.5},
-    {"max_points": 32, "rqa_embedding_dim": 10, "rqa_delay": 5}, {"rqa_metric": "cosine"}, {"perm_order": 9},
-    {"rqa_l_min": 1}, {"unknown": 3},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rqa_threshold_mode": "recurrence_rate", "rqa_threshold": 1.5},
+        {"corr_dim_r_min": 1.0, "corr_dim_r_max": 0.5},
+        {"max_points": 32, "rqa_embedding_dim": 10, "rqa_delay": 5},
+        {"rqa_metric": "cosine"},
+        {"perm_order": 9},
+        {"rqa_l_min": 1},
+        {"unknown": 3},
+    ],
+)
 def test_config_validation(bad):
     with pytest.raises(ValidationError):
         NonlinearConfig(**bad)
@@ -126,15 +133,25 @@ def test_subsampling_rule():
 
 
 # --------------------------------------------------------------------------- RQA vs pyunicorn
-@pytest.mark.parametrize("mode,eps,metric,dim,tau,lmin,vmin", [
-    ("std", 0.5, "euclidean", 3, 1, 2, 2),  # the defaults
-    ("std", 0.8, "supremum", 3, 2, 2, 2),
-    ("recurrence_rate", 0.1, "euclidean", 2, 1, 2, 2),
-    ("max_distance", 0.15, "manhattan", 4, 1, 3, 3),
-])
+@pytest.mark.parametrize(
+    "mode,eps,metric,dim,tau,lmin,vmin",
+    [
+        ("std", 0.5, "euclidean", 3, 1, 2, 2),  # the defaults
+        ("std", 0.8, "supremum", 3, 2, 2, 2),
+        ("recurrence_rate", 0.1, "euclidean", 2, 1, 2, 2),
+        ("max_distance", 0.15, "manhattan", 4, 1, 3, 3),
+    ],
+)
 def test_rqa_matches_pyunicorn(mode, eps, metric, dim, tau, lmin, vmin):
-    cfg = NonlinearConfig(rqa_threshold_mode=mode, rqa_threshold=eps, rqa_metric=metric, rqa_embedding_dim=dim,
-                          rqa_delay=tau, rqa_l_min=lmin, rqa_v_min=vmin)
+    cfg = NonlinearConfig(
+        rqa_threshold_mode=mode,
+        rqa_threshold=eps,
+        rqa_metric=metric,
+        rqa_embedding_dim=dim,
+        rqa_delay=tau,
+        rqa_l_min=lmin,
+        rqa_v_min=vmin,
+    )
     series = _three()
     x = torch.cat([_traj(s) for s in series.values()])
     out = FAM.compute(x, cfg, list(RQA_KEYS))
@@ -177,8 +194,15 @@ def _rqa_reference(r: np.ndarray, l_min: int, v_min: int, w: int) -> dict[str, f
         entr = float(-(p * np.log(p)).sum())
     else:
         entr = 0.0
-    return {"rr": rr, "det": det, "lam": lam, "entr": entr, "tt": np.mean(vl) if vl else 0.0,
-            "l_max": max(diag, default=0), "v_max": max(vert, default=0)}
+    return {
+        "rr": rr,
+        "det": det,
+        "lam": lam,
+        "entr": entr,
+        "tt": np.mean(vl) if vl else 0.0,
+        "l_max": max(diag, default=0),
+        "v_max": max(vert, default=0),
+    }
 
 
 @pytest.mark.parametrize("w", [0, 1, 3])
@@ -268,7 +292,7 @@ def test_correlation_dimension_default_excludes_self_pairs():
     m = spatial_mean_series(x).numpy()
     d = cfg.corr_dim_embedding_dim
     for i, name in enumerate(series):
-        emb = np.stack([m[i][j: len(m[i]) - d + 1 + j] for j in range(d)], axis=1)
+        emb = np.stack([m[i][j : len(m[i]) - d + 1 + j] for j in range(d)], axis=1)
         dist = np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1))[np.triu_indices(len(emb), 1)]
         r = _rvals(m[i], cfg)
         c = np.array([(dist <= ri).mean() for ri in r])
@@ -314,9 +338,9 @@ def test_batch_independence_dtype_shape_and_nan():
     for nm in ALL:
         assert full[nm].shape == (5, 2) and full[nm].dtype == torch.float32
     for i in range(5):
-        one = FAM.compute(x[i: i + 1], CFG, ALL)
+        one = FAM.compute(x[i : i + 1], CFG, ALL)
         for nm in ALL:
-            torch.testing.assert_close(one[nm], full[nm][i: i + 1], msg=nm)
+            torch.testing.assert_close(one[nm], full[nm][i : i + 1], msg=nm)
     out64 = FAM.compute(x.double(), CFG, ["permutation_entropy"])
     assert out64["permutation_entropy"].dtype == torch.float32
     bad = x.clone()

@@ -75,8 +75,9 @@ def test_catalogue_names_flags_and_params():
     assert P + "channel_consistency" not in sensitivity_feature_names(c, 1)
     assert sensitivity_feature_names(c, 3) == sel
     # parameters change the names; include / exclude / enabled select
-    c2 = cfg(lipschitz_eps=[1e-4, 1e-2], gain_alphas=[0.25, 2.0], include=[P + "lipschitz_spread"],
-             exclude=[P + "curvature"])
+    c2 = cfg(
+        lipschitz_eps=[1e-4, 1e-2], gain_alphas=[0.25, 2.0], include=[P + "lipschitz_spread"], exclude=[P + "curvature"]
+    )
     n2 = sensitivity_feature_names(c2, 3)
     assert n2[:4] == [P + "lipschitz_eps0p0001", P + "lipschitz_eps0p01", P + "gain_alpha0p25", P + "gain_alpha2"]
     assert P + "lipschitz_spread" in n2 and P + "curvature" not in n2
@@ -84,11 +85,20 @@ def test_catalogue_names_flags_and_params():
     assert P + "lipschitz_spread" not in {s.name for s in FAM.catalogue(cfg(lipschitz_eps=[1e-2]))}
 
 
-@pytest.mark.parametrize("over", [
-    {"lipschitz_eps": [0.0, 1e-2]}, {"lipschitz_eps": [1e-2, 2.0]}, {"lipschitz_eps": [1e-1, 1e-2]},
-    {"gain_alphas": [0.5, 1.0, 1.5]}, {"gain_alphas": [0.25, 0.5]}, {"gain_alphas": [0.5]},
-    {"gain_alphas": [0.5, 1.5, 11.0]}, {"lipschitz_eps": [0.0100000001, 0.01000000011]}, {"bogus": 1},
-])
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"lipschitz_eps": [0.0, 1e-2]},
+        {"lipschitz_eps": [1e-2, 2.0]},
+        {"lipschitz_eps": [1e-1, 1e-2]},
+        {"gain_alphas": [0.5, 1.0, 1.5]},
+        {"gain_alphas": [0.25, 0.5]},
+        {"gain_alphas": [0.5]},
+        {"gain_alphas": [0.5, 1.5, 11.0]},
+        {"lipschitz_eps": [0.0100000001, 0.01000000011]},
+        {"bogus": 1},
+    ],
+)
 def test_invalid_configs_are_rejected(over):
     with pytest.raises(ConfigError):
         cfg(**over)
@@ -125,7 +135,9 @@ def test_affine_operator_matches_closed_form(norm):
     slope, icpt = np.polyfit(al, gl, 1)
     r2 = 1 - np.sum((gl - (slope * al + icpt)) ** 2) / max(np.sum((gl - gl.mean()) ** 2), 5 * 0.01**2)
     assert col(v, names, "gain_linearity_r2")[0] == pytest.approx(r2, abs=1e-5)
-    assert col(v, names, "gain_exponent")[0] == pytest.approx(np.polyfit(np.log(al), np.log(gl), 1)[0], rel=1e-4, abs=1e-6)
+    assert col(v, names, "gain_exponent")[0] == pytest.approx(
+        np.polyfit(np.log(al), np.log(gl), 1)[0], rel=1e-4, abs=1e-6
+    )
     assert col(v, names, "compression")[0] == pytest.approx((got[0] / 0.5) / (got[-1] / 1.5), rel=1e-5)
     assert col(v, names, "saturation")[0] == pytest.approx(1 - (got[-1] - 1) / 0.5, rel=1e-4, abs=1e-5)
 
@@ -209,11 +221,11 @@ def test_batched_bank_equals_plain_per_operator_loop():
 
 # ------------------------------------------------------------------------------------- diversity
 def test_diverse_generated_operators_finite_informative_reproducible(tmp_path):
+    from spinlock_fixtures import DEFAULT, tiny_overrides
+
     from spinlock_core import pipeline
     from spinlock_core.config import load_config
     from spinlock_core.ics import generate_ics
-
-    from spinlock_fixtures import DEFAULT, tiny_overrides
 
     exp = load_config(DEFAULT, tiny_overrides(tmp_path, **{"sampling.total_samples": 24, "sampling.batch_size": 24}))
     sob = pipeline.sobol_stage(exp, 0)

@@ -6,17 +6,18 @@ import shutil
 
 import h5py
 import numpy as np
+from spinlock_fixtures import DEFAULT, tiny_overrides
 
 from spinlock_core import pipeline
 from spinlock_core.config import load_config
 from spinlock_core.features import HDF5FeatureReader, load_features_config
 from spinlock_core.rollout.sensitivity import stored_sensitivity, values_for_partition
 
-from spinlock_fixtures import DEFAULT, tiny_overrides
-
 
 def _partition(tmp_path):
-    cfg = load_config(DEFAULT, tiny_overrides(tmp_path / "data", **{"simulation.grid_sizes": [16], "sampling.total_samples": 3}))
+    cfg = load_config(
+        DEFAULT, tiny_overrides(tmp_path / "data", **{"simulation.grid_sizes": [16], "sampling.total_samples": 3})
+    )
     sob = pipeline.sobol_stage(cfg, 0)
     pipeline.rollout_stage(cfg, sob, pipeline.specs_stage(cfg, sob), 16)
     return cfg, pipeline.partition_path(cfg, 0, 16)

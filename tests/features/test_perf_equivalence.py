@@ -41,8 +41,13 @@ def test_stencils_match_roll(shape):
         assert torch.equal(ops.central_diff(u, dim), ref)
         nsum = torch.roll(u, 1, dims=dim) + torch.roll(u, -1, dims=dim)
         assert torch.equal(ops._neighbour_sum(u, dim), nsum)
-    lap = (torch.roll(u, 1, dims=-2) + torch.roll(u, -1, dims=-2)
-           + torch.roll(u, 1, dims=-1) + torch.roll(u, -1, dims=-1) - 4.0 * u)
+    lap = (
+        torch.roll(u, 1, dims=-2)
+        + torch.roll(u, -1, dims=-2)
+        + torch.roll(u, 1, dims=-1)
+        + torch.roll(u, -1, dims=-1)
+        - 4.0 * u
+    )
     assert torch.equal(ops.laplacian(u), lap)
     gy, gx = ops.grad_xy(u)
     assert torch.equal(gy, 0.5 * (torch.roll(u, -1, dims=-2) - torch.roll(u, 1, dims=-2)))
@@ -58,7 +63,9 @@ def _labels_reference(v, bins, lo, hi):
 
 @pytest.mark.parametrize("bins", [4, 16, 37])
 def test_histogram_labels_and_counts(bins):
-    v = torch.cat([torch.randn(5, 300, generator=GEN), torch.full((1, 300), 2.5), torch.randn(1, 300, generator=GEN) ** 5])
+    v = torch.cat(
+        [torch.randn(5, 300, generator=GEN), torch.full((1, 300), 2.5), torch.randn(1, 300, generator=GEN) ** 5]
+    )
     lo, hi = v.amin(-1), v.amax(-1)
     ref = _labels_reference(v, bins, lo, hi)
     assert torch.equal(ops.histogram_labels(v, bins, lo, hi).long(), ref)
@@ -102,7 +109,10 @@ def test_spatial_order_features_equal_sort_reference():
     fam = FAMILY_REGISTRY["spatial"]
     cfg = fam.config_model()
     x = torch.cat([_smooth(4, 24, 20), _rows()[:, :480].reshape(5, 24, 20)]).reshape(3, 3, 24, 20)
-    names = [n for n in (s.name for s in fam.catalogue(cfg)) if n.startswith("percentile_")] + ["spatial_iqr", "spatial_mad"]
+    names = [n for n in (s.name for s in fam.catalogue(cfg)) if n.startswith("percentile_")] + [
+        "spatial_iqr",
+        "spatial_mad",
+    ]
     out = fam.compute(x, cfg, names)
     flat = x.reshape(9, -1)
     srt = torch.sort(flat, -1).values
@@ -197,5 +207,6 @@ def test_extractor_cpu_chunk_cap_matches_one_chunk(monkeypatch):
     monkeypatch.setattr(extract, "_CPU_FRAME_CHUNK", 3 * 16 * 16 * 2)  # 2 frames per chunk
     got = FeatureExtractor(cfg, "cpu").extract(x)
     for cat, blk in ref.items():
-        assert torch.allclose(torch.from_numpy(got[cat].values), torch.from_numpy(blk.values),
-                              rtol=1e-5, atol=1e-6, equal_nan=True), cat
+        assert torch.allclose(
+            torch.from_numpy(got[cat].values), torch.from_numpy(blk.values), rtol=1e-5, atol=1e-6, equal_nan=True
+        ), cat

@@ -44,7 +44,7 @@ def wave(h: int, w: int, kx: int, ky: int, phase: float = 0.0) -> torch.Tensor:
 def diverse() -> torch.Tensor:
     """A varied set of 64 x 64 fields [N, 1, H, W]: GRFs, anisotropic GRFs, waves, noise, transforms."""
     g = torch.Generator().manual_seed(7)
-    f = [grf(1, 64, 64, l, l, seed=i)[0] * (1 + i) + i for i, l in enumerate((0.01, 0.03, 0.06, 0.12))]
+    f = [grf(1, 64, 64, ls, ls, seed=i)[0] * (1 + i) + i for i, ls in enumerate((0.01, 0.03, 0.06, 0.12))]
     f += [grf(1, 64, 64, 0.1, 0.02, seed=11)[0], grf(1, 64, 64, 0.02, 0.1, seed=12)[0]]
     f += [wave(64, 64, 1, 0), wave(64, 64, 3, 2, 0.4) * 2 - 1, wave(64, 64, 0, 5) + 0.3 * wave(64, 64, 2, 0)]
     f += [torch.randn(64, 64, generator=g), torch.rand(64, 64, generator=g) * 5]
@@ -82,8 +82,15 @@ def test_config_changes_catalogue():
     assert len(FAM.selected(FAM.config_model(percentiles=()))) == 33
     assert FAM.selected(FAM.config_model(enabled=False)) == []
     assert FAM.unknown_names(FAM.config_model(include=("nope",))) == ["nope"]
-    for bad in ({"histogram_bins": 3}, {"histogram_bins": 257}, {"percentiles": (101,)}, {"percentiles": (5, 5.0)},
-                {"gradient_saturation_threshold": 1.0}, {"amplitude_saturation_band": 0.0}, {"bogus": 1}):
+    for bad in (
+        {"histogram_bins": 3},
+        {"histogram_bins": 257},
+        {"percentiles": (101,)},
+        {"percentiles": (5, 5.0)},
+        {"gradient_saturation_threshold": 1.0},
+        {"amplitude_saturation_band": 0.0},
+        {"bogus": 1},
+    ):
         with pytest.raises(ValidationError):
             FAM.config_model(**bad)
 
@@ -91,12 +98,14 @@ def test_config_changes_catalogue():
 # ---------------------------------------------------------------- library cross-checks
 def test_moments_and_order_statistics_match_scipy_numpy():
     g = torch.Generator().manual_seed(0)
-    x = torch.stack([
-        torch.randn(48, 40, generator=g) * 3 + 1,
-        torch.empty(48, 40).exponential_(generator=g) - 2,
-        torch.rand(48, 40, generator=g) * 10,
-        torch.randn(48, 40, generator=g).pow(3),
-    ])[:, None]
+    x = torch.stack(
+        [
+            torch.randn(48, 40, generator=g) * 3 + 1,
+            torch.empty(48, 40).exponential_(generator=g) - 2,
+            torch.rand(48, 40, generator=g) * 10,
+            torch.randn(48, 40, generator=g).pow(3),
+        ]
+    )[:, None]
     ps = (0.0, 5.0, 12.5, 25.0, 50.0, 75.0, 95.0, 100.0)
     cfg = FAM.config_model(percentiles=ps)
     out = FAM.compute(x, cfg, [s.name for s in FAM.catalogue(cfg)])
@@ -104,9 +113,14 @@ def test_moments_and_order_statistics_match_scipy_numpy():
         a = x[i, 0].double().numpy().ravel()
         sc = np.abs(a).max()
         ref = {
-            "spatial_mean": a.mean(), "spatial_variance": a.var(), "spatial_std": a.std(),
-            "spatial_min": a.min(), "spatial_max": a.max(), "spatial_range": np.ptp(a),
-            "spatial_iqr": st.iqr(a), "spatial_mad": st.median_abs_deviation(a, scale=1.0),
+            "spatial_mean": a.mean(),
+            "spatial_variance": a.var(),
+            "spatial_std": a.std(),
+            "spatial_min": a.min(),
+            "spatial_max": a.max(),
+            "spatial_range": np.ptp(a),
+            "spatial_iqr": st.iqr(a),
+            "spatial_mad": st.median_abs_deviation(a, scale=1.0),
         }
         for name, val in ref.items():
             tol = 1e-5 * (sc**2 if name == "spatial_variance" else sc)
@@ -120,7 +134,9 @@ def test_moments_and_order_statistics_match_scipy_numpy():
 
 
 def test_svd_and_histogram_match_numpy():
-    x = torch.stack([grf(1, 32, 48, 0.05, 0.05, seed=3)[0], torch.randn(32, 48, generator=torch.Generator().manual_seed(1))])
+    x = torch.stack(
+        [grf(1, 32, 48, 0.05, 0.05, seed=3)[0], torch.randn(32, 48, generator=torch.Generator().manual_seed(1))]
+    )
     out = run(x[:, None], names=ALL)
     for i in range(2):
         a = x[i].double().numpy()
@@ -257,8 +273,16 @@ def test_histogram_ramp_and_two_level():
     two = (wave(64, 64, 1, 0) > 0).float() * 3 - 1
     for bins in (8, 16, 64):
         cfg = FAM.config_model(histogram_bins=bins)
-        out = FAM.compute(torch.stack([ramp, two])[:, None], cfg, ["histogram_entropy", "histogram_effective_bins",
-                                                                 "histogram_peak_fraction", "amplitude_saturation_fraction"])
+        out = FAM.compute(
+            torch.stack([ramp, two])[:, None],
+            cfg,
+            [
+                "histogram_entropy",
+                "histogram_effective_bins",
+                "histogram_peak_fraction",
+                "amplitude_saturation_fraction",
+            ],
+        )
         assert out["histogram_entropy"][0, 0].item() == pytest.approx(math.log(bins), abs=1e-3)
         assert out["histogram_effective_bins"][0, 0].item() == pytest.approx(bins, rel=1e-3)
         assert out["histogram_entropy"][1, 0].item() == pytest.approx(math.log(2), abs=1e-6)
@@ -268,11 +292,16 @@ def test_histogram_ramp_and_two_level():
     cfg = FAM.config_model(amplitude_saturation_band=0.2, gradient_saturation_threshold=0.9)
     spec = {s.name: s for s in FAM.catalogue(cfg)}
     assert spec["amplitude_saturation_fraction"].extra == {"band": 0.2}
-    out = FAM.compute(torch.stack([ramp, wave(64, 64, 1, 0)])[:, None], cfg,
-                      ["amplitude_saturation_fraction", "gradient_saturation_fraction"])
+    out = FAM.compute(
+        torch.stack([ramp, wave(64, 64, 1, 0)])[:, None],
+        cfg,
+        ["amplitude_saturation_fraction", "gradient_saturation_fraction"],
+    )
     assert out["amplitude_saturation_fraction"][0, 0].item() == pytest.approx(0.4, abs=2e-3)
     ssin = np.abs(np.sin(2 * math.pi * np.arange(64) / 64))
-    assert out["gradient_saturation_fraction"][1, 0].item() == pytest.approx((ssin >= 0.9 * ssin.max() - 1e-9).mean(), abs=1.5 / 64)
+    assert out["gradient_saturation_fraction"][1, 0].item() == pytest.approx(
+        (ssin >= 0.9 * ssin.max() - 1e-9).mean(), abs=1.5 / 64
+    )
 
 
 # ---------------------------------------------------------------- identities and robustness
@@ -281,9 +310,22 @@ def test_affine_and_sign_identities():
     out = run(x, names=ALL)
     out2 = run(3.0 * x - 7.0, names=ALL)
     neg = run(-x, names=["spatial_skewness", "laplacian_skewness"])
-    free = ["spatial_skewness", "spatial_kurtosis", "gradient_anisotropy", "gradient_coherence", "effective_rank",
-            "svd_participation_ratio", "svd_top_energy_fraction", "correlation_length", "correlation_length_x",
-            "correlation_length_y", "histogram_entropy", "histogram_peak_fraction", "saddle_fraction", "laplacian_skewness"]
+    free = [
+        "spatial_skewness",
+        "spatial_kurtosis",
+        "gradient_anisotropy",
+        "gradient_coherence",
+        "effective_rank",
+        "svd_participation_ratio",
+        "svd_top_energy_fraction",
+        "correlation_length",
+        "correlation_length_x",
+        "correlation_length_y",
+        "histogram_entropy",
+        "histogram_peak_fraction",
+        "saddle_fraction",
+        "laplacian_skewness",
+    ]
     for n in free:
         assert torch.allclose(out[n], out2[n], rtol=1e-3, atol=2e-3), n
     assert torch.allclose(out2["spatial_variance"], 9 * out["spatial_variance"], rtol=1e-4)
@@ -311,14 +353,34 @@ def test_constant_fields_have_defined_values():
     out = run(x, names=ALL)
     for n, t in out.items():
         assert torch.isfinite(t).all(), n
-    want = {"spatial_variance": 0, "spatial_skewness": 0, "spatial_kurtosis": 0, "spatial_range": 0, "spatial_iqr": 0,
-            "spatial_mad": 0, "gradient_magnitude_max": 0, "gradient_anisotropy": 0, "gradient_coherence": 0,
-            "gradient_saturation_fraction": 0, "amplitude_saturation_fraction": 1, "laplacian_std": 0,
-            "hessian_det_abs_mean": 0, "saddle_fraction": 0, "effective_rank": 1, "svd_participation_ratio": 1,
-            "svd_top_energy_fraction": 1, "correlation_length": 0.5, "correlation_length_x": 0.5,
-            "correlation_length_y": 0.5, "correlation_anisotropy": 0, "histogram_entropy": 0,
-            "histogram_peak_fraction": 1, "histogram_effective_bins": 1, "histogram_occupied_bins": 1,
-            "laplacian_skewness": 0}
+    want = {
+        "spatial_variance": 0,
+        "spatial_skewness": 0,
+        "spatial_kurtosis": 0,
+        "spatial_range": 0,
+        "spatial_iqr": 0,
+        "spatial_mad": 0,
+        "gradient_magnitude_max": 0,
+        "gradient_anisotropy": 0,
+        "gradient_coherence": 0,
+        "gradient_saturation_fraction": 0,
+        "amplitude_saturation_fraction": 1,
+        "laplacian_std": 0,
+        "hessian_det_abs_mean": 0,
+        "saddle_fraction": 0,
+        "effective_rank": 1,
+        "svd_participation_ratio": 1,
+        "svd_top_energy_fraction": 1,
+        "correlation_length": 0.5,
+        "correlation_length_x": 0.5,
+        "correlation_length_y": 0.5,
+        "correlation_anisotropy": 0,
+        "histogram_entropy": 0,
+        "histogram_peak_fraction": 1,
+        "histogram_effective_bins": 1,
+        "histogram_occupied_bins": 1,
+        "laplacian_skewness": 0,
+    }
     for n, val in want.items():
         assert (out[n] == val).all(), (n, out[n])
     assert torch.equal(out["spatial_mean"][:, 0], x[:, 0, 0, 0])

@@ -29,7 +29,9 @@ def run(fields: torch.Tensor, cfg=CFG, names=None) -> dict[str, np.ndarray]:
 
 
 def grid(h, w):
-    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float64) / h, torch.arange(w, dtype=torch.float64) / w, indexing="ij")
+    y, x = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64) / h, torch.arange(w, dtype=torch.float64) / w, indexing="ij"
+    )
     return y, x
 
 
@@ -68,8 +70,16 @@ def test_catalogue_default_and_params():
     assert FAM.selected(FAM.config_model(enabled=False)) == []
 
 
-@pytest.mark.parametrize("bad", [dict(num_bands=0), dict(num_bands=11), dict(low_cutoff=0.6, high_cutoff=0.5),
-                                 dict(rolloff_fraction=1.0), dict(bogus=1)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(num_bands=0),
+        dict(num_bands=11),
+        dict(low_cutoff=0.6, high_cutoff=0.5),
+        dict(rolloff_fraction=1.0),
+        dict(bogus=1),
+    ],
+)
 def test_config_validation(bad):
     with pytest.raises(ValidationError):
         FAM.config_model(**bad)
@@ -122,7 +132,9 @@ def test_plane_wave(k1, k2):
         assert r[f"spectral_band{i}_power_fraction"][0] == pytest.approx(1.0 if inside else 0.0, abs=1e-5)
         if inside:  # ortho fft: each of +-k carries amp^2 H W / 4
             assert r[f"spectral_band{i}_max_power"][0] == pytest.approx(amp**2 * h * w / 4, rel=1e-4)
-            assert r[f"spectral_band{i}_mean_power"][0] == pytest.approx(amp**2 * h * w / 2 / geo.band_count[i], rel=1e-4)
+            assert r[f"spectral_band{i}_mean_power"][0] == pytest.approx(
+                amp**2 * h * w / 2 / geo.band_count[i], rel=1e-4
+            )
     aniso = (k1**2 - k2**2) / (k1**2 + k2**2)
     assert r["spectral_anisotropy"][0] == pytest.approx(aniso, abs=1e-5)
     assert np.sign(r["spectral_anisotropy"][0]) == np.sign(aniso) or aniso == 0
@@ -131,7 +143,9 @@ def test_plane_wave(k1, k2):
     assert r["spectral_entropy"][0] == pytest.approx(math.log(2) / math.log(h * w - 1), abs=1e-4)
     assert r["spectral_flatness"][0] < 1e-6
     assert r["spectral_energy_peak_k"][0] == round(k)
-    assert r["spectral_orientation_angle"][0] == pytest.approx(math.degrees(math.atan(k2 / k1)) if k1 else 90.0, abs=1e-3)
+    assert r["spectral_orientation_angle"][0] == pytest.approx(
+        math.degrees(math.atan(k2 / k1)) if k1 else 90.0, abs=1e-3
+    )
     lo, hi = 0.25 * 32, 0.5 * 32
     region = "low" if k < lo else ("mid" if k < hi else "high")
     assert r[f"spectral_{region}_ratio"][0] == pytest.approx(1.0, abs=1e-5)
@@ -262,14 +276,23 @@ def numpy_reference(u: np.ndarray, rolloff=0.85):
     fl = ebar + 1e-10 * ebar.mean()
     flat = np.exp(np.log(fl).mean()) / fl.mean()
     jxx, jyy = (P * kx.ravel() ** 2).sum(), (P * ky.ravel() ** 2).sum()
-    return dict(spectral_centroid=cen, spectral_bandwidth=np.sqrt((p * (kn - cen) ** 2).sum()), spectral_rolloff=ro,
-                spectral_entropy=ent, spectral_flatness=flat, spectral_anisotropy=(jxx - jyy) / (jxx + jyy),
-                spectral_dominant_k=kn[np.argmax(P[nd])], spectral_slope=np.polyfit(np.log(ns), np.log(fl), 1)[0])
+    return dict(
+        spectral_centroid=cen,
+        spectral_bandwidth=np.sqrt((p * (kn - cen) ** 2).sum()),
+        spectral_rolloff=ro,
+        spectral_entropy=ent,
+        spectral_flatness=flat,
+        spectral_anisotropy=(jxx - jyy) / (jxx + jyy),
+        spectral_dominant_k=kn[np.argmax(P[nd])],
+        spectral_slope=np.polyfit(np.log(ns), np.log(fl), 1)[0],
+    )
 
 
 def test_matches_numpy_reference():
     u = torch.cat([grf(3, 48, 64, ell, 7 + i) for i, ell in enumerate((0.02, 0.05, 0.1))])
-    u = u + 0.3 * torch.randn(u.shape, generator=torch.Generator().manual_seed(9)) * torch.tensor([0.0, 0.1, 1.0]).repeat_interleave(3).view(-1, 1, 1)
+    u = u + 0.3 * torch.randn(u.shape, generator=torch.Generator().manual_seed(9)) * torch.tensor(
+        [0.0, 0.1, 1.0]
+    ).repeat_interleave(3).view(-1, 1, 1)
     r = run(u)
     for b in range(u.shape[0]):
         ref = numpy_reference(u[b].double().numpy())
@@ -282,7 +305,14 @@ def diverse_fields():
     fs = [grf(4, 64, 64, ell, 11 + i) for i, ell in enumerate((0.01, 0.03, 0.08, 0.2))]
     g = torch.Generator().manual_seed(5)
     fs.append(torch.randn(4, 64, 64, generator=g) * torch.tensor([0.1, 1, 10, 3]).view(-1, 1, 1))
-    fs.append(torch.stack([plane(64, 64, a, b, 1.5) + 0.2 * plane(64, 64, 2 * a, 2 * b) for a, b in ((3, 1), (1, 7), (10, -4), (2, 2))]))
+    fs.append(
+        torch.stack(
+            [
+                plane(64, 64, a, b, 1.5) + 0.2 * plane(64, 64, 2 * a, 2 * b)
+                for a, b in ((3, 1), (1, 7), (10, -4), (2, 2))
+            ]
+        )
+    )
     anis = grf(4, 64, 128, 0.05, 21)[:, :, ::2] + 5.0  # stretched (anisotropic) GRF with a mean
     fs.append(anis)
     return torch.cat(fs)

@@ -66,14 +66,26 @@ def logistic(n, x0=0.3141, r=4.0):
 def diverse_series(n: int, rng) -> np.ndarray:
     t = np.arange(n)
     out = [
-        ar1(0.2, n, rng), ar1(0.7, n, rng), ar1(0.95, n, rng), ar2(1.2, -0.5, n, rng),
-        np.cumsum(rng.standard_normal(n)), np.cumsum(rng.standard_normal(n)) + 0.1 * t,
-        logistic(n, 0.21), logistic(n, 0.77), logistic(n, 0.4, r=3.7),
-        np.sin(2 * np.pi * t / 13.0), 2 + np.sin(2 * np.pi * t / 31.0 + 1) + 0.1 * rng.standard_normal(n),
-        3 * 0.9 ** t + 1, -2 * 0.97 ** t * np.cos(2 * np.pi * t / 9.0), np.exp(0.03 * t),
-        0.5 * t + rng.standard_normal(n), rng.standard_normal(n), rng.standard_t(2, n),
+        ar1(0.2, n, rng),
+        ar1(0.7, n, rng),
+        ar1(0.95, n, rng),
+        ar2(1.2, -0.5, n, rng),
+        np.cumsum(rng.standard_normal(n)),
+        np.cumsum(rng.standard_normal(n)) + 0.1 * t,
+        logistic(n, 0.21),
+        logistic(n, 0.77),
+        logistic(n, 0.4, r=3.7),
+        np.sin(2 * np.pi * t / 13.0),
+        2 + np.sin(2 * np.pi * t / 31.0 + 1) + 0.1 * rng.standard_normal(n),
+        3 * 0.9**t + 1,
+        -2 * 0.97**t * np.cos(2 * np.pi * t / 9.0),
+        np.exp(0.03 * t),
+        0.5 * t + rng.standard_normal(n),
+        rng.standard_normal(n),
+        rng.standard_t(2, n),
         np.where((t // 7) % 2 == 0, 1.0, -1.0) + 0.2 * rng.standard_normal(n),
-        np.sqrt(t + 1.0), np.tanh((t - n / 2) / 5.0) + 0.05 * rng.standard_normal(n),
+        np.sqrt(t + 1.0),
+        np.tanh((t - n / 2) / 5.0) + 0.05 * rng.standard_normal(n),
     ]
     return np.stack(out)
 
@@ -106,8 +118,13 @@ def test_config_changes_catalogue():
     # min_frames follow the parameters
     spec = {s.name: s for s in FAM.catalogue(FAM.config_model(pacf_max_lag=20, divergence_horizon=9))}
     assert spec["pacf_lag_20"].min_frames == 42 and spec["divergence_rate"].min_frames == 9 + 2 + 6
-    for bad in ({"rolling_window_fractions": (0.7,)}, {"rolling_window_fractions": (0.05, 0.0500000001)},
-                {"pacf_max_lag": 0}, {"bogus": 1}, {"event_threshold_std": -1.0}):
+    for bad in (
+        {"rolling_window_fractions": (0.7,)},
+        {"rolling_window_fractions": (0.05, 0.0500000001)},
+        {"pacf_max_lag": 0},
+        {"bogus": 1},
+        {"event_threshold_std": -1.0},
+    ):
         with pytest.raises(ValidationError):
             FAM.config_model(**bad)
 
@@ -132,8 +149,15 @@ def test_pacf_matches_statsmodels_ldbiased():
 
     rng = np.random.default_rng(1)
     n = 250
-    ser = np.stack([ar2(1.3, -0.6, n, rng), ar1(0.5, n, rng), np.cumsum(rng.standard_normal(n)),
-                    np.sin(np.arange(n) / 4.0) + 0.3 * rng.standard_normal(n), logistic(n)])[:, None]
+    ser = np.stack(
+        [
+            ar2(1.3, -0.6, n, rng),
+            ar1(0.5, n, rng),
+            np.cumsum(rng.standard_normal(n)),
+            np.sin(np.arange(n) / 4.0) + 0.3 * rng.standard_normal(n),
+            logistic(n),
+        ]
+    )[:, None]
     x = fields(ser)
     out = run(x, names=[f"pacf_lag_{k}" for k in range(1, 11)])
     m = mean_series(x)
@@ -186,7 +210,7 @@ def test_autocorr_decay_time_reference_and_ar1():
 # ----------------------------------------------------------------------------- divergence
 def test_divergence_rate_logistic_decay_sine_and_nolds():
     t = np.arange(60)
-    decays = np.stack([1 + 3 * r ** t for r in (0.8, 0.9, 0.95)])
+    decays = np.stack([1 + 3 * r**t for r in (0.8, 0.9, 0.95)])
     out = run(fields(decays[:, None]), names=["divergence_rate"])["divergence_rate"][:, 0].numpy()
     np.testing.assert_allclose(out, np.log([0.8, 0.9, 0.95]), atol=0.01)
     ser = np.stack([logistic(1000), logistic(1000, 0.6), np.sin(2 * np.pi * np.arange(1000) / 37.3)])[:, None]
@@ -275,7 +299,7 @@ def test_growth_rates_and_time_to_event():
     assert out["time_to_energy_half"][0, 0].item() == 1.0 and out["time_to_energy_double"][2, 0].item() == 1.0
     # quadratic log-energy ln E = 2 c t^2 -> accel 4 c
     c = 1e-3
-    q = run(fields(np.zeros((1, 1, n)), amp=np.exp(c * t ** 2)[None, None]), names=["energy_growth_accel"])
+    q = run(fields(np.zeros((1, 1, n)), amp=np.exp(c * t**2)[None, None]), names=["energy_growth_accel"])
     assert q["energy_growth_accel"].item() == pytest.approx(4 * c, rel=1e-4)
 
 
@@ -293,7 +317,7 @@ def _ref_sign_changes(d):
 
 def _ref_events(m, cfg):
     mu, sd = m.mean(), m.std()
-    if sd <= 1e-12 * np.sqrt((m ** 2).mean()):
+    if sd <= 1e-12 * np.sqrt((m**2).mean()):
         return 0, 0, 0
     hi = m > mu + cfg.event_threshold_std * sd
     spikes = int(np.sum(hi[1:] & ~hi[:-1]))
@@ -333,8 +357,15 @@ def test_events_switches_time_to_vs_reference():
         assert out["num_bursts"][i, 0].item() == bu
         assert out["num_zero_crossings"][i, 0].item() == zc
         assert out["regime_switches"][i, 0].item() == _ref_sign_changes(np.diff(m[i, 0]))
-        got = [out[k][i, 0].item() for k in ("time_to_energy_half", "time_to_energy_double",
-                                              "time_to_mean_shift_0p5std", "time_to_mean_shift_2std")]
+        got = [
+            out[k][i, 0].item()
+            for k in (
+                "time_to_energy_half",
+                "time_to_energy_double",
+                "time_to_mean_shift_0p5std",
+                "time_to_mean_shift_2std",
+            )
+        ]
         np.testing.assert_allclose(got, _ref_time_to(m[i, 0], e[i, 0]), rtol=1e-6)
     # hand-made: 3 isolated spikes, bursts of 4 and 5 frames (and a run of 2 that is not one)
     s = np.zeros(100)
@@ -363,8 +394,14 @@ def test_rolling_vs_numpy():
         w = max(2, int(math.floor(f * 100 + 1e-9)))
         win = sliding_window_view(m[:, 0], w, axis=-1)
         wm, wsd = win.mean(-1), win.std(-1)
-        ref = {"mean": wm.mean(-1), "std": wsd.mean(-1), "max": win.max(-1).mean(-1), "min": win.min(-1).mean(-1),
-               "mean_variability": wm.std(-1), "std_variability": wsd.std(-1)}
+        ref = {
+            "mean": wm.mean(-1),
+            "std": wsd.mean(-1),
+            "max": win.max(-1).mean(-1),
+            "min": win.min(-1).mean(-1),
+            "mean_variability": wm.std(-1),
+            "std_variability": wsd.std(-1),
+        }
         tag = {0.05: "5", 0.10: "10", 0.20: "20"}[f]
         for st, r in ref.items():
             np.testing.assert_allclose(out[f"rolling_w{tag}_{st}"][:, 0].numpy(), r, rtol=1e-5, atol=1e-5)
@@ -388,8 +425,13 @@ def test_short_series_masking_and_finite(n_frames):
     for k in ok:
         assert torch.isfinite(out[k]).all(), k
     if n_frames == 2:
-        assert set(ok) == {"energy_growth_rate", "variance_growth_rate", "mean_trend_slope",
-                           "energy_log_ratio", "mean_final_initial_change"}
+        assert set(ok) == {
+            "energy_growth_rate",
+            "variance_growth_rate",
+            "mean_trend_slope",
+            "energy_log_ratio",
+            "mean_final_initial_change",
+        }
 
 
 def test_degenerate_fields_finite():
@@ -417,8 +459,17 @@ def test_mean_at_rounding_level_is_constant():
     tiny = 1e-8 * rng.standard_normal((1, 1, n))
     out = run(fields(tiny, amp=amp))
     const = run(fields(np.zeros((1, 1, n)), amp=amp))
-    for k in ("regime_switches", "num_zero_crossings", "num_spikes", "trend_strength", "pacf_lag_1",
-              "divergence_rate", "temporal_dominant_frequency", "smoothness", "rolling_w10_std"):
+    for k in (
+        "regime_switches",
+        "num_zero_crossings",
+        "num_spikes",
+        "trend_strength",
+        "pacf_lag_1",
+        "divergence_rate",
+        "temporal_dominant_frequency",
+        "smoothness",
+        "rolling_w10_std",
+    ):
         assert out[k].item() == const[k].item(), k
     assert out["energy_growth_rate"].item() != 0.0  # the energy still moves
 

@@ -62,8 +62,12 @@ def array_digest(a: np.ndarray) -> dict:
     if a.dtype.kind == "f":
         fin = np.isfinite(a)
         v = np.where(fin, a, 0).astype(np.float64)
-        out.update(nonfinite=int((~fin).sum()), sum=float(v.sum()), sumsq=float((v * v).sum()),
-                   absmax=float(np.abs(v).max()) if v.size else 0.0)
+        out.update(
+            nonfinite=int((~fin).sum()),
+            sum=float(v.sum()),
+            sumsq=float((v * v).sum()),
+            absmax=float(np.abs(v).max()) if v.size else 0.0,
+        )
     return out
 
 
@@ -71,7 +75,9 @@ def generate(out_dir: Path) -> dict:
     """Generate the experiment under ``out_dir`` and return ``{file: {array: digest}}``."""
     from spinlock_golden_api import generate_experiment, read_arrays
 
-    files = generate_experiment(ROOT / "configs" / "experiments" / "default.yaml", dict(OVERRIDES, **{"dataset.output_dir": str(out_dir)}))
+    files = generate_experiment(
+        ROOT / "configs" / "experiments" / "default.yaml", dict(OVERRIDES, **{"dataset.output_dir": str(out_dir)})
+    )
     result = {}
     for rel, path in files.items():
         result[rel] = {name: array_digest(arr) for name, arr in read_arrays(path).items()}

@@ -11,7 +11,7 @@ import torch
 from spinlock_core.ics import IC_REGISTRY
 from spinlock_core.ics.types.grf import sinh_tail_transform
 from spinlock_core.ics.types.mixed import mixed_choice
-from spinlock_core.seeding import derive_seed, step_seed, torch_generator, Stream
+from spinlock_core.seeding import Stream, derive_seed, step_seed, torch_generator
 
 CPU = torch.device("cpu")
 
@@ -56,7 +56,7 @@ def test_grf_correlation_length_from_autocorrelation(ell):
     n = 64
     prof = _acf_axis(_gen("gaussian_random_field", 48, n, length_scale=ell))
     target = math.exp(-0.5)
-    i = int(np.argmax(prof < target))            # first lag below the target
+    i = int(np.argmax(prof < target))  # first lag below the target
     assert i > 0
     # interpolate log(acf) linearly in r^2 (exact for a Gaussian) between lags i-1 and i
     r0, r1 = (i - 1) ** 2, i**2
@@ -145,11 +145,11 @@ def test_composite_pattern_unit_rms_and_noise_std(pattern):
     clean = _gen("composite", 16, 32, c=2, pattern=pattern, noise_level=0.0)
     rms = clean.pow(2).mean(dim=(-2, -1)).sqrt()
     torch.testing.assert_close(rms, torch.ones_like(rms), rtol=1e-4, atol=1e-4)
-    assert torch.equal(clean[:, 0], clean[:, 1])                 # pattern shared by channels
+    assert torch.equal(clean[:, 0], clean[:, 1])  # pattern shared by channels
     noisy = _gen("composite", 16, 32, c=2, pattern=pattern, noise_level=0.3, noise_length_scale=0.05)
     diff = noisy - clean
     assert abs(float(diff.pow(2).mean().sqrt()) / 0.3 - 1) < 0.08
-    assert not torch.allclose(diff[:, 0], diff[:, 1])            # noise independent per channel
+    assert not torch.allclose(diff[:, 0], diff[:, 1])  # noise independent per channel
     twice = _gen("composite", 16, 32, c=2, pattern=pattern, noise_level=0.3, amplitude=2.0)
     torch.testing.assert_close(twice, 2 * noisy, rtol=1e-5, atol=1e-5)
 
@@ -162,7 +162,7 @@ def test_composite_waves_periodic_single_frequency():
         p = torch.fft.fft2(x[s, 0].double()).abs() ** 2
         top = torch.topk(p.flatten(), 2).indices
         frac = float(p.flatten()[top].sum() / p.sum())
-        assert frac > 0.999                                       # exactly periodic: no leakage
+        assert frac > 0.999  # exactly periodic: no leakage
         ky, kx = (int(v) for v in np.unravel_index(int(top[0]), (n, n)))
         ky, kx = (ky + n // 2) % n - n // 2, (kx + n // 2) % n - n // 2
         assert 3.0 - 0.72 <= math.hypot(kx, ky) <= 5.0 + 0.72
@@ -175,17 +175,17 @@ def test_localized_single_blob_peak_and_width():
     params = ic.parse_params({"num_blobs": 1, "min_width": sigma, "max_width": sigma})
     for seed in (3, 99, 12345):
         x = ic.fn([seed], n, 2, CPU, params)[0].double()
-        centre = torch.rand((1, 2), generator=torch_generator(seed))[0]   # documented first draw
+        centre = torch.rand((1, 2), generator=torch_generator(seed))[0]  # documented first draw
         a = x[0].abs()
         i, j = np.unravel_index(int(a.argmax()), a.shape)
-        assert torch.equal(a.argmax(), x[1].abs().argmax())             # channels share the blob
+        assert torch.equal(a.argmax(), x[1].abs().argmax())  # channels share the blob
         # sub-pixel centre and width from the log-parabola through 3 pixels along each axis
         for axis, (idx, c0) in enumerate(((j, centre[0]), (i, centre[1]))):
             line = a[i, :] if axis == 0 else a[:, j]
             lm, l0, lp = (math.log(float(line[(idx + d) % n])) for d in (-1, 0, 1))
-            curv = lm - 2 * l0 + lp                                        # = -1 / (sigma N)^2
+            curv = lm - 2 * l0 + lp  # = -1 / (sigma N)^2
             fit_sigma = math.sqrt(-1.0 / curv) / n
-            offset = 0.5 * (lm - lp) / curv                                # pixels
+            offset = 0.5 * (lm - lp) / curv  # pixels
             fit_c = ((idx + offset) / n) % 1.0
             assert abs(fit_sigma / sigma - 1) < 0.02
             d = abs(fit_c - float(c0))
@@ -209,7 +209,7 @@ def test_structured_single_kind(kind):
     torch.testing.assert_close(rms, torch.full_like(rms, 1.5), rtol=1e-5, atol=0)
     for s in range(6):
         active = [c for c in range(2) if float(x[s, c].abs().max()) > 0]
-        assert len(active) == 1                                  # one structure, one channel
+        assert len(active) == 1  # one structure, one channel
         f = x[s, active[0]].double()
         nz = float((f.abs() > 1e-6 * f.abs().max()).double().mean())
         if kind == "circle":
@@ -250,6 +250,9 @@ def test_mixed_choice_fraction_and_components():
     grf, st = IC_REGISTRY["gaussian_random_field"], IC_REGISTRY["structured"]
     for b, is_grf in enumerate(choice):
         sub = [step_seed(s[b], 0)]
-        ref = (grf.fn(sub, 32, 2, CPU, grf.parse_params({"length_scale": 0.15})) if is_grf
-               else st.fn(sub, 32, 2, CPU, st.parse_params({})))
+        ref = (
+            grf.fn(sub, 32, 2, CPU, grf.parse_params({"length_scale": 0.15}))
+            if is_grf
+            else st.fn(sub, 32, 2, CPU, st.parse_params({}))
+        )
         torch.testing.assert_close(x[b], ref[0], rtol=1e-5, atol=1e-5)

@@ -89,13 +89,17 @@ def test_generate_ics_mixed_types_batch_independent():
     direct = ic.fn([11, 13], N, C, CPU, ic.parse_params({"length_scale": 0.2}))
     torch.testing.assert_close(batch[[0, 2]], direct, rtol=1e-5, atol=1e-5)
     # different params in the same type give different fields for the same seed
-    a = generate_ics([("gaussian_random_field", {"length_scale": 0.2}, 5),
-                      ("gaussian_random_field", {"length_scale": 0.05}, 5)], N, C)
+    a = generate_ics(
+        [("gaussian_random_field", {"length_scale": 0.2}, 5), ("gaussian_random_field", {"length_scale": 0.05}, 5)],
+        N,
+        C,
+    )
     assert not torch.allclose(a[0], a[1], atol=1e-3)
 
 
 def test_generate_ics_groups_one_call_per_group(monkeypatch):
     from spinlock_core.ics import registry as reg
+
     ic = IC_REGISTRY["gaussian_random_field"]
     calls = []
 
@@ -103,13 +107,18 @@ def test_generate_ics_groups_one_call_per_group(monkeypatch):
         calls.append((list(seeds), params.length_scale))
         return ic.fn(seeds, n, c, device, params)
 
-    monkeypatch.setitem(reg.IC_REGISTRY, "gaussian_random_field",
-                        reg.ICType(ic.name, ic.tier, ic.domain, ic.description, ic.params_model, counting))
+    monkeypatch.setitem(
+        reg.IC_REGISTRY,
+        "gaussian_random_field",
+        reg.ICType(ic.name, ic.tier, ic.domain, ic.description, ic.params_model, counting),
+    )
     # equal params spelled differently (int vs float, omitted default) share a group
-    reqs = [("gaussian_random_field", {"length_scale": 0.1}, 1),
-            ("gaussian_random_field", {"length_scale": 0.2}, 2),
-            ("gaussian_random_field", {}, 3),
-            ("gaussian_random_field", {"variance": 1, "length_scale": 0.1}, 4)]
+    reqs = [
+        ("gaussian_random_field", {"length_scale": 0.1}, 1),
+        ("gaussian_random_field", {"length_scale": 0.2}, 2),
+        ("gaussian_random_field", {}, 3),
+        ("gaussian_random_field", {"variance": 1, "length_scale": 0.1}, 4),
+    ]
     generate_ics(reqs, 16, 1)
     assert sorted(calls, key=lambda t: t[1]) == [([1, 3, 4], 0.1), ([2], 0.2)]
 

@@ -16,8 +16,11 @@ from spinlock_core.ics import IC_REGISTRY
 from spinlock_core.ics.types.morphogen_gradient import morphogen_gradient_draws, morphogen_profile
 from spinlock_core.ics.types.quantum_wave_packet import quantum_wave_packet_draws
 from spinlock_core.ics.types.reaction_front import reaction_front_draws
-from spinlock_core.ics.types.thermal_gradient import (LATTICE_DIRECTIONS, nearest_lattice_direction,
-                                                      thermal_gradient_draws)
+from spinlock_core.ics.types.thermal_gradient import (
+    LATTICE_DIRECTIONS,
+    nearest_lattice_direction,
+    thermal_gradient_draws,
+)
 from spinlock_core.ics.types.turing_pattern import turing_pattern_draws
 from spinlock_core.seeding import Stream, derive_seed
 
@@ -58,9 +61,13 @@ def _angle_mod(a, period):
 
 
 def test_registered_with_tier_and_domain():
-    domains = {"quantum_wave_packet": "quantum physics", "turing_pattern": "biology",
-               "thermal_gradient": "thermodynamics", "morphogen_gradient": "biology",
-               "reaction_front": "chemistry"}
+    domains = {
+        "quantum_wave_packet": "quantum physics",
+        "turing_pattern": "biology",
+        "thermal_gradient": "thermodynamics",
+        "morphogen_gradient": "biology",
+        "reaction_front": "chemistry",
+    }
     for name, dom in domains.items():
         assert IC_REGISTRY[name].tier == "tier1" and IC_REGISTRY[name].domain == dom
 
@@ -76,7 +83,7 @@ def test_wave_packet_fft_peak_and_centroid_match_draws():
     for b in range(len(seeds)):
         k0 = dr["k"][b, 0].double()
         if (k0 - k0.floor() - 0.5).abs().min() < 0.05:
-            continue                                      # nearest lattice point ambiguous
+            continue  # nearest lattice point ambiguous
         checked += 1
         psi = x[b, 0].double() + 1j * x[b, 1].double()
         i = int(torch.fft.fft2(psi).abs().argmax())
@@ -84,10 +91,13 @@ def test_wave_packet_fft_peak_and_centroid_match_draws():
         assert torch.equal(peak, torch.round(k0)), f"sample {b}: peak {peak.tolist()} vs k0 {k0.tolist()}"
         # |psi|^2 centroid (circular mean per axis) at the drawn centre
         dens = x[b, 2].double()
-        cx = math.atan2(float((dens * torch.sin(2 * math.pi * coord)).sum()),
-                        float((dens * torch.cos(2 * math.pi * coord)).sum())) / (2 * math.pi)
-        cy = math.atan2(float((dens * torch.sin(2 * math.pi * coord)[:, None]).sum()),
-                        float((dens * torch.cos(2 * math.pi * coord)[:, None]).sum())) / (2 * math.pi)
+        cx = math.atan2(
+            float((dens * torch.sin(2 * math.pi * coord)).sum()), float((dens * torch.cos(2 * math.pi * coord)).sum())
+        ) / (2 * math.pi)
+        cy = math.atan2(
+            float((dens * torch.sin(2 * math.pi * coord)[:, None]).sum()),
+            float((dens * torch.cos(2 * math.pi * coord)[:, None]).sum()),
+        ) / (2 * math.pi)
         c0 = dr["centre"][b, 0]
         assert abs(_angle_mod(cx - float(c0[0]), 1.0)) < 1e-3 and abs(_angle_mod(cy - float(c0[1]), 1.0)) < 1e-3
     assert checked >= 8
@@ -165,12 +175,12 @@ def test_turing_angular_spectrum_spots_vs_stripes():
     spots = _gen("turing_pattern", seeds, pattern_type="spots", perturbation_amplitude=0.0)[:, 0]
     stripes = _gen("turing_pattern", seeds, pattern_type="stripes", perturbation_amplitude=0.0)[:, 0]
     lab = _gen("turing_pattern", seeds, pattern_type="labyrinth", perturbation_amplitude=0.0)[:, 0]
-    assert (_strong_modes(spots) == 6).all()          # hexagonal: +-k1, +-k2, +-k3
-    assert (_strong_modes(stripes) == 2).all()        # one wavevector pair
-    assert (_strong_modes(lab) >= 12).all()           # isotropic ring
+    assert (_strong_modes(spots) == 6).all()  # hexagonal: +-k1, +-k2, +-k3
+    assert (_strong_modes(stripes) == 2).all()  # one wavevector pair
+    assert (_strong_modes(lab) >= 12).all()  # isotropic ring
     dr = turing_pattern_draws(seeds, _params("turing_pattern"))
     k = dr["k"]
-    assert torch.equal(k.sum(1), torch.zeros_like(k[:, 0]))    # resonant triad
+    assert torch.equal(k.sum(1), torch.zeros_like(k[:, 0]))  # resonant triad
     # orientations differ between samples
     assert len({tuple(v) for v in k[:, 0].tolist()}) > 1
 
@@ -181,7 +191,7 @@ def test_turing_spots_sit_on_the_drawn_lattice_offset():
     r0 = turing_pattern_draws(seeds, _params("turing_pattern"))["r0"]
     for b in range(len(seeds)):
         i, j = int(round(float(r0[b, 1]) * n)) % n, int(round(float(r0[b, 0]) * n)) % n
-        assert float(x[b, i, j]) > 0.85 * float(x[b].max())        # a spot (maximum) at r0
+        assert float(x[b, i, j]) > 0.85 * float(x[b].max())  # a spot (maximum) at r0
 
 
 def test_turing_wavelength_range_draws_per_sample():
@@ -208,8 +218,8 @@ def test_turing_perturbation_std_and_refinement():
     for kind in ("spots", "stripes", "labyrinth"):
         raw = _gen("turing_pattern", seeds[:4], pattern_type=kind, perturbation_amplitude=0.0)[:, 0]
         ref = _gen("turing_pattern", seeds[:4], pattern_type=kind, perturbation_amplitude=0.0, refine_steps=15)[:, 0]
-        assert ((_shell_peak(ref) - 8).abs() <= 1).all()          # same wavelength
-        if kind != "stripes":                                     # a pure stripe is already stationary
+        assert ((_shell_peak(ref) - 8).abs() <= 1).all()  # same wavelength
+        if kind != "stripes":  # a pure stripe is already stationary
             assert float((raw - ref).pow(2).mean().sqrt()) > 0.1
         if kind != "labyrinth":
             assert (_strong_modes(ref) == _strong_modes(raw)).all()
@@ -295,7 +305,7 @@ def test_thermal_noise_has_the_requested_std():
         noisy = _gen("thermal_gradient", seeds, c=2, noise_level=level, noise_length_scale=ell)
         pert = noisy - clean
         assert abs(float(pert.std()) / level - 1) < 0.05
-        assert not torch.allclose(pert[:, 0], pert[:, 1], atol=1e-3)      # independent per channel
+        assert not torch.allclose(pert[:, 0], pert[:, 1], atol=1e-3)  # independent per channel
 
 
 # ----------------------------------------------------------------------------- morphogen_gradient
@@ -313,8 +323,10 @@ def _fit_profiles(field, centre):
     m = rho < 0.45
     out = {}
     for law in _LAWS:
+
         def model(r, a, lam, law=law):
             return a * morphogen_profile(torch.from_numpy(r / lam), law).numpy()
+
         popt, _ = curve_fit(model, rho[m], val[m], p0=(float(val.max()), 0.1), maxfev=5000)
         out[law] = (popt[1], float(np.sqrt(np.mean((model(rho[m], *popt) - val[m]) ** 2))))
     return out
@@ -352,7 +364,9 @@ def test_morphogen_sources_are_maxima_and_noise_std():
     p = dict(num_sources=3, decay_length=0.04, noise_level=0.0)
     x = _gen("morphogen_gradient", seeds, n=n, **p)[:, 0]
     cen = morphogen_gradient_draws(seeds, 1, _params("morphogen_gradient", **p))["centre"]
-    pooled = torch.nn.functional.max_pool2d(torch.nn.functional.pad(x[:, None], (2, 2, 2, 2), mode="circular"), 5, 1)[:, 0]
+    pooled = torch.nn.functional.max_pool2d(torch.nn.functional.pad(x[:, None], (2, 2, 2, 2), mode="circular"), 5, 1)[
+        :, 0
+    ]
     for b in range(len(seeds)):
         for s in range(3):
             i = int(math.floor(float(cen[b, s, 1]) * n + 0.5)) % n
@@ -371,8 +385,10 @@ def _fitted_width(c):
     return (g2.sqrt().sum(dim=(-2, -1)) / (3 * g2.sum(dim=(-2, -1)))).float()
 
 
-@pytest.mark.parametrize("shape,width,tol", [("planar", 0.02, 0.03), ("planar", 0.035, 0.03),
-                                            ("circular", 0.03, 0.03), ("irregular", 0.02, 0.12)])
+@pytest.mark.parametrize(
+    "shape,width,tol",
+    [("planar", 0.02, 0.03), ("planar", 0.035, 0.03), ("circular", 0.03, 0.03), ("irregular", 0.02, 0.12)],
+)
 def test_reaction_front_width(shape, width, tol):
     x = _gen("reaction_front", _seeds(6), n=128, front_shape=shape, front_width=width)[:, 0]
     w = _fitted_width(x)
@@ -393,13 +409,13 @@ def test_reaction_front_planar_orientation():
     x = _gen("reaction_front", seeds, n=128, front_shape="planar")[:, 0]
     dr = reaction_front_draws(seeds, _params("reaction_front"))
     gx, gy = _grad(x)
-    z = ((gx + 1j * gy) ** 2).sum(dim=(-2, -1))          # doubled angle: normal orientation mod pi
+    z = ((gx + 1j * gy) ** 2).sum(dim=(-2, -1))  # doubled angle: normal orientation mod pi
     ang = torch.angle(z) / 2
     k = dr["k"][:, 0]
     normal = torch.atan2(k[:, 1], k[:, 0]).double()
     assert (_angle_mod(ang - normal, math.pi).abs() < math.radians(0.5)).all()
     assert (_angle_mod(normal - dr["angle"][:, 0].double(), math.pi).abs() <= math.radians(13.3)).all()
-    assert len({tuple(v) for v in k.tolist()}) > 2         # orientation varies between samples
+    assert len({tuple(v) for v in k.tolist()}) > 2  # orientation varies between samples
     # band of the drawn fraction of the domain
     torch.testing.assert_close(x.double().mean(dim=(-2, -1)), dr["band"][:, 0].double(), rtol=0.02, atol=0)
 
@@ -412,8 +428,9 @@ def test_reaction_front_circular_area_and_centre():
     for b in range(len(seeds)):
         r = float(dr["radius"][b, 0])
         assert abs(float(x[b].mean()) / (math.pi * r * r) - 1) < 0.03
-        cx = math.atan2(float((x[b] * torch.sin(2 * math.pi * coord)).sum()),
-                        float((x[b] * torch.cos(2 * math.pi * coord)).sum())) / (2 * math.pi)
+        cx = math.atan2(
+            float((x[b] * torch.sin(2 * math.pi * coord)).sum()), float((x[b] * torch.cos(2 * math.pi * coord)).sum())
+        ) / (2 * math.pi)
         assert abs(_angle_mod(cx - float(dr["centre"][b, 0, 0]), 1.0)) < 2e-3
 
 
@@ -423,10 +440,10 @@ def test_reaction_front_irregular_is_a_real_grf_level_set():
     assert ((frac > 0.1) & (frac < 0.9)).all()
     gx, gy = _grad(x)
     g = torch.sqrt(gx**2 + gy**2)
-    perimeter = g.mean(dim=(-2, -1))                   # int |grad c| dA = front length (domain units)
-    assert (perimeter > 3.0).all(), perimeter.tolist()   # a straight band has 2, a disk <= 2.5
+    perimeter = g.mean(dim=(-2, -1))  # int |grad c| dA = front length (domain units)
+    assert (perimeter > 3.0).all(), perimeter.tolist()  # a straight band has 2, a disk <= 2.5
     coherence = ((gx + 1j * gy) ** 2).sum(dim=(-2, -1)).abs() / (g**2).sum(dim=(-2, -1))
-    assert (coherence < 0.5).all()                      # no single orientation
+    assert (coherence < 0.5).all()  # no single orientation
     rough = _gen("reaction_front", _seeds(8), n=128, front_shape="irregular", irregularity_length_scale=0.05)[:, 0]
     gx, gy = _grad(rough)
     assert float(torch.sqrt(gx**2 + gy**2).mean()) > 1.5 * float(perimeter.mean())
@@ -445,21 +462,34 @@ def test_reaction_front_channels_and_union():
 
 # ----------------------------------------------------------------------------- every parameter acts
 CHANGES = [
-    ("quantum_wave_packet", "sigma", 0.04), ("quantum_wave_packet", "momentum_range", (4.0, 6.0)),
-    ("quantum_wave_packet", "num_packets", 2), ("quantum_wave_packet", "amplitude", 2.0),
-    ("turing_pattern", "pattern_type", "stripes"), ("turing_pattern", "wavelength", 0.2),
-    ("turing_pattern", "wavelength_range", (0.1, 0.3)), ("turing_pattern", "perturbation_amplitude", 0.5),
-    ("turing_pattern", "refine_steps", 5), ("turing_pattern", "amplitude", 2.0),
-    ("thermal_gradient", "direction", "x"), ("thermal_gradient", "temperature_range", (1.0, 3.0)),
-    ("thermal_gradient", "exponent", 2.0), ("thermal_gradient", "noise_level", 0.3),
-    ("thermal_gradient", "noise_length_scale", 0.1), ("thermal_gradient", "wrap", "jump"),
+    ("quantum_wave_packet", "sigma", 0.04),
+    ("quantum_wave_packet", "momentum_range", (4.0, 6.0)),
+    ("quantum_wave_packet", "num_packets", 2),
+    ("quantum_wave_packet", "amplitude", 2.0),
+    ("turing_pattern", "pattern_type", "stripes"),
+    ("turing_pattern", "wavelength", 0.2),
+    ("turing_pattern", "wavelength_range", (0.1, 0.3)),
+    ("turing_pattern", "perturbation_amplitude", 0.5),
+    ("turing_pattern", "refine_steps", 5),
+    ("turing_pattern", "amplitude", 2.0),
+    ("thermal_gradient", "direction", "x"),
+    ("thermal_gradient", "temperature_range", (1.0, 3.0)),
+    ("thermal_gradient", "exponent", 2.0),
+    ("thermal_gradient", "noise_level", 0.3),
+    ("thermal_gradient", "noise_length_scale", 0.1),
+    ("thermal_gradient", "wrap", "jump"),
     ("thermal_gradient", "wrap_width", 0.1),
-    ("morphogen_gradient", "gradient_type", "power_law"), ("morphogen_gradient", "decay_length", 0.3),
-    ("morphogen_gradient", "decay_length_range", (0.05, 0.1)), ("morphogen_gradient", "num_sources", 3),
-    ("morphogen_gradient", "noise_level", 0.3), ("morphogen_gradient", "noise_length_scale", 0.15),
+    ("morphogen_gradient", "gradient_type", "power_law"),
+    ("morphogen_gradient", "decay_length", 0.3),
+    ("morphogen_gradient", "decay_length_range", (0.05, 0.1)),
+    ("morphogen_gradient", "num_sources", 3),
+    ("morphogen_gradient", "noise_level", 0.3),
+    ("morphogen_gradient", "noise_length_scale", 0.15),
     ("morphogen_gradient", "amplitude", 2.0),
-    ("reaction_front", "front_shape", "circular"), ("reaction_front", "front_width", 0.05),
-    ("reaction_front", "front_width_range", (0.01, 0.06)), ("reaction_front", "num_fronts", 3),
+    ("reaction_front", "front_shape", "circular"),
+    ("reaction_front", "front_width", 0.05),
+    ("reaction_front", "front_width_range", (0.01, 0.06)),
+    ("reaction_front", "num_fronts", 3),
 ]
 
 
@@ -471,10 +501,13 @@ def test_each_parameter_changes_the_field(name, param, value):
     assert not torch.allclose(base, other, atol=1e-3), f"{name}.{param}={value!r} had no effect"
 
 
-@pytest.mark.parametrize("name,param,value,base", [
-    ("morphogen_gradient", "sigmoid_width", 0.5, {"gradient_type": "sigmoidal"}),
-    ("reaction_front", "irregularity_length_scale", 0.06, {"front_shape": "irregular"}),
-])
+@pytest.mark.parametrize(
+    "name,param,value,base",
+    [
+        ("morphogen_gradient", "sigmoid_width", 0.5, {"gradient_type": "sigmoidal"}),
+        ("reaction_front", "irregularity_length_scale", 0.06, {"front_shape": "irregular"}),
+    ],
+)
 def test_shape_specific_parameters_change_the_field(name, param, value, base):
     seeds = _seeds(3)
     a = _gen(name, seeds, n=32, c=2, **base)
@@ -483,21 +516,26 @@ def test_shape_specific_parameters_change_the_field(name, param, value, base):
 
 
 def test_every_param_of_every_tier1_type_is_covered():
-    covered = {(n, p) for n, p, _ in CHANGES} | {("morphogen_gradient", "sigmoid_width"),
-                                                ("reaction_front", "irregularity_length_scale")}
+    covered = {(n, p) for n, p, _ in CHANGES} | {
+        ("morphogen_gradient", "sigmoid_width"),
+        ("reaction_front", "irregularity_length_scale"),
+    }
     for name in TIER1:
         for p in IC_REGISTRY[name].params_model.model_fields:
             assert (name, p) in covered, f"{name}.{p} has no effect test"
 
 
-@pytest.mark.parametrize("name,params", [
-    ("turing_pattern", {"wavelength_range": (0.3, 0.1)}),
-    ("thermal_gradient", {"temperature_range": (2.0, 1.0)}),
-    ("thermal_gradient", {"direction": "north"}),
-    ("morphogen_gradient", {"decay_length_range": (0.0, 0.1)}),
-    ("reaction_front", {"front_width_range": (0.05, 0.01)}),
-    ("reaction_front", {"front_shape": "square"}),
-])
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("turing_pattern", {"wavelength_range": (0.3, 0.1)}),
+        ("thermal_gradient", {"temperature_range": (2.0, 1.0)}),
+        ("thermal_gradient", {"direction": "north"}),
+        ("morphogen_gradient", {"decay_length_range": (0.0, 0.1)}),
+        ("reaction_front", {"front_width_range": (0.05, 0.01)}),
+        ("reaction_front", {"front_shape": "square"}),
+    ],
+)
 def test_bad_params_rejected(name, params):
     with pytest.raises(ValueError, match=f"IC type '{name}'"):
         IC_REGISTRY[name].parse_params(params)

@@ -32,9 +32,13 @@ def _gen(name, seeds, n, c=1, **params):
 
 
 def test_registered_in_tier2_with_domains():
-    domains = {"light_cone": "relativistic physics", "critical_fluctuation": "thermodynamics",
-               "phase_boundary": "thermodynamics", "bz_reaction": "chemistry",
-               "shannon_entropy": "information theory"}
+    domains = {
+        "light_cone": "relativistic physics",
+        "critical_fluctuation": "thermodynamics",
+        "phase_boundary": "thermodynamics",
+        "bz_reaction": "chemistry",
+        "shannon_entropy": "information theory",
+    }
     for name, dom in domains.items():
         assert IC_REGISTRY[name].tier == "tier2" and IC_REGISTRY[name].domain == dom
 
@@ -50,7 +54,7 @@ def test_light_cone_energy_inside_and_support_radius():
     seeds = _seeds(16)
     x = _gen("light_cone", seeds, n, c=2, cone_radius=big_r, smoothing=s, interior_length_scale=0.02)
     rho = torch.stack([_rho(draw_cone_centres(torch_generator(sd, "cpu"), 1)[0], n) for sd in seeds])
-    e = x.pow(2).mean(1)                                                    # [B, N, N]
+    e = x.pow(2).mean(1)  # [B, N, N]
     inside, outside = e[rho < big_r - 3 * s], e[rho > big_r + 3 * s]
     assert float(inside.mean()) > 300 * float(outside.mean())
     assert float(e[rho > big_r + 5 * s].max()) < 0.01 * float(inside.mean())
@@ -96,7 +100,7 @@ def _shell_power(x, kmin, kmax):
 
 @pytest.mark.parametrize("eta", [0.25, 1.0])
 def test_critical_spectral_slope(eta):
-    n, xi = 128, 0.1                                  # k_xi = 1.6 cycles per domain
+    n, xi = 128, 0.1  # k_xi = 1.6 cycles per domain
     x = _gen("critical_fluctuation", _seeds(12), n, c=2, correlation_length=xi, eta=eta)
     k, p = _shell_power(x, 12, 48)
     slope = np.polyfit(np.log(k), np.log(p), 1)[0]
@@ -108,7 +112,7 @@ def test_critical_spectral_slope(eta):
 
 
 def test_critical_plateau_below_crossover_and_variance():
-    n, xi, eta = 128, 0.01, 0.25                      # k_xi = 15.9 cycles per domain
+    n, xi, eta = 128, 0.01, 0.25  # k_xi = 15.9 cycles per domain
     x = _gen("critical_fluctuation", _seeds(12, root=2), n, c=2, correlation_length=xi, eta=eta, variance=2.0)
     assert abs(float(x.pow(2).mean()) / 2.0 - 1) < 0.03
     k, p = _shell_power(x, 1, 64)
@@ -134,9 +138,9 @@ def test_critical_non_gaussianity_flattens_distribution():
     t = _gen("critical_fluctuation", seeds, 64, c=2, non_gaussianity=1.5)
     kurt = lambda v: float((v**4).mean() / (v**2).mean() ** 2)
     assert abs(kurt(g) - 3) < 0.2
-    assert kurt(t) < 2.4                               # platykurtic (tanh saturation)
-    assert abs(float(t.pow(2).mean()) - 1) < 0.05      # variance kept
-    assert torch.equal(torch.sign(g), torch.sign(t))   # monotone, sign-preserving map of the same field
+    assert kurt(t) < 2.4  # platykurtic (tanh saturation)
+    assert abs(float(t.pow(2).mean()) - 1) < 0.05  # variance kept
+    assert torch.equal(torch.sign(g), torch.sign(t))  # monotone, sign-preserving map of the same field
 
 
 # ---------------------------------------------------------------- phase_boundary
@@ -151,16 +155,31 @@ def test_phase_boundary_bimodal_histogram():
 @pytest.mark.parametrize("width,angle,norm", [(0.015, 0.0, 1.0), (0.03, 0.0, 1.0), (0.015, math.pi / 4, math.sqrt(2))])
 def test_phase_boundary_fitted_width(width, angle, norm):
     """integral of 1 - tanh^2(d / (sqrt 2 w)) across a wall is 2 sqrt(2) w; two walls of length |m|."""
-    x = _gen("phase_boundary", _seeds(4), 128, c=1, interface_width=width, interface_angle=angle,
-             fluctuation_amplitude=0.0, phase_fraction=0.5)
+    x = _gen(
+        "phase_boundary",
+        _seeds(4),
+        128,
+        c=1,
+        interface_width=width,
+        interface_angle=angle,
+        fluctuation_amplitude=0.0,
+        phase_fraction=0.5,
+    )
     w_est = (1 - x**2).mean(dim=(1, 2, 3)) / (4 * math.sqrt(2) * norm)
     assert torch.allclose(w_est, torch.full_like(w_est, width), rtol=0.02)
 
 
 def test_phase_boundary_direction_fraction_and_periodicity():
-    for (p, q) in [(1, 0), (2, 1), (-1, 1), (1, 2)]:
-        x = _gen("phase_boundary", _seeds(3), 64, c=1, interface_angle=math.atan2(q, p) + 0.05,
-                 phase_fraction=0.5, fluctuation_amplitude=0.0)
+    for p, q in [(1, 0), (2, 1), (-1, 1), (1, 2)]:
+        x = _gen(
+            "phase_boundary",
+            _seeds(3),
+            64,
+            c=1,
+            interface_angle=math.atan2(q, p) + 0.05,
+            phase_fraction=0.5,
+            fluctuation_amplitude=0.0,
+        )
         f = torch.fft.fft2(x[:, 0].double()).abs()
         f[:, 0, 0] = 0
         for b in range(3):
@@ -180,9 +199,17 @@ def test_phase_boundary_direction_fraction_and_periodicity():
 def test_phase_boundary_fluctuation_amplitude():
     """Walls at s0 +- a + u: the row-wise band width is 2a + u(right) - u(left), std ~ sqrt(2) amp."""
     amp, n = 0.02, 128
-    x = _gen("phase_boundary", _seeds(24), n, c=2, interface_angle=0.0, phase_fraction=0.5,
-             fluctuation_amplitude=amp, fluctuation_length_scale=0.1)
-    width = ((1 + x) / 2).mean(-1)                         # [B, C, rows], domain units
+    x = _gen(
+        "phase_boundary",
+        _seeds(24),
+        n,
+        c=2,
+        interface_angle=0.0,
+        phase_fraction=0.5,
+        fluctuation_amplitude=amp,
+        fluctuation_length_scale=0.1,
+    )
+    width = ((1 + x) / 2).mean(-1)  # [B, C, rows], domain units
     assert abs(float(width.mean()) - 0.5) < 0.01
     est = float(width.std()) / math.sqrt(2)
     assert abs(est / amp - 1) < 0.15, est
@@ -191,11 +218,19 @@ def test_phase_boundary_fluctuation_amplitude():
 def test_phase_boundary_curvature_bend_amplitude():
     """A bend A cos(2 pi y + psi) of both walls (normal along x), A = curvature / (2 pi)^2."""
     kappa, n = 3.0, 128
-    x = _gen("phase_boundary", _seeds(4), n, c=1, interface_angle=0.0, phase_fraction=0.5,
-             fluctuation_amplitude=0.0, curvature=kappa)
+    x = _gen(
+        "phase_boundary",
+        _seeds(4),
+        n,
+        c=1,
+        interface_angle=0.0,
+        phase_fraction=0.5,
+        fluctuation_amplitude=0.0,
+        curvature=kappa,
+    )
     xs = torch.arange(n, dtype=torch.float64) / n
-    m = ((1 + x[:, 0].double()) / 2)                       # [B, rows, cols]
-    centre = torch.angle((m * torch.exp(2j * math.pi * xs)).sum(-1)) / (2 * math.pi)   # band centre per row
+    m = (1 + x[:, 0].double()) / 2  # [B, rows, cols]
+    centre = torch.angle((m * torch.exp(2j * math.pi * xs)).sum(-1)) / (2 * math.pi)  # band centre per row
     centre = centre - centre[:, :1]
     centre = centre - torch.floor(centre + 0.5)
     a_est = 2 * torch.fft.fft(centre, dim=-1)[:, 1].abs() / n
@@ -211,12 +246,16 @@ def _phase(x, c):
 def _winding(phase, i0, j0, r=3):
     """Sum of wrapped phase steps around the square loop of Chebyshev radius r at pixel (i0, j0)."""
     n = phase.shape[-1]
-    pts = ([(i0 - r, j0 + t) for t in range(-r, r)] + [(i0 + t, j0 + r) for t in range(-r, r)]
-           + [(i0 + r, j0 - t) for t in range(-r, r)] + [(i0 - t, j0 - r) for t in range(-r, r)])
+    pts = (
+        [(i0 - r, j0 + t) for t in range(-r, r)]
+        + [(i0 + t, j0 + r) for t in range(-r, r)]
+        + [(i0 + r, j0 - t) for t in range(-r, r)]
+        + [(i0 - t, j0 - r) for t in range(-r, r)]
+    )
     vals = torch.stack([phase[i % n, j % n] for i, j in pts]).double()
     steps = torch.diff(torch.cat([vals, vals[:1]]))
     steps = torch.remainder(steps + math.pi, 2 * math.pi) - math.pi
-    assert float(steps.abs().max()) < 2.0              # loop resolves the phase
+    assert float(steps.abs().max()) < 2.0  # loop resolves the phase
     return float(steps.sum())
 
 
@@ -256,9 +295,9 @@ def test_bz_target_winds_zero_and_wavelength():
 def test_bz_channel_identities():
     seeds = _seeds(3)
     x3 = _gen("bz_reaction", seeds, 32, c=3, pattern_type="turbulent")
-    assert float(x3.sum(1).abs().max()) < 1e-5                       # three-phase set sums to 0
+    assert float(x3.sum(1).abs().max()) < 1e-5  # three-phase set sums to 0
     x2 = _gen("bz_reaction", seeds, 32, c=2)
-    r2 = x2.pow(2).sum(1)                                            # quadrature pair: constant modulus
+    r2 = x2.pow(2).sum(1)  # quadrature pair: constant modulus
     assert torch.allclose(r2, r2.mean(dim=(1, 2), keepdim=True), rtol=1e-4)
 
 
@@ -306,7 +345,7 @@ def test_shannon_local_std_follows_map(pattern):
     params = dict(entropy_pattern=pattern, patch_size=0.25 if pattern == "random" else 0.125)
     x = _gen("shannon_entropy", seeds, n, c=2, **params)
     h = entropy_map(seeds, n, CPU, IC_REGISTRY["shannon_entropy"].parse_params(params))
-    est = _blocks(x, 8).std(-1).log()                          # [B, blocks]
+    est = _blocks(x, 8).std(-1).log()  # [B, blocks]
     req = _blocks(h, 8).mean(-1)
     for b in range(len(seeds)):
         rho = spearmanr(est[b].numpy(), req[b].numpy())[0]
@@ -338,7 +377,7 @@ def test_shannon_random_cells_and_noise_correlation():
     params = IC_REGISTRY["shannon_entropy"].parse_params({"entropy_pattern": "random", "patch_size": 0.25})
     h = entropy_map(seeds, 64, CPU, params)
     for b in range(2):
-        assert torch.unique(h[b]).numel() == 16                     # 4 x 4 cells
+        assert torch.unique(h[b]).numel() == 16  # 4 x 4 cells
     corr = lambda v: float((v * v.roll(1, -1)).mean() / (v * v).mean())
     white = _gen("shannon_entropy", seeds, 64, c=2, entropy_range=(1.0, 1.0))
     smooth = _gen("shannon_entropy", seeds, 64, c=2, entropy_range=(1.0, 1.0), noise_length_scale=0.05)
@@ -347,17 +386,28 @@ def test_shannon_random_cells_and_noise_correlation():
 
 # ---------------------------------------------------------------- every parameter takes effect
 PARAM_CASES = [
-    ("light_cone", {"cone_radius": 0.25}), ("light_cone", {"smoothing": 0.03}),
-    ("light_cone", {"interior_length_scale": 0.08}), ("light_cone", {"num_cones": 3}),
-    ("critical_fluctuation", {"correlation_length": 0.02}), ("critical_fluctuation", {"eta": 1.0}),
+    ("light_cone", {"cone_radius": 0.25}),
+    ("light_cone", {"smoothing": 0.03}),
+    ("light_cone", {"interior_length_scale": 0.08}),
+    ("light_cone", {"num_cones": 3}),
+    ("critical_fluctuation", {"correlation_length": 0.02}),
+    ("critical_fluctuation", {"eta": 1.0}),
     ("critical_fluctuation", {"non_gaussianity": 1.0}),
-    ("phase_boundary", {"interface_width": 0.03}), ("phase_boundary", {"interface_angle": 1.0}),
-    ("phase_boundary", {"fluctuation_amplitude": 0.03}), ("phase_boundary", {"fluctuation_length_scale": 0.05}),
-    ("phase_boundary", {"curvature": 2.0}), ("phase_boundary", {"phase_fraction": 0.6}),
-    ("bz_reaction", {"pattern_type": "target"}), ("bz_reaction", {"pattern_type": "turbulent"}),
-    ("bz_reaction", {"num_spirals": 3}), ("bz_reaction", {"wavelength": 0.2}), ("bz_reaction", {"phase_offset": 0.5}),
-    ("shannon_entropy", {"entropy_pattern": "patchy"}), ("shannon_entropy", {"entropy_pattern": "random"}),
-    ("shannon_entropy", {"entropy_range": (0.0, 1.0)}), ("shannon_entropy", {"noise_length_scale": 0.05}),
+    ("phase_boundary", {"interface_width": 0.03}),
+    ("phase_boundary", {"interface_angle": 1.0}),
+    ("phase_boundary", {"fluctuation_amplitude": 0.03}),
+    ("phase_boundary", {"fluctuation_length_scale": 0.05}),
+    ("phase_boundary", {"curvature": 2.0}),
+    ("phase_boundary", {"phase_fraction": 0.6}),
+    ("bz_reaction", {"pattern_type": "target"}),
+    ("bz_reaction", {"pattern_type": "turbulent"}),
+    ("bz_reaction", {"num_spirals": 3}),
+    ("bz_reaction", {"wavelength": 0.2}),
+    ("bz_reaction", {"phase_offset": 0.5}),
+    ("shannon_entropy", {"entropy_pattern": "patchy"}),
+    ("shannon_entropy", {"entropy_pattern": "random"}),
+    ("shannon_entropy", {"entropy_range": (0.0, 1.0)}),
+    ("shannon_entropy", {"noise_length_scale": 0.05}),
     ("shannon_entropy", {"normalise": False, "entropy_range": (0.0, 2.0)}),
     ("shannon_entropy", {"entropy_pattern": "patchy", "patch_size": 0.3}),
     ("shannon_entropy", {"entropy_pattern": "random", "patch_size": 0.3}),
@@ -383,14 +433,17 @@ def test_amplitude_or_variance_scales(name):
     torch.testing.assert_close(b, factor * a, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,params,needle", [
-    ("light_cone", {"smoothing": 0.2, "cone_radius": 0.1}, "smoothing"),
-    ("light_cone", {"num_cones": 0}, "num_cones"),
-    ("critical_fluctuation", {"eta": 2.0}, "eta"),
-    ("phase_boundary", {"phase_fraction": 0.95}, "phase_fraction"),
-    ("bz_reaction", {"pattern_type": "scroll"}, "pattern_type"),
-    ("shannon_entropy", {"entropy_range": (2.0, 1.0)}, "entropy_range"),
-])
+@pytest.mark.parametrize(
+    "name,params,needle",
+    [
+        ("light_cone", {"smoothing": 0.2, "cone_radius": 0.1}, "smoothing"),
+        ("light_cone", {"num_cones": 0}, "num_cones"),
+        ("critical_fluctuation", {"eta": 2.0}, "eta"),
+        ("phase_boundary", {"phase_fraction": 0.95}, "phase_fraction"),
+        ("bz_reaction", {"pattern_type": "scroll"}, "pattern_type"),
+        ("shannon_entropy", {"entropy_range": (2.0, 1.0)}, "entropy_range"),
+    ],
+)
 def test_bad_params_named(name, params, needle):
     with pytest.raises(ValueError, match=needle):
         IC_REGISTRY[name].parse_params(params)

@@ -20,8 +20,13 @@ from spinlock_core.ics.types.shock_front import shock_draws, shock_normal
 from spinlock_core.seeding import Stream, derive_seed
 
 CPU = torch.device("cpu")
-TIER3 = {"interference_pattern": "quantum physics", "cell_population": "biology",
-         "chromatin_domain": "genomics", "shock_front": "relativistic physics", "gene_expression": "genomics"}
+TIER3 = {
+    "interference_pattern": "quantum physics",
+    "cell_population": "biology",
+    "chromatin_domain": "genomics",
+    "shock_front": "relativistic physics",
+    "gene_expression": "genomics",
+}
 
 
 def _seeds(k, root=0):
@@ -45,27 +50,41 @@ def test_registered_with_tier_and_domain():
 
 # every listed parameter takes effect: (type, param, non-default value)
 PARAM_CHANGES = [
-    ("interference_pattern", "num_sources", 3), ("interference_pattern", "wavelength", 0.2),
-    ("interference_pattern", "wavelength_range", (0.05, 0.2)), ("interference_pattern", "coherence_length", 0.6),
+    ("interference_pattern", "num_sources", 3),
+    ("interference_pattern", "wavelength", 0.2),
+    ("interference_pattern", "wavelength_range", (0.05, 0.2)),
+    ("interference_pattern", "coherence_length", 0.6),
     ("interference_pattern", "source_spacing", 0.3),
-    ("cell_population", "num_cells", 30), ("cell_population", "cell_radius", 0.03),
-    ("cell_population", "clustering_strength", 1.0), ("cell_population", "kernel_width", 0.03),
-    ("chromatin_domain", "num_domains", 3), ("chromatin_domain", "domain_size_range", (0.15, 0.3)),
-    ("chromatin_domain", "boundary_sharpness", 20.0), ("chromatin_domain", "compartment_type", "AB"),
+    ("cell_population", "num_cells", 30),
+    ("cell_population", "cell_radius", 0.03),
+    ("cell_population", "clustering_strength", 1.0),
+    ("cell_population", "kernel_width", 0.03),
+    ("chromatin_domain", "num_domains", 3),
+    ("chromatin_domain", "domain_size_range", (0.15, 0.3)),
+    ("chromatin_domain", "boundary_sharpness", 20.0),
+    ("chromatin_domain", "compartment_type", "AB"),
     ("chromatin_domain", "decay_exponent", 0.0),
-    ("shock_front", "position", 0.3), ("shock_front", "angle", 1.0), ("shock_front", "width", 0.03),
-    ("shock_front", "amplitude_ratio", 4.0), ("shock_front", "fluctuation_amplitude", 0.5),
+    ("shock_front", "position", 0.3),
+    ("shock_front", "angle", 1.0),
+    ("shock_front", "width", 0.03),
+    ("shock_front", "amplitude_ratio", 4.0),
+    ("shock_front", "fluctuation_amplitude", 0.5),
     ("shock_front", "fluctuation_length_scale", 0.1),
-    ("gene_expression", "num_genes", 1), ("gene_expression", "expression_patterns", ["stripes"]),
-    ("gene_expression", "correlation_strength", 0.9), ("gene_expression", "expression_range", (1.0, 3.0)),
-    ("gene_expression", "wavelength_range", (0.2, 0.25)), ("gene_expression", "shared_length_scale", 0.2),
+    ("gene_expression", "num_genes", 1),
+    ("gene_expression", "expression_patterns", ["stripes"]),
+    ("gene_expression", "correlation_strength", 0.9),
+    ("gene_expression", "expression_range", (1.0, 3.0)),
+    ("gene_expression", "wavelength_range", (0.2, 0.25)),
+    ("gene_expression", "shared_length_scale", 0.2),
     ("gene_expression", "noise_level", 0.0),
 ]
 
 # set in both fields of the comparison: a random angle can snap to the same lattice normal as the
 # given one; the wavelength acts only on spots / stripes genes
-COMMON = {("shock_front", "angle"): {"angle": 0.0},
-          ("gene_expression", "wavelength_range"): {"expression_patterns": ["stripes", "spots"]}}
+COMMON = {
+    ("shock_front", "angle"): {"angle": 0.0},
+    ("gene_expression", "wavelength_range"): {"expression_patterns": ["stripes", "spots"]},
+}
 
 
 @pytest.mark.parametrize("name,param,value", PARAM_CHANGES)
@@ -92,9 +111,10 @@ def _bilinear_periodic(img: torch.Tensor, px: np.ndarray, py: np.ndarray) -> np.
     fx, fy = px * n, py * n
     j0, i0 = np.floor(fx).astype(int), np.floor(fy).astype(int)
     tx, ty = fx - j0, fy - i0
-    g = lambda i, j: a[i % n, j % n]  # noqa: E731
-    return ((1 - ty) * ((1 - tx) * g(i0, j0) + tx * g(i0, j0 + 1))
-            + ty * ((1 - tx) * g(i0 + 1, j0) + tx * g(i0 + 1, j0 + 1)))
+    g = lambda i, j: a[i % n, j % n]
+    return (1 - ty) * ((1 - tx) * g(i0, j0) + tx * g(i0, j0 + 1)) + ty * (
+        (1 - tx) * g(i0 + 1, j0) + tx * g(i0 + 1, j0 + 1)
+    )
 
 
 def test_interference_fringe_spacing_is_half_wavelength_between_two_sources():
@@ -108,11 +128,11 @@ def test_interference_fringe_spacing_is_half_wavelength_between_two_sources():
     for b in range(len(seeds)):
         s0, s1 = draws["sources"][b].double().numpy()
         step = s1 - s0
-        step = step - np.round(step)                         # minimum image
+        step = step - np.round(step)  # minimum image
         assert abs(np.hypot(*step) - spacing) < 1e-5
         mid, axis = s0 + step / 2, step / np.hypot(*step)
         profiles = [_bilinear_periodic(x[b, ch], mid[0] + t * axis[0], mid[1] + t * axis[1]) for ch in range(c)]
-        prof = max(profiles, key=np.std)                     # the channel with the strongest standing wave
+        prof = max(profiles, key=np.std)  # the channel with the strongest standing wave
         sgn = np.sign(prof)
         k = np.nonzero(sgn[:-1] * sgn[1:] < 0)[0]
         zeros = t[k] - prof[k] * (t[k + 1] - t[k]) / (prof[k + 1] - prof[k])
@@ -156,7 +176,7 @@ def test_interference_channels_are_phase_shifted_copies_with_gaussian_coherence_
     gx, gy = (t.double() for t in coordinate_grid(n))
     for b in range(len(seeds)):
         phi = d["phases"][b, 0].double()
-        mat = torch.stack([torch.cos(phi), -torch.sin(phi)], dim=1)          # [2 channels, 2 quadratures]
+        mat = torch.stack([torch.cos(phi), -torch.sin(phi)], dim=1)  # [2 channels, 2 quadratures]
         quad = torch.linalg.solve(mat, x[b].reshape(2, -1))
         amp = quad.norm(dim=0).reshape(n, n)
         sx, sy = d["sources"][b, 0].double()
@@ -196,7 +216,7 @@ def test_cell_count_matches_num_cells(clustering):
     for b in range(len(seeds)):
         for ch in range(2):
             m = d["markers"][b, :, ch]
-            scale = float(x[b, ch].max()) / float(m.max())   # RMS normalisation factor (disc plateau = 1)
+            scale = float(x[b, ch].max()) / float(m.max())  # RMS normalisation factor (disc plateau = 1)
             mask = (x[b, ch] > 0.5 * float(m.min()) * scale).numpy()
             assert _periodic_components(mask) == cells
 
@@ -211,12 +231,12 @@ def test_cell_hard_core_and_clustering_raises_index_of_dispersion():
         diff = c[:, :, None] - c[:, None, :]
         diff = diff - torch.round(diff)
         dist = diff.norm(dim=-1) + torch.eye(64, dtype=torch.float64) * 10
-        assert float(dist.min()) >= HARD_CORE_FACTOR * 0.02 - 1e-6       # minimum-image hard core
+        assert float(dist.min()) >= HARD_CORE_FACTOR * 0.02 - 1e-6  # minimum-image hard core
         ij = (c * 4).long().clamp(max=3)
         counts = torch.stack([torch.bincount(b, minlength=16) for b in ij[..., 1] * 4 + ij[..., 0]]).double()
-        disp.append(float(counts.var() / counts.mean()))                  # 4x4 boxes, mean 4 cells per box
-    assert disp[0] < 1.0, disp          # hard core: under-dispersed
-    assert disp[2] > 2.0, disp          # Thomas clusters: over-dispersed
+        disp.append(float(counts.var() / counts.mean()))  # 4x4 boxes, mean 4 cells per box
+    assert disp[0] < 1.0, disp  # hard core: under-dispersed
+    assert disp[2] > 2.0, disp  # Thomas clusters: over-dispersed
     assert disp[0] < disp[1] < disp[2], disp
 
 
@@ -250,7 +270,7 @@ def test_chromatin_tad_boundaries_at_drawn_positions():
             dev = row - level
             nxt = np.roll(dev, -1)
             idx = np.nonzero(dev * nxt < 0)[0]
-            assert len(idx) == 2                                        # one block in the row
+            assert len(idx) == 2  # one block in the row
             cross = (coord[idx] + dev[idx] / (dev[idx] - nxt[idx]) / n) % 1.0
             for edge in (start, (start + size) % 1.0):
                 err = np.abs(((cross - edge) + 0.5) % 1.0 - 0.5).min()
@@ -275,9 +295,9 @@ def test_chromatin_ab_checkerboard_matches_compartment_vector():
     d = chromatin_draws(seeds, 3, _params("chromatin_domain", **p))
     coord = torch.arange(n, dtype=torch.float64) / n
     for b in range(len(seeds)):
-        off = (coord[None, :] - d["starts"][b, :, None].double()) % 1.0       # [K, N]
+        off = (coord[None, :] - d["starts"][b, :, None].double()) % 1.0  # [K, N]
         inside = off < d["sizes"][b, :, None].double()
-        v = (inside.double() * d["types"][b, :, None].double()).sum(0)       # hard +-1 profile
+        v = (inside.double() * d["types"][b, :, None].double()).sum(0)  # hard +-1 profile
         assert bool((v.abs() == 1).all())
         target = torch.outer(v, v).flatten()
         for ch in range(3):
@@ -309,8 +329,8 @@ def test_shock_plateau_ratio_is_amplitude_ratio_after_rms_normalisation(fluct, t
         x = _gen("shock_front", seeds, n=n, c=2, **p).double()
         u, knorm = _shock_geometry(seeds, n, _params("shock_front", **p))
         margin = 6 * 0.01 * knorm
-        down = u.abs() < 0.25 - margin                                     # shocked slab core
-        up = u.abs() > 0.25 + margin                                       # upstream core
+        down = u.abs() < 0.25 - margin  # shocked slab core
+        up = u.abs() > 0.25 + margin  # upstream core
         for b in range(len(seeds)):
             for ch in range(2):
                 r = float(x[b, ch][down[b]].mean() / x[b, ch][up[b]].mean())
@@ -323,12 +343,12 @@ def test_shock_fitted_width_and_position():
         p = dict(width=width, fluctuation_amplitude=0.0)
         x = _gen("shock_front", seeds, n=n, c=1, **p)[:, 0].double()
         u, knorm = _shock_geometry(seeds, n, _params("shock_front", **p))
-        dist = (u - 0.25) / knorm                                          # signed distance ahead of the shock
+        dist = (u - 0.25) / knorm  # signed distance ahead of the shock
         for b in range(len(seeds)):
             sel = dist[b].abs() < 6 * width
             margin = 6 * width * float(knorm[b])
-            lo = float(x[b][u[b].abs() > 0.25 + margin].mean())            # upstream plateau
-            hi = float(x[b][u[b].abs() < 0.25 - margin].mean())            # downstream plateau
+            lo = float(x[b][u[b].abs() > 0.25 + margin].mean())  # upstream plateau
+            hi = float(x[b][u[b].abs() < 0.25 - margin].mean())  # downstream plateau
             prof = ((x[b][sel] - lo) / (hi - lo)).numpy()
 
             def model(dd, w, d0):
@@ -350,7 +370,7 @@ def test_shock_fluctuations_confined_downstream_with_given_std():
     for b in range(len(seeds)):
         for ch in range(2):
             upstream = x[b, ch][up[b]]
-            assert float(upstream.std() / upstream.mean()) < 1e-3            # quiet upstream
+            assert float(upstream.std() / upstream.mean()) < 1e-3  # quiet upstream
             rel_std.append(float(x[b, ch][down[b]].std() / upstream.mean()))
     assert np.mean(rel_std) == pytest.approx(0.2, rel=0.2)
     # angle 0 snaps to the normal (1, 0): without fluctuations the field depends on x only
@@ -371,8 +391,10 @@ def _mean_pairwise_corr(x: torch.Tensor) -> float:
 
 def test_gene_correlation_increases_with_correlation_strength():
     seeds = _seeds(24, root=13)
-    corr = [_mean_pairwise_corr(_gen("gene_expression", seeds, n=64, c=4, correlation_strength=cs))
-            for cs in (0.0, 0.5, 0.9)]
+    corr = [
+        _mean_pairwise_corr(_gen("gene_expression", seeds, n=64, c=4, correlation_strength=cs))
+        for cs in (0.0, 0.5, 0.9)
+    ]
     assert abs(corr[0]) < 0.15, corr
     assert corr[0] < corr[1] < corr[2], corr
     assert corr[2] > 0.7, corr
@@ -383,8 +405,7 @@ def test_gene_patterns_resolved_in_domain_units(pattern):
     """Wavelengths are fractions of the domain: the 128^2 field subsampled 2x is the 64^2 field, and the
     spectral peak sits at 1 / lambda cycles per domain (well below Nyquist)."""
     seeds = _seeds(3, root=14)
-    p = dict(expression_patterns=[pattern], correlation_strength=0.0, noise_level=0.0,
-             wavelength_range=(0.15, 0.15))
+    p = dict(expression_patterns=[pattern], correlation_strength=0.0, noise_level=0.0, wavelength_range=(0.15, 0.15))
     hi = _gen("gene_expression", seeds, n=128, c=2, **p)
     lo = _gen("gene_expression", seeds, n=64, c=2, **p)
     torch.testing.assert_close(hi[..., ::2, ::2], lo, rtol=1e-4, atol=1e-4)
@@ -399,13 +420,23 @@ def test_gene_patterns_resolved_in_domain_units(pattern):
 
 def test_gene_range_channels_and_fixed_patterns():
     seeds = _seeds(3, root=15)
-    x = _gen("gene_expression", seeds, n=32, c=4, num_genes=2, noise_level=0.0, expression_range=(2.0, 5.0),
-             correlation_strength=0.0, expression_patterns=["stripes", "radial"])
+    x = _gen(
+        "gene_expression",
+        seeds,
+        n=32,
+        c=4,
+        num_genes=2,
+        noise_level=0.0,
+        expression_range=(2.0, 5.0),
+        correlation_strength=0.0,
+        expression_patterns=["stripes", "radial"],
+    )
     assert float(x.min()) >= 2.0 - 1e-5 and float(x.max()) <= 5.0 + 1e-5
     assert float(x[:, 0].amax(dim=(-2, -1)).min()) > 4.9 and float(x[:, 0].amin(dim=(-2, -1)).max()) < 2.1
-    assert torch.equal(x[:, 2], x[:, 0]) and torch.equal(x[:, 3], x[:, 1])   # channel c shows gene c mod 2
-    u = _gen("gene_expression", seeds, n=32, c=2, expression_patterns=["uniform"], correlation_strength=0.0,
-             noise_level=0.0)
-    assert torch.allclose(u, u[..., :1, :1].expand_as(u))                     # uniform genes are constant
+    assert torch.equal(x[:, 2], x[:, 0]) and torch.equal(x[:, 3], x[:, 1])  # channel c shows gene c mod 2
+    u = _gen(
+        "gene_expression", seeds, n=32, c=2, expression_patterns=["uniform"], correlation_strength=0.0, noise_level=0.0
+    )
+    assert torch.allclose(u, u[..., :1, :1].expand_as(u))  # uniform genes are constant
     noisy = _gen("gene_expression", seeds, n=32, c=4, num_genes=2)
-    assert not torch.allclose(noisy[:, 2], noisy[:, 0], atol=1e-3)           # replicates: independent noise
+    assert not torch.allclose(noisy[:, 2], noisy[:, 0], atol=1e-3)  # replicates: independent noise

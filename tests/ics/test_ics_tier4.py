@@ -63,12 +63,14 @@ def _intensity_covariance(intensity, centre_xy):
     w = intensity.double() / intensity.double().sum()
     mx, my = (w * x).sum(), (w * y).sum()
     x, y = x - mx, y - my
-    cov = torch.stack([torch.stack([(w * x * x).sum(), (w * x * y).sum()]),
-                       torch.stack([(w * x * y).sum(), (w * y * y).sum()])])
+    cov = torch.stack(
+        [torch.stack([(w * x * x).sum(), (w * x * y).sum()]), torch.stack([(w * x * y).sum(), (w * y * y).sum()])]
+    )
     return cov, (float(mx), float(my))
 
 
 # ----------------------------------------------------------------------------- coherent_state
+
 
 def _coherent_draws(seed, modes=1):
     g = sample_generators([seed])[0]
@@ -108,7 +110,7 @@ def test_coherent_state_amplitude_and_background():
     clean = _gen("coherent_state", seeds, n, 3, alpha=2.0, background_level=0.0)
     assert clean.pow(2).mean(dim=(1, 2, 3)).sqrt() == pytest.approx(torch.full((8,), 2.0), rel=1e-5)
     noisy = _gen("coherent_state", seeds, n, 3, alpha=2.0, background_level=0.3)
-    bg = noisy - clean                                   # the packet draws come first: same packet
+    bg = noisy - clean  # the packet draws come first: same packet
     assert float(bg.std()) == pytest.approx(0.3, rel=0.1)
     # background channels are independent draws
     corr = torch.corrcoef(bg[:, :2].transpose(0, 1).reshape(2, -1))[0, 1]
@@ -122,18 +124,29 @@ def test_coherent_state_modes_superpose():
     env1 = (one[0, 0] ** 2 + one[0, 1] ** 2).sqrt()
     env3 = (three[0, 0] ** 2 + three[0, 1] ** 2).sqrt()
     # three packets at three drawn centres: three well-separated maxima of the envelope
-    peaks = lambda e: int(((e == ndimage.maximum_filter(e.numpy(), size=9, mode="wrap")) & (e.numpy() > 0.3 * float(e.max()))).sum())  # noqa: E731
+    peaks = lambda e: int(
+        ((e == ndimage.maximum_filter(e.numpy(), size=9, mode="wrap")) & (e.numpy() > 0.3 * float(e.max()))).sum()
+    )
     assert peaks(env1) == 1
     assert peaks(env3) >= 2
 
 
 def test_coherent_state_params_matter():
-    _assert_params_matter("coherent_state", {"alpha": 0.5, "sigma": 0.12, "oscillation_frequency": 3.0,
-                                             "num_modes": 2, "background_level": 0.5,
-                                             "background_length_scale": 0.15})
+    _assert_params_matter(
+        "coherent_state",
+        {
+            "alpha": 0.5,
+            "sigma": 0.12,
+            "oscillation_frequency": 3.0,
+            "num_modes": 2,
+            "background_level": 0.5,
+            "background_length_scale": 0.15,
+        },
+    )
 
 
 # ----------------------------------------------------------------------- relativistic_wave_packet
+
 
 def _relativistic_draws(seed, k_range):
     g = sample_generators([seed])[0]
@@ -153,8 +166,8 @@ def test_relativistic_aspect_ratio_is_gamma(velocity):
         cov, mean = _intensity_covariance(x[b, 0].double() ** 2 + x[b, 1].double() ** 2, centre)
         evals, evecs = torch.linalg.eigh(cov)
         assert math.sqrt(float(evals[1] / evals[0])) == pytest.approx(gamma, rel=5e-3)
-        assert math.sqrt(2 * float(evals[1])) == pytest.approx(sigma, rel=5e-3)     # width across the motion
-        if velocity > 0:                                   # contracted axis = velocity direction
+        assert math.sqrt(2 * float(evals[1])) == pytest.approx(sigma, rel=5e-3)  # width across the motion
+        if velocity > 0:  # contracted axis = velocity direction
             assert abs(float(evecs[0, 0]) * math.cos(theta) + float(evecs[1, 0]) * math.sin(theta)) > 0.999
     assert lorentz_factor(0.8) == pytest.approx(5 / 3)
 
@@ -169,7 +182,7 @@ def test_relativistic_carrier_along_velocity_from_range():
         kx, ky = _peak_wavevector(torch.complex(x[b, 0].double(), x[b, 1].double()))
         assert math.hypot(kx - k * math.cos(theta), ky - k * math.sin(theta)) <= 1.0
         ks.append(k)
-    assert max(ks) - min(ks) > 0.5                         # drawn per sample
+    assert max(ks) - min(ks) > 0.5  # drawn per sample
     fixed = _gen("relativistic_wave_packet", SEEDS[:3], n, 2, wavenumber_range=(10.0, 10.0))
     for b in range(3):
         kx, ky = _peak_wavevector(torch.complex(fixed[b, 0].double(), fixed[b, 1].double()))
@@ -177,8 +190,9 @@ def test_relativistic_carrier_along_velocity_from_range():
 
 
 def test_relativistic_params_matter():
-    _assert_params_matter("relativistic_wave_packet", {"velocity": 0.3, "sigma": 0.05,
-                                                       "wavenumber_range": (2.0, 3.0), "amplitude": 2.0})
+    _assert_params_matter(
+        "relativistic_wave_packet", {"velocity": 0.3, "sigma": 0.05, "wavenumber_range": (2.0, 3.0), "amplitude": 2.0}
+    )
     with pytest.raises(ValueError, match="wavenumber_range"):
         IC_REGISTRY["relativistic_wave_packet"].parse_params({"wavenumber_range": (5.0, 2.0)})
     with pytest.raises(ValueError, match="velocity"):
@@ -186,6 +200,7 @@ def test_relativistic_params_matter():
 
 
 # ---------------------------------------------------------------------------- mutual_information
+
 
 def _pooled_correlation(x):
     """[B, C, N, N] -> [C, C] correlation pooled over samples and pixels."""
@@ -203,20 +218,21 @@ def test_mutual_information_correlation_and_mi(pattern):
     assert torch.allclose(var, torch.ones(c, dtype=torch.float64), atol=0.12)
     emp = _pooled_correlation(x)
     theory = channel_correlation_matrix(IC_REGISTRY["mutual_information"].parse_params(params), c)
-    rho = 1 - noise**2                                      # alpha^2
+    rho = 1 - noise**2  # alpha^2
     assert float(theory[0, 1]) == pytest.approx(rho)
     assert torch.allclose(emp, theory, atol=0.06), f"{pattern}: empirical\n{emp}\ntheory\n{theory}"
     # implied mutual information of the correlated pair vs -1/2 ln(1 - rho^2)
     mi_emp = gaussian_mutual_information(float(emp[0, 1]))
     assert mi_emp == pytest.approx(gaussian_mutual_information(rho), abs=0.06)
-    assert abs(gaussian_mutual_information(float(emp[0, 4]))) < 0.01     # channel 4 is independent
+    assert abs(gaussian_mutual_information(float(emp[0, 4]))) < 0.01  # channel 4 is independent
 
 
 def test_mutual_information_hierarchical_any_channel_count():
     for c in (1, 2, 3, 4, 7):
         for k in (0, 1, 2, 3, 8):
-            x = _gen("mutual_information", SEEDS[:2], 16, c, correlation_pattern="hierarchical",
-                     num_channels_correlated=k)
+            x = _gen(
+                "mutual_information", SEEDS[:2], 16, c, correlation_pattern="hierarchical", num_channels_correlated=k
+            )
             assert x.shape == (2, c, 16, 16) and torch.isfinite(x).all()
     assert gaussian_mutual_information(0.0) == 0.0
     assert gaussian_mutual_information(0.5) == pytest.approx(-0.5 * math.log(0.75))
@@ -224,25 +240,35 @@ def test_mutual_information_hierarchical_any_channel_count():
 
 def test_mutual_information_long_range_is_longer_range():
     n = 64
+
     def autocorr_at(x, lag):
         return float((x * torch.roll(x, lag, dims=-1)).mean() / x.pow(2).mean())
+
     local = _gen("mutual_information", SEEDS[:16], n, 1, correlation_pattern="local", local_noise_scale=0.0)
     longr = _gen("mutual_information", SEEDS[:16], n, 1, correlation_pattern="long_range", local_noise_scale=0.0)
-    lag = n // 4                                            # 0.25 of the domain = 2.5 latent lengths
+    lag = n // 4  # 0.25 of the domain = 2.5 latent lengths
     assert abs(autocorr_at(local, lag)) < 0.1
     assert autocorr_at(longr, lag) > 0.2
 
 
 def test_mutual_information_params_matter():
-    _assert_params_matter("mutual_information", {"correlation_pattern": "long_range", "latent_length_scale": 0.2,
-                                                 "local_noise_scale": 0.9, "noise_length_scale": 0.1,
-                                                 "num_channels_correlated": 0})
+    _assert_params_matter(
+        "mutual_information",
+        {
+            "correlation_pattern": "long_range",
+            "latent_length_scale": 0.2,
+            "local_noise_scale": 0.9,
+            "noise_length_scale": 0.1,
+            "num_channels_correlated": 0,
+        },
+    )
     hier = _gen("mutual_information", SEEDS[:2], 32, 4, correlation_pattern="hierarchical")
     local = _gen("mutual_information", SEEDS[:2], 32, 4, correlation_pattern="local")
     assert not torch.allclose(hier, local, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------- regulatory_network
+
 
 def _params(name, **kw):
     return IC_REGISTRY[name].parse_params(kw)
@@ -277,13 +303,13 @@ def test_regulatory_field_is_kernel_combination_of_state():
     net = draw_gene_networks(seeds, params)
     ky, kx = gene_kernels(net.positions, n, params.spatial_decay)
     for b in range(3):
-        kern = (ky[b][:, :, None] * kx[b][:, None, :]).reshape(12, -1).double().T     # [N^2, genes]
-        coef = torch.linalg.lstsq(kern, x[b].reshape(c, -1).double().T).solution     # [genes, C]
+        kern = (ky[b][:, :, None] * kx[b][:, None, :]).reshape(12, -1).double().T  # [N^2, genes]
+        coef = torch.linalg.lstsq(kern, x[b].reshape(c, -1).double().T).solution  # [genes, C]
         fit = kern @ coef
         assert float((fit - x[b].reshape(c, -1).double().T).abs().max()) < 1e-4
         for ch in range(c):
             genes = torch.arange(12) % c == ch
-            assert float(coef[~genes, ch].abs().max()) < 1e-4             # only its gene subset
+            assert float(coef[~genes, ch].abs().max()) < 1e-4  # only its gene subset
             got, want = coef[genes, ch], net.state[b, genes].double()
             scale = float(got @ want / (want @ want))
             assert scale > 0
@@ -301,12 +327,22 @@ def test_regulatory_dynamics_iterate_tanh():
 
 
 def test_regulatory_params_matter():
-    _assert_params_matter("regulatory_network", {"topology": "random", "network_size": 10,
-                                                 "connection_probability": 0.6, "spatial_decay": 0.15,
-                                                 "iterations": 1, "noise_level": 1.0, "amplitude": 2.0})
+    _assert_params_matter(
+        "regulatory_network",
+        {
+            "topology": "random",
+            "network_size": 10,
+            "connection_probability": 0.6,
+            "spatial_decay": 0.15,
+            "iterations": 1,
+            "noise_level": 1.0,
+            "amplitude": 2.0,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------- dla_cluster
+
 
 def _box_counting_dimension(mask, sizes=(4, 8, 16, 32)):
     """Slope of log N(s) vs log(1/s): N(s) = occupied s x s boxes, minimised over 4 grid offsets."""
@@ -345,7 +381,7 @@ def test_dla_box_counting_dimension_is_fractal(dla_big):
     assert _box_counting_dimension(inside) == pytest.approx(2.0, abs=1e-9)
     assert _box_counting_dimension((yy == 128) & (xx >= 32) & (xx < 224)) == pytest.approx(1.0, abs=1e-9)
     assert _box_counting_dimension((yy - 128) ** 2 + (xx - 128) ** 2 < 70**2) == pytest.approx(1.80, abs=0.03)
-    assert (dla_big.flatten(1).amax(1) == 2000).all()       # cluster_size particles attached
+    assert (dla_big.flatten(1).amax(1) == 2000).all()  # cluster_size particles attached
     dims = [_box_counting_dimension(_centred(r) >= 0) for r in dla_big]
     assert 1.5 <= float(np.mean(dims)) <= 1.9, dims
     assert all(1.4 <= d <= 1.95 for d in dims), dims
@@ -414,10 +450,12 @@ def test_dla_stickiness_line_seed_and_params():
     n = 128
     sticky = grow_dla_clusters(SEEDS[:3], n, DLAClusterParams(cluster_size=700), CPU)
     slippery = grow_dla_clusters(SEEDS[:3], n, DLAClusterParams(cluster_size=700, stickiness=0.1), CPU)
+
     def extent(r):
         rr = _centred(r)
         ys, xs = (rr >= 0).nonzero(as_tuple=True)
         return float(torch.sqrt(((ys - n // 2) ** 2 + (xs - n // 2) ** 2).double()).max())
+
     # low stickiness: walkers penetrate, same mass in a more compact cluster
     assert np.mean([extent(r) for r in slippery]) < 0.85 * np.mean([extent(r) for r in sticky])
     line = grow_dla_clusters(SEEDS[:2], n, DLAClusterParams(cluster_size=100, seed_type="line", seed_length=0.25), CPU)
@@ -425,19 +463,24 @@ def test_dla_stickiness_line_seed_and_params():
         ys, xs = (_centred(r) == 0).nonzero(as_tuple=True)
         length = math.hypot(float(ys.max() - ys.min()), float(xs.max() - xs.min()))
         assert length == pytest.approx(0.25 * n, abs=1.5)
-        assert ndimage.label((_centred(r) == 0).numpy())[1] == 1          # a 4-connected segment
+        assert ndimage.label((_centred(r) == 0).numpy())[1] == 1  # a 4-connected segment
         _, ncomp = ndimage.label((_centred(r) >= 0).numpy())
         assert ncomp == 1 and int((r > 0).sum()) == 100
-    _assert_params_matter("dla_cluster", {"cluster_size": 40, "seed_type": "line", "stickiness": 0.3,
-                                          "field_type_dla": "indicator", "amplitude": 2.0}, n=48)
+    _assert_params_matter(
+        "dla_cluster",
+        {"cluster_size": 40, "seed_type": "line", "stickiness": 0.3, "field_type_dla": "indicator", "amplitude": 2.0},
+        n=48,
+    )
     base = _gen("dla_cluster", SEEDS[:2], 48, 2, seed_type="line")
     assert not torch.allclose(base, _gen("dla_cluster", SEEDS[:2], 48, 2, seed_type="line", seed_length=0.5))
     ind = _gen("dla_cluster", SEEDS[:2], 48, 2, field_type_dla="indicator")
-    assert not torch.allclose(ind, _gen("dla_cluster", SEEDS[:2], 48, 2, field_type_dla="indicator",
-                                        indicator_smoothing=0.02))
+    assert not torch.allclose(
+        ind, _gen("dla_cluster", SEEDS[:2], 48, 2, field_type_dla="indicator", indicator_smoothing=0.02)
+    )
 
 
 # ------------------------------------------------------------------------- error_correcting_code
+
 
 @pytest.mark.parametrize("n", [50, 64])
 def test_ecc_piecewise_constant_blocks(n):
@@ -445,7 +488,7 @@ def test_ecc_piecewise_constant_blocks(n):
     edges = [(i * 8) // n for i in range(n)]
     assert sorted(set(edges)) == list(range(8))
     sizes = np.bincount(edges)
-    assert sizes.max() - sizes.min() <= 1                   # blocks tile the grid, sides differ by <= 1 px
+    assert sizes.max() - sizes.min() <= 1  # blocks tile the grid, sides differ by <= 1 px
     blk = torch.tensor(edges)
     for b in range(3):
         for ch in range(3):
@@ -460,13 +503,13 @@ def test_ecc_piecewise_constant_blocks(n):
 def test_ecc_flip_fraction_and_error_channel():
     rate = 0.15
     x = _gen("error_correcting_code", SEEDS[:32], 64, 5, block_size=1 / 16, error_rate=rate)
-    blocks = x[:, :, ::4, ::4]                              # one pixel per block (64 / 16 = 4 px)
+    blocks = x[:, :, ::4, ::4]  # one pixel per block (64 / 16 = 4 px)
     received, code, err = blocks[:, 0], blocks[:, 1], blocks[:, 2]
     flipped = received != code
     trials = flipped.numel()
     frac = float(flipped.double().mean())
     assert abs(frac - rate) < 4 * math.sqrt(rate * (1 - rate) / trials)
-    assert torch.equal(flipped, err > 0)                    # channel 2 is the error pattern of channel 0
+    assert torch.equal(flipped, err > 0)  # channel 2 is the error pattern of channel 0
     # channels 3, 4: further transmissions of the same codeword with new errors
     for ch in (3, 4):
         f = blocks[:, ch] != code
@@ -478,7 +521,8 @@ def test_ecc_flip_fraction_and_error_channel():
 
 def test_ecc_repetition_majority_decoding_recovers_message():
     params = IC_REGISTRY["error_correcting_code"].parse_params(
-        {"code_type": "repetition", "code_rate": 0.1, "error_rate": 0.02, "block_size": 1 / 16})
+        {"code_type": "repetition", "code_rate": 0.1, "error_rate": 0.02, "block_size": 1 / 16}
+    )
     nb, n_bits, k = code_layout(64, params)
     assert (nb, n_bits, k) == (16, 256, 25)
     x = _gen("error_correcting_code", SEEDS[:16], 64, 2, **params.model_dump())
@@ -486,7 +530,7 @@ def test_ecc_repetition_majority_decoding_recovers_message():
     decoded = majority_decode(received, k)
     for b in range(16):
         g = sample_generators([SEEDS[b]])[0]
-        message = (torch.rand((k,), generator=g) < 0.5).long()      # first draw of the sample
+        message = (torch.rand((k,), generator=g) < 0.5).long()  # first draw of the sample
         assert torch.equal(decoded[b], message)
     # with a high error rate majority decoding must fail somewhere (the check can fail)
     noisy = _gen("error_correcting_code", SEEDS[:16], 64, 2, **{**params.model_dump(), "error_rate": 0.45})
@@ -502,7 +546,7 @@ def test_ecc_parity_and_random_codes():
     code = (x[:, 1, ::4, ::4].reshape(4, -1) > 0).long()
     s = 4
     assert k == (n_bits // s) * (s - 1)
-    assert (code.view(4, -1, s).sum(-1) % 2 == 0).all()        # every segment has even parity
+    assert (code.view(4, -1, s).sum(-1) % 2 == 0).all()  # every segment has even parity
     rnd = IC_REGISTRY["error_correcting_code"].parse_params({"code_type": "random", "code_rate": 0.5})
     nb, n_bits, k = code_layout(64, rnd)
     y = _gen("error_correcting_code", SEEDS[:2], 64, 2, **rnd.model_dump())
@@ -516,5 +560,7 @@ def test_ecc_parity_and_random_codes():
 
 
 def test_ecc_params_matter():
-    _assert_params_matter("error_correcting_code", {"code_type": "random", "code_rate": 0.5,
-                                                    "block_size": 0.25, "error_rate": 0.4, "amplitude": 2.0})
+    _assert_params_matter(
+        "error_correcting_code",
+        {"code_type": "random", "code_rate": 0.5, "block_size": 0.25, "error_rate": 0.4, "amplitude": 2.0},
+    )

@@ -97,9 +97,18 @@ def reference_forward(spec: OperatorSpec, x: torch.Tensor, draws, g: int, step: 
 
 SPECS = [
     make_spec(0),
-    make_spec(1, base_channels=13, activation="tanh", normalization="group", noise_type="laplace", spatial_correlation=0.1),
-    make_spec(2, base_channels=14, activation="relu", normalization="layer", noise_type="multiplicative",
-              noise_schedule="periodic", schedule_period=3.0),
+    make_spec(
+        1, base_channels=13, activation="tanh", normalization="group", noise_type="laplace", spatial_correlation=0.1
+    ),
+    make_spec(
+        2,
+        base_channels=14,
+        activation="relu",
+        normalization="layer",
+        noise_type="multiplicative",
+        noise_schedule="periodic",
+        schedule_period=3.0,
+    ),
     make_spec(3, base_channels=15, activation="silu", normalization="batch", noise_type="dropout", noise_scale=0.3),
     make_spec(4, base_channels=16, activation="none", normalization="none", noise_schedule="annealing"),
 ]
@@ -160,12 +169,20 @@ def test_schedule_factor_values():
         schedule_factor("wobbly", 1, 10, 4.0)
 
 
-@pytest.mark.parametrize("schedule,expected", [("constant", [1, 1, 1]), ("annealing", [1, 0.6, 0.2]),
-                                               ("periodic", [1.5, 1.0, 0.5])])
+@pytest.mark.parametrize(
+    "schedule,expected", [("constant", [1, 1, 1]), ("annealing", [1, 0.6, 0.2]), ("periodic", [1.5, 1.0, 0.5])]
+)
 def test_schedule_scales_the_realization_spread(schedule, expected):
     """Additive noise enters linearly, so the spread across realizations follows the schedule."""
-    spec = make_spec(0, normalization="instance", noise_type="gaussian", noise_scale=0.2, noise_schedule=schedule,
-                     schedule_period=4.0, base_channels=8)
+    spec = make_spec(
+        0,
+        normalization="instance",
+        noise_type="gaussian",
+        noise_scale=0.2,
+        noise_schedule=schedule,
+        schedule_period=4.0,
+        base_channels=8,
+    )
     bank = OperatorBank([spec], 8, num_realizations=48, num_steps=5, device="cpu")
     x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     seeds = [[spec.noise_seed(r) for r in range(48)]]

@@ -8,11 +8,10 @@ import sys
 
 import h5py
 import numpy as np
+from spinlock_fixtures import DEFAULT, tiny_overrides
 
 from spinlock_core import pipeline
 from spinlock_core.operators import KNOBS, OperatorSpec
-
-from spinlock_fixtures import DEFAULT, tiny_overrides
 
 
 def test_batches_are_slices_of_one_global_set(tiny_cfg):
@@ -31,8 +30,15 @@ def test_specs_carry_every_knob_and_rebuild_alone(tiny_cfg):
     for s in specs:
         assert set(s.params) == set(KNOBS)
         assert OperatorSpec.from_json(s.to_json()) == s
-        assert s.ic_base in {"gaussian_random_field", "multiscale_grf", "localized", "composite",
-                             "heavy_tailed", "structured", "mixed"}
+        assert s.ic_base in {
+            "gaussian_random_field",
+            "multiscale_grf",
+            "localized",
+            "composite",
+            "heavy_tailed",
+            "structured",
+            "mixed",
+        }
     again = pipeline.specs_stage(tiny_cfg, pipeline.sobol_stage(tiny_cfg, 1))
     assert [s.to_json() for s in again] == [s.to_json() for s in specs]
     # distinct samples get distinct seeds
@@ -75,8 +81,13 @@ def test_rebuilding_a_partition_in_new_processes_is_byte_identical(tmp_path):
     for run in range(2):
         overrides = tiny_overrides(tmp_path / f"run{run}")
         code = _REBUILD.format(overrides=repr(overrides))
-        out = subprocess.run([sys.executable, "-c", code, str(DEFAULT)], capture_output=True, text=True, check=True,
-                             env={"PYTHONHASHSEED": str(run), "PATH": "/usr/bin:/bin"})
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(DEFAULT)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": str(run), "PATH": "/usr/bin:/bin"},
+        )
         digests.append(out.stdout.strip().splitlines()[-1])
     assert digests[0] == digests[1] and len(digests[0]) == 64
 
@@ -108,8 +119,10 @@ def test_index_stage_covers_every_partition(tiny_cfg):
 def test_named_ic_variant_parameters_reach_the_generator(tmp_path):
     from spinlock_core.config import load_config
 
-    cfg = load_config(DEFAULT, tiny_overrides(tmp_path / "v", **{
-        "simulation.input_generation.method": "gaussian_random_field_smooth"}))
+    cfg = load_config(
+        DEFAULT,
+        tiny_overrides(tmp_path / "v", **{"simulation.input_generation.method": "gaussian_random_field_smooth"}),
+    )
     sob = pipeline.sobol_stage(cfg, 0)
     specs = pipeline.specs_stage(cfg, sob)
     assert "ic_type" not in sob.names  # a single IC type is not a Sobol dimension
@@ -118,11 +131,13 @@ def test_named_ic_variant_parameters_reach_the_generator(tmp_path):
     pipeline.rollout_stage(cfg, sob, specs, 16)
     with h5py.File(pipeline.partition_path(cfg, 0, 16), "r") as f:
         assert [t.decode() if isinstance(t, bytes) else t for t in f["metadata/ic_types"][()]] == [
-            "gaussian_random_field_smooth"] * 3
+            "gaussian_random_field_smooth"
+        ] * 3
         smooth = f["inputs/fields"][()]
     # the smoother variant really is smoother than the base type's default (length 0.1)
-    base = load_config(DEFAULT, tiny_overrides(tmp_path / "b", **{
-        "simulation.input_generation.method": "gaussian_random_field"}))
+    base = load_config(
+        DEFAULT, tiny_overrides(tmp_path / "b", **{"simulation.input_generation.method": "gaussian_random_field"})
+    )
     sb = pipeline.sobol_stage(base, 0)
     pipeline.rollout_stage(base, sb, pipeline.specs_stage(base, sb), 16)
     with h5py.File(pipeline.partition_path(base, 0, 16), "r") as f:

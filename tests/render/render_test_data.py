@@ -5,20 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from spinlock_fixtures import DEFAULT, tiny_overrides
 
 
-def tiny_render_config(out: Path, *, store: bool = True, samples: int = 4, grid: int = 16, m: int = 3,
-                       steps: int = 5, **extra):
+def tiny_render_config(
+    out: Path, *, store: bool = True, samples: int = 4, grid: int = 16, m: int = 3, steps: int = 5, **extra
+):
     """The shipped default experiment shrunk: one batch of ``samples`` operators on one grid."""
     from spinlock_core.config import load_config
 
-    o = tiny_overrides(out, **{
-        "sampling.total_samples": samples, "sampling.batch_size": samples, "simulation.grid_sizes": [grid],
-        "simulation.num_realizations": m, "simulation.num_timesteps": steps,
-        "dataset.storage.store_trajectories": store, **extra,
-    })
+    o = tiny_overrides(
+        out,
+        **{
+            "sampling.total_samples": samples,
+            "sampling.batch_size": samples,
+            "simulation.grid_sizes": [grid],
+            "simulation.num_realizations": m,
+            "simulation.num_timesteps": steps,
+            "dataset.storage.store_trajectories": store,
+            **extra,
+        },
+    )
     return load_config(DEFAULT, o)
 
 

@@ -10,6 +10,7 @@ import imageio.v3 as iio
 import pytest
 from PIL import Image
 from pydantic import ValidationError
+from spinlock_fixtures import DEFAULT, tiny_overrides
 
 from spinlock_assets.assets import build_assets
 from spinlock_assets.partitions import GRID_DIMENSION, make_partitions, partition_key
@@ -18,12 +19,17 @@ from spinlock_assets.resources import SpinlockConfig
 from spinlock_core.config import ConfigError, ExperimentConfig, RendersConfig, load_config, save_config
 from spinlock_core.config.render import AGGREGATE_NAMES
 
-from spinlock_fixtures import DEFAULT, tiny_overrides
-
 
 def _config_file(tmp_path, **renders):
-    o = tiny_overrides(tmp_path / "data", **{"simulation.grid_sizes": [16], "renders.size": 32,
-                                             "renders.n_operators": 2, **{f"renders.{k}": v for k, v in renders.items()}})
+    o = tiny_overrides(
+        tmp_path / "data",
+        **{
+            "simulation.grid_sizes": [16],
+            "renders.size": 32,
+            "renders.n_operators": 2,
+            **{f"renders.{k}": v for k, v in renders.items()},
+        },
+    )
     path = tmp_path / "exp.yaml"
     save_config(load_config(DEFAULT, o), path)
     return path
@@ -36,8 +42,12 @@ def _materialize(cfg_file, upstream_assets: bool = True):
     renders = build_renders_asset(parts, upstream="rollouts_hdf5")
     inst = dg.DagsterInstance.ephemeral()
     inst.add_dynamic_partitions(GRID_DIMENSION, ["16"])
-    res = dg.materialize([*gen[:3], renders], partition_key=partition_key(1, 16), instance=inst,
-                         resources={"spinlock": SpinlockConfig(config_path=str(cfg_file))})
+    res = dg.materialize(
+        [*gen[:3], renders],
+        partition_key=partition_key(1, 16),
+        instance=inst,
+        resources={"spinlock": SpinlockConfig(config_path=str(cfg_file))},
+    )
     return cfg, res, inst
 
 
@@ -86,12 +96,22 @@ def test_disabled_renders_write_nothing(tmp_path):
 def test_renders_config_defaults_and_validation():
     c = RendersConfig()
     assert (c.enabled, c.n_operators, c.display_realizations, c.aggregates, c.color_norm_mode) == (
-        True, 4, 2, ["mean", "envelope", "entropy"], "per-cell")
+        True,
+        4,
+        2,
+        ["mean", "envelope", "entropy"],
+        "per-cell",
+    )
     with pytest.raises(ValidationError) as err:
         RendersConfig(aggregates=["mean", "median"])
     assert ", ".join(AGGREGATE_NAMES) in str(err.value)
-    for bad in ({"colour": 1}, {"color_norm_mode": "per-frame"}, {"aggregates": ["mean", "mean"]},
-                {"display_realizations": 0, "aggregates": []}, {"n_operators": 0}):
+    for bad in (
+        {"colour": 1},
+        {"color_norm_mode": "per-frame"},
+        {"aggregates": ["mean", "mean"]},
+        {"display_realizations": 0, "aggregates": []},
+        {"n_operators": 0},
+    ):
         with pytest.raises(ValidationError):
             RendersConfig(**bad)
     with pytest.raises(ConfigError, match="renders.aggregates: unknown aggregate"):

@@ -6,12 +6,11 @@ import argparse
 
 import imageio.v3 as iio
 import pytest
+from render_test_data import generate, tiny_render_config
 
 from spinlock_assets import render_cli
 from spinlock_core.render import ALL_COLORMAPS, FORMATS
 from spinlock_core.render.frames import CHANNEL_MODES, NORMALIZATIONS, header_height
-
-from render_test_data import generate, tiny_render_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,9 +37,31 @@ def dataset(tmp_path_factory):
 
 def test_good_run_writes_a_video_and_frames(dataset, tmp_path, capsys):
     out = tmp_path / "viz"
-    rc = _main(["visualize-dataset", "--dataset", str(dataset), "--output", str(out), "--format", "both",
-                "--n-operators", "3", "--aggregates", "mean", "ssim", "spectral", "--size", "32x48",
-                "--color-norm-mode", "per-operator", "--add-spacing", "--fps", "8", "--verbose"])
+    rc = _main(
+        [
+            "visualize-dataset",
+            "--dataset",
+            str(dataset),
+            "--output",
+            str(out),
+            "--format",
+            "both",
+            "--n-operators",
+            "3",
+            "--aggregates",
+            "mean",
+            "ssim",
+            "spectral",
+            "--size",
+            "32x48",
+            "--color-norm-mode",
+            "per-operator",
+            "--add-spacing",
+            "--fps",
+            "8",
+            "--verbose",
+        ]
+    )
     assert rc == 0
     video = iio.imread(out / "evolution.mp4", index=None)
     assert video.shape[0] == 5 and video.shape[1] % 2 == 0 and video.shape[2] % 2 == 0
@@ -53,9 +74,26 @@ def test_good_run_writes_a_video_and_frames(dataset, tmp_path, capsys):
 
 def test_gif_with_explicit_operators(dataset, tmp_path):
     out = tmp_path / "ops.gif"
-    rc = _main(["visualize-dataset", "--dataset", str(dataset / "partitions" / "grid_0016" / "batch_0000.h5"),
-                "--output", str(out), "--operator-indices", "2", "0", "--stride", "2", "--display-realizations", "1",
-                "--aggregates", "--size", "24", "--no-labels"])
+    rc = _main(
+        [
+            "visualize-dataset",
+            "--dataset",
+            str(dataset / "partitions" / "grid_0016" / "batch_0000.h5"),
+            "--output",
+            str(out),
+            "--operator-indices",
+            "2",
+            "0",
+            "--stride",
+            "2",
+            "--display-realizations",
+            "1",
+            "--aggregates",
+            "--size",
+            "24",
+            "--no-labels",
+        ]
+    )
     assert rc == 0
     gif = iio.imread(out, index=None)
     assert gif.shape[:3] == (3, header_height(24) + 2 * 24, 24)  # steps 0, 2, 4; 2 rows x 1 column, no gaps
@@ -92,7 +130,9 @@ def test_bad_arguments_exit_2_with_one_line_and_write_nothing(dataset, tmp_path,
 
 def test_missing_dataset_and_required_flags(tmp_path, capsys):
     assert _main(["visualize-dataset", "--dataset", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]) == 2
-    assert capsys.readouterr().err.strip() == f"spinlock: error: --dataset {tmp_path / 'nope'}: no such file or directory"
+    assert (
+        capsys.readouterr().err.strip() == f"spinlock: error: --dataset {tmp_path / 'nope'}: no such file or directory"
+    )
     assert _main(["visualize-dataset", "--output", str(tmp_path / "o")]) == 2
     assert "the following arguments are required: --dataset" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

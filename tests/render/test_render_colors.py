@@ -47,8 +47,9 @@ def test_normalize_clamps_beyond_limits():
 
 
 def test_to_uint8_rounds_and_clips():
-    np.testing.assert_array_equal(to_uint8(np.array([-0.5, 0.0, 0.5 / 255, 0.6 / 255, 0.5, 1.0, 1.7])),
-                                  [0, 0, 0, 1, 128, 255, 255])
+    np.testing.assert_array_equal(
+        to_uint8(np.array([-0.5, 0.0, 0.5 / 255, 0.6 / 255, 0.5, 1.0, 1.7])), [0, 0, 0, 1, 128, 255, 255]
+    )
     assert to_uint8(np.array([0.2])).dtype == np.uint8
 
 

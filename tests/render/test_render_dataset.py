@@ -8,11 +8,16 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from PIL import Image
+from render_test_data import generate, tiny_render_config
 
 from spinlock_core.config import RendersConfig, load_config
-from spinlock_core.render import FrameOptions, RenderOptions, render_dataset, render_partition_preview, render_preview_stage
-
-from render_test_data import generate, tiny_render_config
+from spinlock_core.render import (
+    FrameOptions,
+    RenderOptions,
+    render_dataset,
+    render_partition_preview,
+    render_preview_stage,
+)
 
 
 @pytest.fixture(scope="module")

@@ -83,8 +83,12 @@ def test_png_frames_are_lossless_with_metadata(tmp_path):
     with PngFramesWriter(out, fps=7, metadata={"operators": [1, 2]}) as w:
         for f in frames:
             w.write(f)
-    assert sorted(p.name for p in out.iterdir()) == ["frame_0000.png", "frame_0001.png", "frame_0002.png",
-                                                      "metadata.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "frame_0000.png",
+        "frame_0001.png",
+        "frame_0002.png",
+        "metadata.json",
+    ]
     for i, f in enumerate(frames):
         np.testing.assert_array_equal(iio.imread(out / f"frame_{i:04d}.png"), f)
     meta = json.loads((out / "metadata.json").read_text())

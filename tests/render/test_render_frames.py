@@ -7,12 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from render_test_data import synthetic
 
 from spinlock_core.render import fields_to_rgb, robust_limits
 from spinlock_core.render.frames import FrameOptions, FrameRenderer, header_height, label_width, torch_threads
 from spinlock_core.render.palettes import ALL_COLORMAPS, NAN_COLOR, oklab_to_srgb, palette_lut, robust_range
-
-from render_test_data import synthetic
 
 
 def _renderer(fields, mode="per-cell", **kw) -> FrameRenderer:
@@ -129,12 +128,16 @@ def test_layout_sizes_headers_labels_and_spacing():
     assert w - (r.columns[-1].x + 50) in (sp, sp + 1) and h - (r.row_y[-1] + 40) in (sp, sp + 1)
     img = next(r.frames())
     assert (img[: sp + head, r.columns[0].x : r.columns[0].x + 50] < 200).any()  # a column title
-    assert (img[r.row_y[0] : r.row_y[0] + 40, : lw] < 200).any()  # a row label
+    assert (img[r.row_y[0] : r.row_y[0] + 40, :lw] < 200).any()  # a row label
     y0 = r.row_y[0]
     assert (img[y0 : y0 + 40, r.columns[1].x - sp : r.columns[1].x] == 255).all()  # white gap
     assert [c.title for c in r.columns] == ["realization 0", "realization 1", "mean", "envelope", "entropy [bits]"]
-    bare = FrameRenderer(fields, [0, 1], None, FrameOptions(cell_size=(40, 50), row_labels=False, headers=False,
-                                                             display_realizations=1, aggregates=("mean",)))
+    bare = FrameRenderer(
+        fields,
+        [0, 1],
+        None,
+        FrameOptions(cell_size=(40, 50), row_labels=False, headers=False, display_realizations=1, aggregates=("mean",)),
+    )
     assert bare.shape == (3 * 40, 2 * 50, 3)
 
 

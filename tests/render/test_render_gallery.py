@@ -31,8 +31,10 @@ def _gallery(names=(A, B), **kw):
 
 
 def _cells(img, rows, k, s, x0=0, sp=0):
-    return [[img[i * (s + sp):i * (s + sp) + s, x0 + v * (s + sp):x0 + v * (s + sp) + s] for v in range(k)]
-            for i in range(rows)]
+    return [
+        [img[i * (s + sp) : i * (s + sp) + s, x0 + v * (s + sp) : x0 + v * (s + sp) + s] for v in range(k)]
+        for i in range(rows)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -54,15 +56,15 @@ def test_gallery_shape_matches_the_documented_formula(labels, spacing, expected)
 def test_spacing_is_white_and_labels_are_drawn():
     s, sp, lw = 32, 2, 160
     img = _gallery(cell_size=s, add_labels=True, add_spacing=True)
-    assert np.all(img[s:s + sp] == 255)  # gap between the two rows
+    assert np.all(img[s : s + sp] == 255)  # gap between the two rows
     x0 = lw + sp
     assert np.all(img[:, lw:x0] == 255)  # gap after the label column
     for v in range(1, 3):
         gap = x0 + v * s + (v - 1) * sp
-        assert np.all(img[:, gap:gap + sp] == 255)
+        assert np.all(img[:, gap : gap + sp] == 255)
     labels = img[:, :lw]
     for i in range(2):  # each row's label box holds dark text
-        box = labels[i * (s + sp):i * (s + sp) + s]
+        box = labels[i * (s + sp) : i * (s + sp) + s]
         assert (box.min(axis=2) < 100).sum() > 20
     # the label pixels are the only difference with an unlabelled, spaced gallery
     plain = _gallery(cell_size=s, add_labels=False, add_spacing=True)
@@ -74,7 +76,7 @@ def test_cells_are_the_rendered_ics_of_the_gallery_seeds():
     for i, name in enumerate((A, B)):
         x = generate_ics([(name, None, gallery_seed(5, name, v)) for v in range(3)], G, 3, "cpu").numpy()
         for v in range(3):
-            np.testing.assert_array_equal(img[i * G:(i + 1) * G, v * G:(v + 1) * G], fields_to_rgb(x[v]))
+            np.testing.assert_array_equal(img[i * G : (i + 1) * G, v * G : (v + 1) * G], fields_to_rgb(x[v]))
 
 
 def test_variations_differ_and_a_seed_is_deterministic():
@@ -90,8 +92,8 @@ def test_variations_differ_and_a_seed_is_deterministic():
 
 def test_a_row_does_not_depend_on_the_other_rows():
     both = _gallery((A, B))
-    np.testing.assert_array_equal(both[G:2 * G], _gallery((B,)))
-    np.testing.assert_array_equal(both[:G], _gallery((B, A))[G:2 * G])
+    np.testing.assert_array_equal(both[G : 2 * G], _gallery((B,)))
+    np.testing.assert_array_equal(both[:G], _gallery((B, A))[G : 2 * G])
 
 
 def test_gallery_seeds_are_distinct_and_derived():

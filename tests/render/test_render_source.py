@@ -6,12 +6,11 @@ import h5py
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from render_test_data import generate, tiny_render_config
 
 from spinlock_core.operators import OperatorSpec
 from spinlock_core.render import FrameOptions, RenderOptions, load_source, render_dataset, replay_operators
 from spinlock_core.render.source import frame_positions, select_positions
-
-from render_test_data import generate, tiny_render_config
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +30,13 @@ def test_replay_matches_stored_inputs_and_trajectories_bit_for_bit(datasets):
         stored = f["outputs/fields"][()]
         threshold = 1e4
     rows = [2, 0]  # a subset, out of order: each operator replays alone
-    ics, traj = replay_operators([specs[r] for r in rows], stored_in[rows], num_realizations=stored.shape[1],
-                                 num_steps=stored.shape[2] - 1, divergence_threshold=threshold)
+    ics, traj = replay_operators(
+        [specs[r] for r in rows],
+        stored_in[rows],
+        num_realizations=stored.shape[1],
+        num_steps=stored.shape[2] - 1,
+        divergence_threshold=threshold,
+    )
     assert np.array_equal(ics, stored_in[rows])  # regenerated from the IC seeds
     assert np.array_equal(traj, stored[rows], equal_nan=True)  # every frame, every realization
     assert traj.dtype == np.float32 and traj.shape == stored[rows].shape

@@ -134,7 +134,7 @@ def test_explosion_threshold():
     d = div[0]
     assert (d >= 1).all()
     for r in range(3):
-        assert np.isfinite(traj[0][r, : d[r]]).all() and np.isnan(traj[0][r, d[r]:]).all()
+        assert np.isfinite(traj[0][r, : d[r]]).all() and np.isnan(traj[0][r, d[r] :]).all()
 
 
 def test_bfloat16_close_to_float32():
@@ -163,7 +163,7 @@ def test_chunks_respect_count_host_and_device_budgets():
     assert [len(m) for _, m in plan] == [3, 3, 3, 1]
     plan, _ = _chunks(specs, 4, 64, 100, 400, 1, 1 << 40)  # host trajectory buffer
     assert max(len(m) for _, m in plan) == 4
-    per_op = 6 * 8 * 2 ** 1 * 10  # live activations x widest padded width (8 * 2^min(L-1, 2)) x bytes/channel
+    per_op = 6 * 8 * 2**1 * 10  # live activations x widest padded width (8 * 2^min(L-1, 2)) x bytes/channel
     plan, _ = _chunks(specs, 4, 64, 1, 1 << 40, 10, 5 * per_op)  # device activation budget
     assert max(len(m) for _, m in plan) == 5
     assert sorted(p for _, m in plan for p in m) == list(range(10))

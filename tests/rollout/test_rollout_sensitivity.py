@@ -36,8 +36,9 @@ def roll(ics, sensitivity=None, **kw):
             sens = None if res.sensitivity is None else res.sensitivity[j]
             out[row] = (res.trajectories[j], res.diverged_step[j], sens)
 
-    stats = run_rollouts(SPECS, ics, num_realizations=3, num_steps=3, sensitivity=sensitivity, on_chunk=keep,
-                         operators_per_chunk=2, **kw)
+    stats = run_rollouts(
+        SPECS, ics, num_realizations=3, num_steps=3, sensitivity=sensitivity, on_chunk=keep, operators_per_chunk=2, **kw
+    )
     return [out[i] for i in range(len(SPECS))], stats
 
 
@@ -57,7 +58,7 @@ def test_rollouts_are_bit_identical_with_and_without_sensitivity():
     # a 16-bit rollout is measured on a float32 copy of the same weights: same values, own trajectories
     bf_plain, _ = roll(ics, precision="bfloat16")
     bf_meas, _ = roll(ics, params, precision="bfloat16")
-    for (t0, _, _), (t1, _, s1) in zip(bf_plain, bf_meas):
+    for (t0, _, _), (t1, _, _) in zip(bf_plain, bf_meas):
         assert t0.tobytes() == t1.tobytes()
     assert np.stack([s for _, _, s in bf_meas]).tobytes() == values.tobytes()
     # disabled family: nothing measured

@@ -68,7 +68,11 @@ for method in ("owen", "lms_shift"):
 def test_cross_process_identity() -> None:
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD], capture_output=True, text=True, check=True, env=env,
+        [sys.executable, "-c", _CHILD],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     ).stdout.split()
     got = dict(zip(out[0::2], out[1::2]))

@@ -84,7 +84,12 @@ def make_partition(
         compression_level=4,
         shuffle=shuffle,
         compression_threads=2,
-        root_attrs={"batch": batch, "config_hash": config_hash, "root_seed": 123, "library_versions": {"numpy": np.__version__}},
+        root_attrs={
+            "batch": batch,
+            "config_hash": config_hash,
+            "root_seed": 123,
+            "library_versions": {"numpy": np.__version__},
+        },
     ) as w:
         for r0 in range(0, n, chunk_rows):
             w.write_trajectories(slice(r0, min(n, r0 + chunk_rows)), traj[r0 : r0 + chunk_rows])

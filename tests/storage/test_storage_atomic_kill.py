@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from storage_helpers import make_partition
 
 from spinlock_core.storage import build_index, find_partitions, open_dataset, validate_structure
-
-from storage_helpers import make_partition
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,7 +41,13 @@ _CHILD = textwrap.dedent(
 
 def _kill_mid_write(path: Path, compression: str) -> int:
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(path), compression], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(path), compression],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         assert line.strip() == "HALF", f"child failed: {line!r} {proc.stderr.read() if proc.stderr else ''}"

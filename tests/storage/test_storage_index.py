@@ -10,10 +10,9 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
+from storage_helpers import Written, make_partition
 
 from spinlock_core.storage import build_index, find_partitions, open_dataset, validate_structure
-
-from storage_helpers import Written, make_partition
 
 G = 16
 
@@ -59,7 +58,9 @@ def test_index_rows_padding_and_metadata(four_partitions: tuple[Path, list[Writt
             view = f[f"grids/{g}/outputs/fields"]
             assert view.is_virtual and view.shape == (6, 2, 4, 2, g, g)
             np.testing.assert_array_equal(view[()], np.stack([where[k][0].traj[where[k][1]] for k in keys]))
-            np.testing.assert_array_equal(f[f"grids/{g}/inputs/fields"][()], np.stack([where[k][0].inputs[where[k][1]] for k in keys]))
+            np.testing.assert_array_equal(
+                f[f"grids/{g}/inputs/fields"][()], np.stack([where[k][0].inputs[where[k][1]] for k in keys])
+            )
             np.testing.assert_array_equal(f[f"grids/{g}/sample"][()], range(6))
             np.testing.assert_array_equal(f[f"grids/{g}"].attrs["rows"], [order.index(k) for k in keys])
         assert f.attrs["kind"] == "index" and f.attrs["padding"] == "centre" and f.attrs["grid_size"] == G
@@ -68,7 +69,9 @@ def test_index_rows_padding_and_metadata(four_partitions: tuple[Path, list[Writt
     assert report.ok, report.format()
 
 
-def test_index_survives_moving_the_directory(four_partitions: tuple[Path, list[Written]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_survives_moving_the_directory(
+    four_partitions: tuple[Path, list[Written]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, written = four_partitions
     build_index(find_partitions(root), root / "index.h5")
     moved = tmp_path / "elsewhere" / "renamed"

@@ -9,16 +9,22 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
+from storage_helpers import PARAM_NAMES, make_partition
 
 from spinlock_core.storage import PartitionWriter, validate_structure
-
-from storage_helpers import PARAM_NAMES, make_partition
 
 NAMES = ["sensitivity_lipschitz_eps0p01", "sensitivity_base_gain", "sensitivity_curvature"]
 
 
-def write(path: Path, values: np.ndarray | None, *, n: int = 3, m: int = 2, skip_rows: int = 0,
-          diverged: np.ndarray | None = None) -> Path:
+def write(
+    path: Path,
+    values: np.ndarray | None,
+    *,
+    n: int = 3,
+    m: int = 2,
+    skip_rows: int = 0,
+    diverged: np.ndarray | None = None,
+) -> Path:
     """A small partition with (or without) the sensitivity table."""
     c, g, steps = 2, 8, [0, 1, 2]
     rng = np.random.default_rng(0)
@@ -26,20 +32,38 @@ def write(path: Path, values: np.ndarray | None, *, n: int = 3, m: int = 2, skip
     idx = np.arange(n, dtype=np.int64)
     kw = {}
     if values is not None:
-        kw = dict(sensitivity_names=NAMES, sensitivity_params={"enabled": True, "lipschitz_eps": [0.01]},
-                  sensitivity_params_hash="0123456789abcdef")
-    with PartitionWriter(path, num_samples=n, num_realizations=m, time_steps=steps, num_channels=c, grid_size=g,
-                         param_names=PARAM_NAMES, compression="none", **kw) as w:
+        kw = dict(
+            sensitivity_names=NAMES,
+            sensitivity_params={"enabled": True, "lipschitz_eps": [0.01]},
+            sensitivity_params_hash="0123456789abcdef",
+        )
+    with PartitionWriter(
+        path,
+        num_samples=n,
+        num_realizations=m,
+        time_steps=steps,
+        num_channels=c,
+        grid_size=g,
+        param_names=PARAM_NAMES,
+        compression="none",
+        **kw,
+    ) as w:
         w.write_trajectories(slice(0, n), traj)
         w.write_inputs(slice(0, n), traj[:, 0, 0])
         w.write_parameters(np.full((n, 3), 0.5), [json.dumps({"a": 1})] * n)
         w.write_metadata(
-            sample_index=idx, ic_types=["t"] * n, ic_base_types=["t"] * n, rollout_policies=["residual"] * n,
-            noise_regimes=["low"] * n, operator_specs=[json.dumps({"i": int(i)}) for i in idx],
-            weight_seeds=idx.astype(np.uint64), ic_seeds=idx.astype(np.uint64),
+            sample_index=idx,
+            ic_types=["t"] * n,
+            ic_base_types=["t"] * n,
+            rollout_policies=["residual"] * n,
+            noise_regimes=["low"] * n,
+            operator_specs=[json.dumps({"i": int(i)}) for i in idx],
+            weight_seeds=idx.astype(np.uint64),
+            ic_seeds=idx.astype(np.uint64),
             noise_seeds=np.zeros((n, m), dtype=np.uint64),
             diverged_step=np.full((n, m), -1, dtype=np.int32) if diverged is None else diverged,
-            config_json="{}", sampling_metrics={},
+            config_json="{}",
+            sampling_metrics={},
         )
         if values is not None:
             for r in range(n - skip_rows):
@@ -81,8 +105,16 @@ def test_incomplete_or_inconsistent_tables_are_caught(tmp_path: Path) -> None:
         write(tmp_path / "missing.h5", vals, skip_rows=1)
     assert not (tmp_path / "missing.h5").exists()
     with pytest.raises(ValueError, match="sensitivity_params"):
-        PartitionWriter(tmp_path / "x.h5", num_samples=1, num_realizations=1, time_steps=[0], num_channels=1,
-                        grid_size=4, param_names=[], sensitivity_names=NAMES)
+        PartitionWriter(
+            tmp_path / "x.h5",
+            num_samples=1,
+            num_realizations=1,
+            time_steps=[0],
+            num_channels=1,
+            grid_size=4,
+            param_names=[],
+            sensitivity_names=NAMES,
+        )
     p = write(tmp_path / "bad.h5", vals)
     with h5py.File(p, "r+") as f:
         f["operator_sensitivity/values"].attrs["names"] = json.dumps(NAMES[:2])
@@ -110,7 +142,12 @@ def test_rollout_stage_stores_sensitivity_unless_disabled(tiny_cfg, tmp_path: Pa
     from spinlock_core.config import load_config
     from spinlock_core.features.config import load_features_config
     from spinlock_core.operators import OperatorSpec
-    from spinlock_core.rollout import sensitivity_feature_names, sensitivity_for_specs, sensitivity_params_hash, stored_sensitivity
+    from spinlock_core.rollout import (
+        sensitivity_feature_names,
+        sensitivity_for_specs,
+        sensitivity_params_hash,
+        stored_sensitivity,
+    )
 
     sob = pipeline.sobol_stage(tiny_cfg, 0)
     specs = pipeline.specs_stage(tiny_cfg, sob)
@@ -133,8 +170,10 @@ def test_rollout_stage_stores_sensitivity_unless_disabled(tiny_cfg, tmp_path: Pa
     # disabled in the features config: no table
     yaml = tmp_path / "features.yaml"
     yaml.write_text("operator_sensitivity:\n  enabled: false\n")
-    cfg_off = load_config(tiny_cfg.model_dump(mode="json") | {"features": {"config": str(yaml)}},
-                          {"dataset.output_dir": str(tmp_path / "off")})
+    cfg_off = load_config(
+        tiny_cfg.model_dump(mode="json") | {"features": {"config": str(yaml)}},
+        {"dataset.output_dir": str(tmp_path / "off")},
+    )
     pipeline.rollout_stage(cfg_off, sob, specs, 16)
     off = pipeline.partition_path(cfg_off, 0, 16)
     assert stored_sensitivity(off) is None and validate_structure(off).ok

@@ -8,10 +8,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from spinlock_core.storage import build_index, dataset_info, find_partitions, format_info, schema_markdown, validate_structure
-
 from storage_helpers import Written, make_partition
+
+from spinlock_core.storage import (
+    build_index,
+    dataset_info,
+    find_partitions,
+    format_info,
+    schema_markdown,
+    validate_structure,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,13 +56,18 @@ def test_nan_before_divergence_is_an_error(good: Written) -> None:
     _set(good.path, "outputs/fields", ((1, 0, 1, 0, 3, 3), np.nan))  # step 1 < diverged_step 2
     report = validate_structure(good.path)
     assert not report.ok
-    assert report.errors == ["non-finite values in /outputs/fields at sample 1 (row 1) realization 0 steps [1] before its diverged_step 2"]
+    assert report.errors == [
+        "non-finite values in /outputs/fields at sample 1 (row 1) realization 0 steps [1] before its diverged_step 2"
+    ]
 
 
 def test_nan_in_non_diverged_realization_is_an_error(good: Written) -> None:
     _set(good.path, "outputs/fields", ((2, 1, 3, 1, 0, 0), np.inf))
     report = validate_structure(good.path)
-    assert len(report.errors) == 1 and "sample 2 (row 2) realization 1 steps [3] in a realization that never diverged" in report.errors[0]
+    assert (
+        len(report.errors) == 1
+        and "sample 2 (row 2) realization 1 steps [3] in a realization that never diverged" in report.errors[0]
+    )
 
 
 def test_params_out_of_unit_cube(good: Written) -> None:
@@ -70,7 +81,9 @@ def test_params_out_of_unit_cube(good: Written) -> None:
 def test_wrong_shape_is_reported(good: Written) -> None:
     with h5py.File(good.path, "r+") as f:
         del f["metadata/ic_types"], f["ic_types"]
-        d = f.create_dataset("metadata/ic_types", data=np.array(["a", "b", "c"], dtype=object), dtype=h5py.string_dtype())
+        d = f.create_dataset(
+            "metadata/ic_types", data=np.array(["a", "b", "c"], dtype=object), dtype=h5py.string_dtype()
+        )
         f["ic_types"] = d
     errors = validate_structure(good.path).errors
     assert any("dim 'sample' has length 3 in /metadata/ic_types but 4" in e for e in errors), errors
@@ -86,12 +99,16 @@ def test_missing_group_is_reported(good: Written) -> None:
 def test_empty_string_and_bad_version_are_reported(good: Written, tmp_path: Path) -> None:
     with h5py.File(good.path, "r+") as f:
         f["metadata/noise_regimes"][2] = ""
-    assert any("/metadata/noise_regimes has 1 empty strings (rows [2])" in e for e in validate_structure(good.path).errors)
+    assert any(
+        "/metadata/noise_regimes has 1 empty strings (rows [2])" in e for e in validate_structure(good.path).errors
+    )
     other = make_partition(tmp_path / "q.h5")
     with h5py.File(other.path, "r+") as f:
         f.attrs["schema_version"] = "2.0"
     assert validate_structure(other.path).errors == ["schema_version 2.0 is incompatible with 1.0"]
-    assert validate_structure(tmp_path / "nope.h5").errors == [f"no such dataset file or directory: {tmp_path / 'nope.h5'}"]
+    assert validate_structure(tmp_path / "nope.h5").errors == [
+        f"no such dataset file or directory: {tmp_path / 'nope.h5'}"
+    ]
 
 
 def test_dataset_info_counts_and_histograms(four_partitions: tuple[Path, list[Written]]) -> None:
@@ -99,11 +116,17 @@ def test_dataset_info_counts_and_histograms(four_partitions: tuple[Path, list[Wr
     build_index(find_partitions(root), root / "index.h5")
     info = dataset_info(root)
     c = info["counts"]
-    assert (c["num_samples"], c["num_rows"], c["num_realizations"], c["num_time_steps"], c["num_channels"]) == (6, 12, 2, 4, 2)
+    assert (c["num_samples"], c["num_rows"], c["num_realizations"], c["num_time_steps"], c["num_channels"]) == (
+        6,
+        12,
+        2,
+        4,
+        2,
+    )
     assert c["grid_sizes"] == [8, 16] and c["grid_size"] == 16 and c["num_partitions"] == 4
     per_sample = [w for w in written if w.traj.shape[-1] == 8]  # each sample once
     for key in ("ic_types", "rollout_policies", "noise_regimes"):
-        values = sum((w.meta[key] for w in per_sample), [])
+        values = [v for w in per_sample for v in w.meta[key]]
         assert len(values) == 6
         assert info["histograms"][key] == dict(sorted(Counter(values).items()))
     assert info["histograms"]["grid_sizes"] == {8: 6, 16: 6}
@@ -130,4 +153,6 @@ def test_dataset_info_partition_file(good: Written) -> None:
 
 def test_schema_doc_holds_the_generated_tables() -> None:
     doc = (REPO / "docs" / "schema.md").read_text()
-    assert schema_markdown() in doc, "docs/schema.md is out of date: paste spinlock_core.storage.schema_markdown() into it"
+    assert schema_markdown() in doc, (
+        "docs/schema.md is out of date: paste spinlock_core.storage.schema_markdown() into it"
+    )

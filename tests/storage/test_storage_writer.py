@@ -11,10 +11,9 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
+from storage_helpers import PARAM_NAMES, make_partition
 
 from spinlock_core.storage import PartitionWriter, byte_shuffle, open_dataset, validate_structure
-
-from storage_helpers import PARAM_NAMES, make_partition
 
 
 @pytest.mark.parametrize("compression,shuffle", [("gzip", True), ("gzip", False), ("lzf", True), ("none", False)])
@@ -104,10 +103,22 @@ def test_final_state_only_and_concurrent_writer_threads(tmp_path: Path) -> None:
     data = np.random.default_rng(2).standard_normal((n, m, 1, c, g, g)).astype(np.float32)
     path = tmp_path / "final.h5"
     with PartitionWriter(
-        path, num_samples=n, num_realizations=m, time_steps=[50], num_channels=c, grid_size=g, param_names=["a"],
-        compression="gzip", compression_level=1, shuffle=True, compression_threads=2, root_attrs={},
+        path,
+        num_samples=n,
+        num_realizations=m,
+        time_steps=[50],
+        num_channels=c,
+        grid_size=g,
+        param_names=["a"],
+        compression="gzip",
+        compression_level=1,
+        shuffle=True,
+        compression_threads=2,
+        root_attrs={},
     ) as w:
-        threads = [threading.Thread(target=w.write_trajectories, args=(slice(i, i + 2), data[i : i + 2])) for i in (0, 2, 4)]
+        threads = [
+            threading.Thread(target=w.write_trajectories, args=(slice(i, i + 2), data[i : i + 2])) for i in (0, 2, 4)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -115,9 +126,18 @@ def test_final_state_only_and_concurrent_writer_threads(tmp_path: Path) -> None:
         w.write_inputs(slice(0, n), data[:, 0, 0])
         w.write_parameters(np.full((n, 1), 0.5), ["{}"] * n)
         w.write_metadata(
-            sample_index=np.arange(n), ic_types=["a"] * n, ic_base_types=["a"] * n, rollout_policies=["residual"] * n,
-            noise_regimes=["low"] * n, operator_specs=["{}"] * n, weight_seeds=np.arange(n), ic_seeds=np.arange(n),
-            noise_seeds=np.zeros((n, m), np.uint64), diverged_step=np.full((n, m), -1), config_json="{}", sampling_metrics={},
+            sample_index=np.arange(n),
+            ic_types=["a"] * n,
+            ic_base_types=["a"] * n,
+            rollout_policies=["residual"] * n,
+            noise_regimes=["low"] * n,
+            operator_specs=["{}"] * n,
+            weight_seeds=np.arange(n),
+            ic_seeds=np.arange(n),
+            noise_seeds=np.zeros((n, m), np.uint64),
+            diverged_step=np.full((n, m), -1),
+            config_json="{}",
+            sampling_metrics={},
         )
     with open_dataset(path) as r:
         assert r.num_time_steps == 1 and r.time_steps.tolist() == [50]
@@ -128,8 +148,18 @@ def test_final_state_only_and_concurrent_writer_threads(tmp_path: Path) -> None:
 def test_incomplete_partition_is_not_committed(tmp_path: Path) -> None:
     path = tmp_path / "p.h5"
     w = PartitionWriter(
-        path, num_samples=4, num_realizations=1, time_steps=[0, 1], num_channels=1, grid_size=4, param_names=[],
-        compression="lzf", compression_level=0, shuffle=False, compression_threads=1, root_attrs={},
+        path,
+        num_samples=4,
+        num_realizations=1,
+        time_steps=[0, 1],
+        num_channels=1,
+        grid_size=4,
+        param_names=[],
+        compression="lzf",
+        compression_level=0,
+        shuffle=False,
+        compression_threads=1,
+        root_attrs={},
     )
     w.write_trajectories(slice(0, 2), np.zeros((2, 1, 2, 1, 4, 4), np.float32))
     with pytest.raises(RuntimeError, match=r"trajectories rows \[2, 3\]"):
@@ -141,12 +171,22 @@ def test_exception_in_context_removes_tmp_and_keeps_previous_file(tmp_path: Path
     old = make_partition(tmp_path / "p.h5", seed=5)
     with pytest.raises(ZeroDivisionError):
         with PartitionWriter(
-            old.path, num_samples=4, num_realizations=2, time_steps=range(4), num_channels=2, grid_size=8,
-            param_names=PARAM_NAMES, compression="gzip", compression_level=4, shuffle=True, compression_threads=2, root_attrs={},
+            old.path,
+            num_samples=4,
+            num_realizations=2,
+            time_steps=range(4),
+            num_channels=2,
+            grid_size=8,
+            param_names=PARAM_NAMES,
+            compression="gzip",
+            compression_level=4,
+            shuffle=True,
+            compression_threads=2,
+            root_attrs={},
         ) as w:
             w.write_trajectories(slice(0, 4), np.ones((4, 2, 4, 2, 8, 8), np.float32))
             assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
-            1 / 0
+            raise ZeroDivisionError
     assert [p.name for p in tmp_path.iterdir()] == ["p.h5"]
     with open_dataset(old.path) as r:
         np.testing.assert_array_equal(r.trajectories(), old.traj)
@@ -165,8 +205,17 @@ def test_exception_in_context_removes_tmp_and_keeps_previous_file(tmp_path: Path
 )
 def test_bad_arguments_raise_clear_errors(tmp_path: Path, kwargs: dict, match: str) -> None:
     args = dict(
-        num_samples=2, num_realizations=1, time_steps=[0, 1], num_channels=1, grid_size=8, param_names=["a"],
-        compression="gzip", compression_level=4, shuffle=True, compression_threads=1, root_attrs={},
+        num_samples=2,
+        num_realizations=1,
+        time_steps=[0, 1],
+        num_channels=1,
+        grid_size=8,
+        param_names=["a"],
+        compression="gzip",
+        compression_level=4,
+        shuffle=True,
+        compression_threads=1,
+        root_attrs={},
     )
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
@@ -177,8 +226,18 @@ def test_bad_arguments_raise_clear_errors(tmp_path: Path, kwargs: dict, match: s
 def test_bad_writes_raise(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         with PartitionWriter(
-            tmp_path / "p.h5", num_samples=2, num_realizations=1, time_steps=[0], num_channels=1, grid_size=4,
-            param_names=["a"], compression="none", compression_level=0, shuffle=False, compression_threads=1, root_attrs={},
+            tmp_path / "p.h5",
+            num_samples=2,
+            num_realizations=1,
+            time_steps=[0],
+            num_channels=1,
+            grid_size=4,
+            param_names=["a"],
+            compression="none",
+            compression_level=0,
+            shuffle=False,
+            compression_threads=1,
+            root_attrs={},
         ) as w:
             with pytest.raises(ValueError, match=r"expected shape \(2, 1, 1, 1, 4, 4\)"):
                 w.write_trajectories(slice(0, 2), np.zeros((2, 1, 1, 1, 4, 5), np.float32))
@@ -186,9 +245,18 @@ def test_bad_writes_raise(tmp_path: Path) -> None:
                 w.write_inputs(slice(1, 3), np.zeros((2, 1, 4, 4), np.float32))
             with pytest.raises(ValueError, match="ic_types\\[1\\] must be a non-empty string"):
                 w.write_metadata(
-                    sample_index=np.arange(2), ic_types=["a", ""], ic_base_types=["a"] * 2, rollout_policies=["r"] * 2,
-                    noise_regimes=["low"] * 2, operator_specs=["{}"] * 2, weight_seeds=np.arange(2), ic_seeds=np.arange(2),
-                    noise_seeds=np.zeros((2, 1), np.uint64), diverged_step=np.full((2, 1), -1), config_json="{}", sampling_metrics={},
+                    sample_index=np.arange(2),
+                    ic_types=["a", ""],
+                    ic_base_types=["a"] * 2,
+                    rollout_policies=["r"] * 2,
+                    noise_regimes=["low"] * 2,
+                    operator_specs=["{}"] * 2,
+                    weight_seeds=np.arange(2),
+                    ic_seeds=np.arange(2),
+                    noise_seeds=np.zeros((2, 1), np.uint64),
+                    diverged_step=np.full((2, 1), -1),
+                    config_json="{}",
+                    sampling_metrics={},
                 )
             raise ValueError("abandon")
     assert list(tmp_path.iterdir()) == []

@@ -33,8 +33,9 @@ import pytest
 
 CHROMIUM = os.environ.get("SPINLOCK_CHROMIUM", "/usr/bin/chromium")
 if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SPINLOCK_CHROMIUM)",
-                allow_module_level=True)
+    pytest.skip(
+        f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SPINLOCK_CHROMIUM)", allow_module_level=True
+    )
 sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
 
 from spinlock_fixtures import DEFAULT, tiny_overrides  # noqa: E402
@@ -44,8 +45,16 @@ from spinlock_assets import ops  # noqa: E402
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(360)]
 
 # Chromium flags verified with Dagster's UI (docs/spec: no GPU, no network side traffic, no sandbox in containers).
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PIPELINE = ("sobol_parameters", "operator_specs", "rollouts_hdf5", "dataset_index")
 PARTITIONED = ("sobol_parameters", "operator_specs", "rollouts_hdf5")
 GRID, BATCH = 16, "0000"
@@ -95,9 +104,19 @@ def server(tmp_path_factory):
     from spinlock_core.config import load_config, save_config
 
     root = tmp_path_factory.mktemp("ui")
-    cfg = load_config(DEFAULT, tiny_overrides(root / "data", **{
-        "sampling.total_samples": 4, "sampling.batch_size": 2, "simulation.grid_sizes": [GRID],
-        "simulation.num_realizations": 2, "simulation.num_timesteps": 2}))
+    cfg = load_config(
+        DEFAULT,
+        tiny_overrides(
+            root / "data",
+            **{
+                "sampling.total_samples": 4,
+                "sampling.batch_size": 2,
+                "simulation.grid_sizes": [GRID],
+                "simulation.num_realizations": 2,
+                "simulation.num_timesteps": 2,
+            },
+        ),
+    )
     config = root / "tiny.yaml"
     save_config(cfg, config)
     home = root / "home"
@@ -112,11 +131,25 @@ def server(tmp_path_factory):
     env = dict(os.environ, DAGSTER_HOME=str(home), SPINLOCK_EXECUTOR="in_process")
     env.pop("SPINLOCK_CONFIG", None)
     log_path = root / "ui.log"
-    log = open(log_path, "w")
+    log = open(log_path, "w")  # noqa: SIM115 (the server writes to it)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spinlock_assets.cli", "ui", "--config", str(config), "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "spinlock_assets.cli",
+            "ui",
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     srv = Server(url, root, cfg, log_path)
     try:
@@ -147,8 +180,11 @@ def page(server, tmp_path_factory):
     """A headless system-Chromium page, 1400x900; the Dagster "Join the community" modal is skipped when it shows."""
     with sync_api.sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900},
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900},
         )
         ctx.set_default_timeout(UI_S)
         pg = ctx.new_page()
@@ -206,7 +242,7 @@ class _diagnostics:
             try:
                 self.page.screenshot(path=str(shot))
                 print(f"screenshot at failure: {shot}  (url {self.page.url})")
-            except Exception as e:  # noqa: BLE001 - best effort
+            except Exception as e:
                 print(f"no screenshot: {e}")
             print(f"--- ui.log tail ---\n{self.server.log_tail()}")
         return False

@@ -60,7 +60,7 @@ def delay_embed(x: torch.Tensor, dim: int, tau: int) -> torch.Tensor:
     n = x.shape[-1] - (dim - 1) * tau
     if n < 1:
         raise ValueError(f"series of length {x.shape[-1]} too short for dim={dim}, tau={tau}")
-    return torch.stack([x[..., j * tau: j * tau + n] for j in range(dim)], dim=-1)
+    return torch.stack([x[..., j * tau : j * tau + n] for j in range(dim)], dim=-1)
 
 
 def distance_matrix(e: torch.Tensor, metric: str = "euclidean") -> torch.Tensor:
@@ -181,25 +181,42 @@ def rqa_measures(r: torch.Tensor, l_min: int = 2, v_min: int = 2, theiler: int =
     entr = -(p * torch.where(p > 0, p.log(), torch.zeros_like(p))).sum(-1)
     l_max = torch.where(pd > 0, lengths, torch.zeros_like(lengths)).amax(-1)
     v_max = torch.where(pv > 0, lengths, torch.zeros_like(lengths)).amax(-1)
-    return {"rr": rr, "det": det, "lam": lam, "entr": entr, "avg_diag": avg_diag, "tt": tt,
-            "l_max": l_max, "v_max": v_max}
+    return {
+        "rr": rr,
+        "det": det,
+        "lam": lam,
+        "entr": entr,
+        "avg_diag": avg_diag,
+        "tt": tt,
+        "l_max": l_max,
+        "v_max": v_max,
+    }
 
 
 def rqa(
-    x: torch.Tensor, dim: int = 3, tau: int = 1, mode: str = "std", eps: float = 0.5, metric: str = "euclidean",
-    theiler: int = 0, l_min: int = 2, v_min: int = 2,
+    x: torch.Tensor,
+    dim: int = 3,
+    tau: int = 1,
+    mode: str = "std",
+    eps: float = 0.5,
+    metric: str = "euclidean",
+    theiler: int = 0,
+    l_min: int = 2,
+    v_min: int = 2,
 ) -> dict[str, torch.Tensor]:
     """:func:`recurrence_matrix` + :func:`rqa_measures` of series ``x [B, L]``, chunked over ``B``."""
     n = x.shape[-1] - (dim - 1) * tau
     step = max(1, _CHUNK_ELEMS // max(1, n * n))
     parts = [
-        rqa_measures(recurrence_matrix(x[i: i + step], dim, tau, mode, eps, metric), l_min, v_min, theiler)
+        rqa_measures(recurrence_matrix(x[i : i + step], dim, tau, mode, eps, metric), l_min, v_min, theiler)
         for i in range(0, x.shape[0], step)
     ]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def correlation_dimension(x: torch.Tensor, dim: int, tau: int, rvals: torch.Tensor, self_pairs: bool = False) -> torch.Tensor:
+def correlation_dimension(
+    x: torch.Tensor, dim: int, tau: int, rvals: torch.Tensor, self_pairs: bool = False
+) -> torch.Tensor:
     """Grassberger-Procaccia correlation dimension of ``x [B, L]`` at radii ``rvals [B, R]`` (> 0).
 
     ``C(r)`` = fraction of pairs ``i != j`` of embedded vectors with euclidean distance ``<= r``
@@ -215,9 +232,9 @@ def correlation_dimension(x: torch.Tensor, dim: int, tau: int, rvals: torch.Tens
     step = max(1, _CHUNK_ELEMS // max(1, n * n))
     counts = []
     for i in range(0, x.shape[0], step):
-        d = distance_matrix(delay_embed(x[i: i + step], dim, tau), "euclidean")
+        d = distance_matrix(delay_embed(x[i : i + step], dim, tau), "euclidean")
         pairs = d[:, iu[0], iu[1]].sort(dim=-1).values
-        counts.append(torch.searchsorted(pairs, rvals[i: i + step].contiguous(), right=True))
+        counts.append(torch.searchsorted(pairs, rvals[i : i + step].contiguous(), right=True))
     cnt = 2.0 * torch.cat(counts).double() + (float(n) if self_pairs else 0.0)
     c = cnt / float(n * (n - 1))
     ok = (c > 0) & (rvals > 0)

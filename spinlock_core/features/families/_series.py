@@ -65,7 +65,7 @@ def field_chunks(fields: torch.Tensor):
     """Slices of ``fields [F, H, W]`` of :func:`chunk_fields` fields each."""
     step = chunk_fields(fields.shape[0], fields.shape[-1] * fields.shape[-2], fields.device)
     for lo in range(0, fields.shape[0], step):
-        yield fields[lo: lo + step]
+        yield fields[lo : lo + step]
 
 
 def summary_series(x: torch.Tensor, with_var: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -64,7 +64,11 @@ def quantiles_from_sorted(xs: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 def order_statistics(
-    vals: torch.Tensor, glabels: torch.Tensor, n_labels: int, ranks: torch.Tensor, const: torch.Tensor,
+    vals: torch.Tensor,
+    glabels: torch.Tensor,
+    n_labels: int,
+    ranks: torch.Tensor,
+    const: torch.Tensor,
     counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Order statistics ``sort(vals)[..., ranks]`` of the rows of ``vals [B, K]`` without sorting them.
@@ -87,7 +91,9 @@ def order_statistics(
         counts = ops.offset_bincount(glabels, b, n_labels, dtype=torch.int64)  # [B, L]
     cum = counts.cumsum(1)
     q = ranks.numel()
-    tb = torch.searchsorted(cum, ranks.expand(b, q).contiguous(), right=True).clamp_max_(n_labels - 1)  # bin of each rank
+    tb = torch.searchsorted(cum, ranks.expand(b, q).contiguous(), right=True).clamp_max_(
+        n_labels - 1
+    )  # bin of each rank
     within = ranks - (cum.gather(1, tb) - counts.gather(1, tb))  # rank inside its bin
     gbin = tb + torch.arange(b, device=dev).mul_(n_labels).unsqueeze(1)
     gbin = torch.where(const.unsqueeze(1), torch.full_like(tb, -1), gbin)  # global bin ids, -1: none
@@ -109,7 +115,11 @@ def order_statistics(
 
 
 def quantiles(
-    vals: torch.Tensor, glabels: torch.Tensor, n_labels: int, q: torch.Tensor, const: torch.Tensor,
+    vals: torch.Tensor,
+    glabels: torch.Tensor,
+    n_labels: int,
+    q: torch.Tensor,
+    const: torch.Tensor,
     counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`quantiles_from_sorted` of the rows of ``vals [B, K]`` (same interpolation, same values)
@@ -122,7 +132,7 @@ def quantiles(
     uniq, inv = torch.unique(torch.cat([lo, hi]), return_inverse=True)
     st = order_statistics(vals, glabels, n_labels, uniq, const, counts)
     a = st.index_select(-1, inv[: q.numel()].to(vals.device))
-    b = st.index_select(-1, inv[q.numel():].to(vals.device))
+    b = st.index_select(-1, inv[q.numel() :].to(vals.device))
     return a + frac * (b - a)
 
 
@@ -276,4 +286,3 @@ def singular_value_stats(vc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     top = 1.0 / e_tot.clamp_min(1e-30)
     one = torch.ones_like(ent)
     return torch.where(ok, ent.exp(), one), torch.where(ok, pr, one), torch.where(ok, top, one)
-

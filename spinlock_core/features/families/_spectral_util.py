@@ -31,7 +31,16 @@ import torch
 
 from spinlock_core.features.ops import wavenumber_grid
 
-__all__ = ["SpectralGeometry", "geometry", "shell_sums", "group_masks", "HalfPlane", "half_plane", "half_plane_matrix", "linear_dtype"]
+__all__ = [
+    "SpectralGeometry",
+    "geometry",
+    "shell_sums",
+    "group_masks",
+    "HalfPlane",
+    "half_plane",
+    "half_plane_matrix",
+    "linear_dtype",
+]
 
 #: Tolerance of wavenumber comparisons against band edges (|k| are square roots of integers).
 K_TOL = 1e-9
@@ -95,9 +104,22 @@ def _geometry(h: int, w: int, num_bands: int, device: str) -> SpectralGeometry:
     order = nd_idx[srt.indices]
     f32 = torch.float32
     return SpectralGeometry(
-        h=h, w=w, k_nyq=k_nyq, kx=kx.to(f32), ky=ky.to(f32), kmag=kmag.to(f32), nondc=nondc,
-        mirror=mirror, band=band, band_count=band_count, band_edges=edges, shell=shell,
-        n_shells=n_shells, shell_count=shell_count, order=order, kmag_sorted=srt.values.to(f32),
+        h=h,
+        w=w,
+        k_nyq=k_nyq,
+        kx=kx.to(f32),
+        ky=ky.to(f32),
+        kmag=kmag.to(f32),
+        nondc=nondc,
+        mirror=mirror,
+        band=band,
+        band_count=band_count,
+        band_edges=edges,
+        shell=shell,
+        n_shells=n_shells,
+        shell_count=shell_count,
+        order=order,
+        kmag_sorted=srt.values.to(f32),
     )
 
 
@@ -181,9 +203,21 @@ def _half_plane(h: int, w: int, num_bands: int, device: str) -> HalfPlane:
     cols += [sym((geo.band == b).double()) for b in range(num_bands)]
     cols += [sym((geo.shell == n).double()) for n in range(1, geo.n_shells + 1)]
     return HalfPlane(
-        geo=geo, m=full.numel(), full_index=full, weight=weight.float(), kmag=kmag, kx=geo.kx[full], ky=geo.ky[full],
-        band=geo.band[full], mirror=mirror_half, self_conj=mfull == full, tie_key=torch.minimum(full, mfull),
-        order=order, kmag_sorted=srt.values, band_range=tuple(ranges), sym=torch.stack(cols, 1).float(),
+        geo=geo,
+        m=full.numel(),
+        full_index=full,
+        weight=weight.float(),
+        kmag=kmag,
+        kx=geo.kx[full],
+        ky=geo.ky[full],
+        band=geo.band[full],
+        mirror=mirror_half,
+        self_conj=mfull == full,
+        tie_key=torch.minimum(full, mfull),
+        order=order,
+        kmag_sorted=srt.values,
+        band_range=tuple(ranges),
+        sym=torch.stack(cols, 1).float(),
         band_count_bands=num_bands,
     )
 
@@ -208,7 +242,9 @@ def linear_dtype(device: torch.device) -> torch.dtype:
 
 
 @lru_cache(maxsize=64)
-def _half_plane_matrix(h: int, w: int, num_bands: int, device: str, what: str, extra: tuple, dtype: torch.dtype) -> torch.Tensor:
+def _half_plane_matrix(
+    h: int, w: int, num_bands: int, device: str, what: str, extra: tuple, dtype: torch.dtype
+) -> torch.Tensor:
     hp = _half_plane(h, w, num_bands, device)
     if what == "sym":
         m = hp.sym

@@ -36,7 +36,8 @@ Contract
 
 from __future__ import annotations
 
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,7 +80,9 @@ class Family:
     def catalogue(self, cfg: FamilyConfig) -> list[FeatureSpec]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def compute(self, x: torch.Tensor, cfg: FamilyConfig, names: Sequence[str]) -> dict[str, torch.Tensor]:  # pragma: no cover
+    def compute(
+        self, x: torch.Tensor, cfg: FamilyConfig, names: Sequence[str]
+    ) -> dict[str, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
 
     # ------------------------------------------------------------- derived

@@ -21,7 +21,7 @@ series give finite values. A trajectory with any non-finite value gets NaN for e
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field
@@ -30,14 +30,23 @@ from spinlock_core.features.families import _series as ts
 from spinlock_core.features.families.base import Family, FamilyConfig, register_family
 from spinlock_core.features.spec import FeatureSpec
 
-__all__ = ["CausalityConfig", "CausalityFamily", "ordered_pairs", "pairwise_ar_rss", "lagged_corr_asymmetry", "spatial_flow"]
+__all__ = [
+    "CausalityConfig",
+    "CausalityFamily",
+    "ordered_pairs",
+    "pairwise_ar_rss",
+    "lagged_corr_asymmetry",
+    "spatial_flow",
+]
 
 
 class CausalityConfig(FamilyConfig):
     """Parameters of the causality family."""
 
     max_lag: int = Field(3, ge=1, le=20, description="lagged cross-correlation asymmetry at lags 1..max_lag")
-    te_order: int = Field(1, ge=1, le=10, description="history length p of the Gaussian transfer entropy (AR order of both models)")
+    te_order: int = Field(
+        1, ge=1, le=10, description="history length p of the Gaussian transfer entropy (AR order of both models)"
+    )
     granger_order: int = Field(2, ge=1, le=10, description="AR order p of the Granger F test")
     pred_order: int = Field(2, ge=1, le=10, description="AR order p of the forward/backward prediction-error models")
 
@@ -111,7 +120,7 @@ def spatial_flow(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     for t0 in range(0, n_t - 1, step):
         t1 = min(t0 + step, n_t - 1)
         u = xf[:, t0:t1]
-        d = xf[:, t0 + 1: t1 + 1] - u
+        d = xf[:, t0 + 1 : t1 + 1] - u
         d.sub_(d.mean(dim=(-2, -1), keepdim=True))
         dn = torch.linalg.vector_norm(d, dim=(-2, -1)).to(torch.float64)
         tiny = 1e-6 * torch.linalg.vector_norm(u, dim=(-2, -1)).to(torch.float64)  # float32 rounding level
@@ -122,7 +131,11 @@ def spatial_flow(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             cov = g.mul_(d).sum(dim=(-2, -1)).to(torch.float64)  # sum (g - gbar) * d = sum g * d as sum d = 0
             den = (gv.clamp_min(0.0)).sqrt() * dn
             ok = (den > 0) & (dn > tiny) & (gv.clamp_min(0.0).sqrt() > tiny)
-            acc[k].append(torch.where(ok, cov / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(den)).clamp(-1.0, 1.0))
+            acc[k].append(
+                torch.where(ok, cov / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(den)).clamp(
+                    -1.0, 1.0
+                )
+            )
     cx, cy = (torch.cat(a, dim=1).mean(1) for a in acc)
     return cx, cy
 
@@ -145,34 +158,148 @@ class CausalityFamily(Family):
         flag = "causality.enabled"
 
         def spec(name: str, desc: str, units: str, conv: str, min_frames: int, min_channels: int = 1) -> FeatureSpec:
-            return FeatureSpec(name=name, family=self.name, granularity=self.granularity, description=desc, units=units,
-                               convention=conv, flag=flag, min_frames=min_frames, min_channels=min_channels)
+            return FeatureSpec(
+                name=name,
+                family=self.name,
+                granularity=self.granularity,
+                description=desc,
+                units=units,
+                convention=conv,
+                flag=flag,
+                min_frames=min_frames,
+                min_channels=min_channels,
+            )
 
         L, pt, pg, pp = cfg.max_lag, cfg.te_order, cfg.granger_order, cfg.pred_order
         lag_conv = "Pearson correlations over the Ts - lag overlapping frames, each segment centred on its own mean; A is antisymmetric, so |A| is aggregated"
         out: list[FeatureSpec] = []
         for k in range(1, L + 1):
-            out.append(spec(f"causality_lag_asym_mean_lag{k}", f"Mean over unordered channel pairs of |A_ab({k})|, A_ab(lag) = corr(m_a(t), m_b(t+lag)) - corr(m_b(t), m_a(t+lag)).", "dimensionless", lag_conv, k + 4, 2))
-            out.append(spec(f"causality_lag_asym_max_lag{k}", f"Max over unordered channel pairs of |A_ab({k})| (lead-lag asymmetry of the spatial means), in [0, 2].", "dimensionless", lag_conv, k + 4, 2))
+            out.append(
+                spec(
+                    f"causality_lag_asym_mean_lag{k}",
+                    f"Mean over unordered channel pairs of |A_ab({k})|, A_ab(lag) = corr(m_a(t), m_b(t+lag)) - corr(m_b(t), m_a(t+lag)).",
+                    "dimensionless",
+                    lag_conv,
+                    k + 4,
+                    2,
+                )
+            )
+            out.append(
+                spec(
+                    f"causality_lag_asym_max_lag{k}",
+                    f"Max over unordered channel pairs of |A_ab({k})| (lead-lag asymmetry of the spatial means), in [0, 2].",
+                    "dimensionless",
+                    lag_conv,
+                    k + 4,
+                    2,
+                )
+            )
         out += [
-            spec("causality_lag_asym_dominant_lag", f"Lag in 1..{L} with the largest mean |A_ab(lag)| over pairs (the dominant lead-lag).", "steps", lag_conv + "; ties -> smallest lag", L + 4, 2),
-            spec("causality_time_irreversibility", "Skewness of the increments of m_c: <dm^3> / <dm^2>^(3/2) (raw moments, dm = m(t+1) - m(t)), mean over channels; flips sign under time reversal.", "dimensionless", "0 for a constant channel", 4),
-            spec("causality_time_reversal_asymmetry", "Time-reversal asymmetry statistic mean_t(z(t+2)^2 z(t+1) - z(t+1) z(t)^2) of the z-scored m_c (lag 1), mean over channels; exactly antisymmetric under reversal.", "dimensionless", "population z-score; 0 for a constant channel", 4),
-            spec("causality_transfer_entropy_mean", f"Mean over ordered channel pairs j -> i of the Gaussian transfer entropy TE = 0.5 ln(RSS_restricted / RSS_full) with history {pt}.", "nats",
-                 f"closed form for Gaussian processes (Barnett-Barrett-Seth): least-squares AR({pt}) of z_i on its own past (restricted) and on its and z_j's past (full), intercept included; ratio (RSS + 1e-12 N), clamped >= 0", 3 * pt + 3, 2),
-            spec("causality_transfer_entropy_max", f"Max over ordered channel pairs of the Gaussian transfer entropy (history {pt}).", "nats", "as causality_transfer_entropy_mean", 3 * pt + 3, 2),
-            spec("causality_transfer_entropy_net_flow", "Mean over unordered pairs of |TE(a -> b) - TE(b -> a)|: net directed information flow.", "nats", "as causality_transfer_entropy_mean", 3 * pt + 3, 2),
-            spec("causality_granger_f_mean", f"Mean over ordered channel pairs j -> i of the Granger F statistic, order {pg}: F = ((RSS_r - RSS_f) / p) / (RSS_f / (N - 2p - 1)), N = Ts - p.", "dimensionless",
-                 f"least-squares AR({pg}) with intercept (statsmodels grangercausalitytests ssr_ftest for column order [effect, cause]); RSS_f + 1e-12 N in the denominator", 3 * pg + 3, 2),
-            spec("causality_granger_f_max", f"Max over ordered channel pairs of the Granger F statistic (order {pg}).", "dimensionless", "as causality_granger_f_mean", 3 * pg + 3, 2),
-            spec("causality_granger_asymmetry", "Mean over unordered pairs of |F(a -> b) - F(b -> a)| / (F(a -> b) + F(b -> a)), in [0, 1]: directional dominance of Granger causality.", "dimensionless", "0 when both F are 0", 3 * pg + 3, 2),
-            spec("causality_spatial_flow_magnitude", "Coherent spatial information flow: sqrt(cx^2 + cy^2), cx = time-mean Pearson corr(du/dx(t), u(t+1) - u(t)) over pixels (cy likewise), mean over channels.", "dimensionless",
-                 "periodic central differences (per pixel), correlations over H x W, averaged over t = 0..Ts-2 before the norm; in [0, sqrt 2]", 2),
-            spec("causality_spatial_flow_anisotropy", "(|cx| - |cy|) / (|cx| + |cy|) of the time-mean gradient-increment correlations, mean over channels, in [-1, 1] (+1: flow along x only).", "dimensionless", "0 when cx = cy = 0", 2),
-            spec("causality_pred_error_asymmetry", f"0.5 ln(RSS_backward / RSS_forward) of a quadratic autoregression of order {pp} (z(t) ~ 1 + lags + lags^2) predicting z(t) from its past vs from its future, mean over channels; > 0 when the past predicts better (irreversible dynamics).", "nats",
-                 "least squares on the z-scored m_c; backward = forward fit of the reversed series; (RSS + 1e-12 N); exactly negated by time reversal", 3 * pp + 3),
-            spec("causality_pred_error_asymmetry_linear", f"As causality_pred_error_asymmetry with a linear AR({pp}) (z(t) ~ 1 + lags): sensitive to non-stationarity and edge effects rather than nonlinearity.", "nats", "as causality_pred_error_asymmetry", 3 * pp + 3),
-            spec("causality_ar_residual_fraction", f"Unexplained variance RSS / SS_tot of the forward linear AR({pp}) fit of z(t), mean over channels, in [0, 1] (0: perfectly predictable).", "dimensionless", "SS_tot about the mean of the fitted targets; 0 for a constant channel", 3 * pp + 3),
+            spec(
+                "causality_lag_asym_dominant_lag",
+                f"Lag in 1..{L} with the largest mean |A_ab(lag)| over pairs (the dominant lead-lag).",
+                "steps",
+                lag_conv + "; ties -> smallest lag",
+                L + 4,
+                2,
+            ),
+            spec(
+                "causality_time_irreversibility",
+                "Skewness of the increments of m_c: <dm^3> / <dm^2>^(3/2) (raw moments, dm = m(t+1) - m(t)), mean over channels; flips sign under time reversal.",
+                "dimensionless",
+                "0 for a constant channel",
+                4,
+            ),
+            spec(
+                "causality_time_reversal_asymmetry",
+                "Time-reversal asymmetry statistic mean_t(z(t+2)^2 z(t+1) - z(t+1) z(t)^2) of the z-scored m_c (lag 1), mean over channels; exactly antisymmetric under reversal.",
+                "dimensionless",
+                "population z-score; 0 for a constant channel",
+                4,
+            ),
+            spec(
+                "causality_transfer_entropy_mean",
+                f"Mean over ordered channel pairs j -> i of the Gaussian transfer entropy TE = 0.5 ln(RSS_restricted / RSS_full) with history {pt}.",
+                "nats",
+                f"closed form for Gaussian processes (Barnett-Barrett-Seth): least-squares AR({pt}) of z_i on its own past (restricted) and on its and z_j's past (full), intercept included; ratio (RSS + 1e-12 N), clamped >= 0",
+                3 * pt + 3,
+                2,
+            ),
+            spec(
+                "causality_transfer_entropy_max",
+                f"Max over ordered channel pairs of the Gaussian transfer entropy (history {pt}).",
+                "nats",
+                "as causality_transfer_entropy_mean",
+                3 * pt + 3,
+                2,
+            ),
+            spec(
+                "causality_transfer_entropy_net_flow",
+                "Mean over unordered pairs of |TE(a -> b) - TE(b -> a)|: net directed information flow.",
+                "nats",
+                "as causality_transfer_entropy_mean",
+                3 * pt + 3,
+                2,
+            ),
+            spec(
+                "causality_granger_f_mean",
+                f"Mean over ordered channel pairs j -> i of the Granger F statistic, order {pg}: F = ((RSS_r - RSS_f) / p) / (RSS_f / (N - 2p - 1)), N = Ts - p.",
+                "dimensionless",
+                f"least-squares AR({pg}) with intercept (statsmodels grangercausalitytests ssr_ftest for column order [effect, cause]); RSS_f + 1e-12 N in the denominator",
+                3 * pg + 3,
+                2,
+            ),
+            spec(
+                "causality_granger_f_max",
+                f"Max over ordered channel pairs of the Granger F statistic (order {pg}).",
+                "dimensionless",
+                "as causality_granger_f_mean",
+                3 * pg + 3,
+                2,
+            ),
+            spec(
+                "causality_granger_asymmetry",
+                "Mean over unordered pairs of |F(a -> b) - F(b -> a)| / (F(a -> b) + F(b -> a)), in [0, 1]: directional dominance of Granger causality.",
+                "dimensionless",
+                "0 when both F are 0",
+                3 * pg + 3,
+                2,
+            ),
+            spec(
+                "causality_spatial_flow_magnitude",
+                "Coherent spatial information flow: sqrt(cx^2 + cy^2), cx = time-mean Pearson corr(du/dx(t), u(t+1) - u(t)) over pixels (cy likewise), mean over channels.",
+                "dimensionless",
+                "periodic central differences (per pixel), correlations over H x W, averaged over t = 0..Ts-2 before the norm; in [0, sqrt 2]",
+                2,
+            ),
+            spec(
+                "causality_spatial_flow_anisotropy",
+                "(|cx| - |cy|) / (|cx| + |cy|) of the time-mean gradient-increment correlations, mean over channels, in [-1, 1] (+1: flow along x only).",
+                "dimensionless",
+                "0 when cx = cy = 0",
+                2,
+            ),
+            spec(
+                "causality_pred_error_asymmetry",
+                f"0.5 ln(RSS_backward / RSS_forward) of a quadratic autoregression of order {pp} (z(t) ~ 1 + lags + lags^2) predicting z(t) from its past vs from its future, mean over channels; > 0 when the past predicts better (irreversible dynamics).",
+                "nats",
+                "least squares on the z-scored m_c; backward = forward fit of the reversed series; (RSS + 1e-12 N); exactly negated by time reversal",
+                3 * pp + 3,
+            ),
+            spec(
+                "causality_pred_error_asymmetry_linear",
+                f"As causality_pred_error_asymmetry with a linear AR({pp}) (z(t) ~ 1 + lags): sensitive to non-stationarity and edge effects rather than nonlinearity.",
+                "nats",
+                "as causality_pred_error_asymmetry",
+                3 * pp + 3,
+            ),
+            spec(
+                "causality_ar_residual_fraction",
+                f"Unexplained variance RSS / SS_tot of the forward linear AR({pp}) fit of z(t), mean over channels, in [0, 1] (0: perfectly predictable).",
+                "dimensionless",
+                "SS_tot about the mean of the fitted targets; 0 for a constant channel",
+                3 * pp + 3,
+            ),
         ]
         return out
 
@@ -200,9 +327,13 @@ class CausalityFamily(Family):
             m2 = d.square().mean(-1)
             m3 = d.pow(3).mean(-1)
             ok = m2 > 0
-            res["causality_time_irreversibility"] = torch.where(ok, m3 / torch.where(ok, m2, torch.ones_like(m2)).pow(1.5), torch.zeros_like(m2)).mean(-1)
+            res["causality_time_irreversibility"] = torch.where(
+                ok, m3 / torch.where(ok, m2, torch.ones_like(m2)).pow(1.5), torch.zeros_like(m2)
+            ).mean(-1)
             z = ts.zscore(m)
-            res["causality_time_reversal_asymmetry"] = (z[..., 2:].square() * z[..., 1:-1] - z[..., 1:-1] * z[..., :-2].square()).mean(-1).mean(-1)
+            res["causality_time_reversal_asymmetry"] = (
+                (z[..., 2:].square() * z[..., 1:-1] - z[..., 1:-1] * z[..., :-2].square()).mean(-1).mean(-1)
+            )
 
         if n_c >= 2 and need("causality_transfer_entropy"):
             rr, rf, n = pairwise_ar_rss(m, cfg.te_order)
@@ -221,13 +352,17 @@ class CausalityFamily(Family):
             res["causality_granger_f_max"] = f.amax(-1)
             fa, fb = f[:, 0::2], f[:, 1::2]
             tot = fa + fb
-            res["causality_granger_asymmetry"] = torch.where(tot > 0, (fa - fb).abs() / torch.where(tot > 0, tot, torch.ones_like(tot)), torch.zeros_like(tot)).mean(-1)
+            res["causality_granger_asymmetry"] = torch.where(
+                tot > 0, (fa - fb).abs() / torch.where(tot > 0, tot, torch.ones_like(tot)), torch.zeros_like(tot)
+            ).mean(-1)
 
         if need("causality_spatial_flow"):
             cx, cy = spatial_flow(x)
             res["causality_spatial_flow_magnitude"] = (cx.square() + cy.square()).sqrt().mean(-1)
             s = cx.abs() + cy.abs()
-            res["causality_spatial_flow_anisotropy"] = torch.where(s > 1e-12, (cx.abs() - cy.abs()) / s.clamp_min(1e-12), torch.zeros_like(s)).mean(-1)
+            res["causality_spatial_flow_anisotropy"] = torch.where(
+                s > 1e-12, (cx.abs() - cy.abs()) / s.clamp_min(1e-12), torch.zeros_like(s)
+            ).mean(-1)
 
         if need("causality_pred_error") or need("causality_ar_residual"):
             p = cfg.pred_order
@@ -242,8 +377,12 @@ class CausalityFamily(Family):
             res["causality_pred_error_asymmetry"] = (0.5 * torch.log((q_b + delta) / (q_f + delta))).mean(-1)
             res["causality_pred_error_asymmetry_linear"] = (0.5 * torch.log((lin_b + delta) / (lin_f + delta))).mean(-1)
             sst = (tf - tf.mean(-1, keepdim=True)).square().sum(-1)
-            frac = torch.where(sst > 1e-12 * n, lin_f / torch.where(sst > 0, sst, torch.ones_like(sst)), torch.zeros_like(sst))
+            frac = torch.where(
+                sst > 1e-12 * n, lin_f / torch.where(sst > 0, sst, torch.ones_like(sst)), torch.zeros_like(sst)
+            )
             res["causality_ar_residual_fraction"] = frac.clamp(0.0, 1.0).mean(-1)
 
         bad = ~torch.isfinite(m).all(-1).all(-1)  # diverged (NaN/inf) input -> NaN
-        return {k: ts.to_output(torch.where(bad, torch.full_like(v, float("nan")), v)) for k, v in res.items() if k in want}
+        return {
+            k: ts.to_output(torch.where(bad, torch.full_like(v, float("nan")), v)) for k, v in res.items() if k in want
+        }

@@ -48,8 +48,9 @@ A (sample, channel) whose trajectory holds any NaN/Inf gives NaN in every featur
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -84,10 +85,16 @@ ScaleName = Literal["raw", "lowpass", "highpass"]
 class InvariantDriftConfig(FamilyConfig):
     """Parameters of the ``invariant_drift`` family."""
 
-    norms: tuple[NormName, ...] = Field(NORMS, description="norms tracked over time (subset of l1, l2, linf, entropy, tv)")
-    scales: tuple[ScaleName, ...] = Field(SCALES, description="scales the norms are taken at (subset of raw, lowpass, highpass)")
+    norms: tuple[NormName, ...] = Field(
+        NORMS, description="norms tracked over time (subset of l1, l2, linf, entropy, tv)"
+    )
+    scales: tuple[ScaleName, ...] = Field(
+        SCALES, description="scales the norms are taken at (subset of raw, lowpass, highpass)"
+    )
     lowpass_sigma: float = Field(
-        1.0 / 32.0, gt=0.0, le=0.5,
+        1.0 / 32.0,
+        gt=0.0,
+        le=0.5,
         description="standard deviation of the periodic Gaussian low-pass in domain units (side of the unit square = 1; "
         "1/32 = 2 pixels on a 64 x 64 grid)",
     )
@@ -96,10 +103,13 @@ class InvariantDriftConfig(FamilyConfig):
         1e-6, gt=0.0, le=0.1, description="relative epsilon of log_ratio: eps = log_ratio_eps * max_t s(t) (+1e-30)"
     )
     band_edges: tuple[float, float] = Field(
-        (0.125, 0.5), description="inner edges (e1, e2) of the low/mid/high wavenumber bands as fractions of the Nyquist radius min(H, W)/2"
+        (0.125, 0.5),
+        description="inner edges (e1, e2) of the low/mid/high wavenumber bands as fractions of the Nyquist radius min(H, W)/2",
     )
     band_energy_eps: float = Field(
-        1e-12, gt=0.0, le=1e-3,
+        1e-12,
+        gt=0.0,
+        le=1e-3,
         description="relative epsilon inside ln(E_band + eps): eps = band_energy_eps * max_t spatial variance (+1e-30)",
     )
 
@@ -127,11 +137,13 @@ _NORM_DOC: dict[str, tuple[str, str, str]] = {
     "l2": ("L2 norm sqrt(mean u^2)", "field", "per-pixel mean (RMS)"),
     "linf": ("Linf norm max |u|", "field", "over the pixels"),
     "entropy": (
-        "Shannon entropy -sum p ln p of the B-bin histogram of u over [min u, max u]", "nats",
+        "Shannon entropy -sum p ln p of the B-bin histogram of u over [min u, max u]",
+        "nats",
         "B = entropy_bins equal bins, last bin closed; constant field -> 0",
     ),
     "tv": (
-        "total variation mean sqrt(gx^2 + gy^2)", "field/domain",
+        "total variation mean sqrt(gx^2 + gy^2)",
+        "field/domain",
         "periodic central differences in domain units gx = W (u[j+1] - u[j-1]) / 2; per-pixel mean",
     ),
 }
@@ -145,11 +157,16 @@ _METRIC_DOC: dict[str, tuple[str, str, str, int]] = {
     "mean_drift": ("mean increment mean_t (s(t+1) - s(t)) = (s_T - s_0)/(Ts - 1)", "{u}/step", "", 2),
     "drift_variance": ("variance of the increments s(t+1) - s(t)", "({u}/step)^2", "unbiased (ddof = 1)", 3),
     "log_ratio": (
-        "ln((s_T + eps)/(s_0 + eps)) of the last over the first frame", "dimensionless",
-        "eps = log_ratio_eps * max_t s(t) + 1e-30 (bounded; 0 when s == 0)", 2,
+        "ln((s_T + eps)/(s_0 + eps)) of the last over the first frame",
+        "dimensionless",
+        "eps = log_ratio_eps * max_t s(t) + 1e-30 (bounded; 0 when s == 0)",
+        2,
     ),
     "monotonicity": (
-        "mean sign(s(t+1) - s(t)) in [-1, 1]", "dimensionless", "exact-zero increments count 0", 2,
+        "mean sign(s(t+1) - s(t)) in [-1, 1]",
+        "dimensionless",
+        "exact-zero increments count 0",
+        2,
     ),
 }
 _DISSIPATION_CONV = (
@@ -161,15 +178,21 @@ _EXTRA_FEATURES: dict[str, tuple[str, str, str, bool]] = {
     "spectral_cascade_rate": (
         "least-squares slope per step of the power-weighted mean wavenumber k_bar(t) = sum |k| P / sum P: "
         "> 0 forward cascade (energy to small scales), < 0 inverse cascade",
-        "cycles/domain/step", _DISSIPATION_CONV + "; k_bar = 0 for a uniform field", True,
+        "cycles/domain/step",
+        _DISSIPATION_CONV + "; k_bar = 0 for a uniform field",
+        True,
     ),
     "enstrophy_decay_rate": (
         "-(least-squares slope per step of ln(mean |grad u|^2 + eps)): decay rate of the gradient energy",
-        "1/step", "periodic central differences in domain units; eps = band_energy_eps * max_t mean |grad u|^2 + 1e-30", False,
+        "1/step",
+        "periodic central differences in domain units; eps = band_energy_eps * max_t mean |grad u|^2 + 1e-30",
+        False,
     ),
     "high_band_fraction_rate": (
         "least-squares slope per step of the high-band energy fraction E_high / (E_low + E_mid + E_high)",
-        "1/step", _DISSIPATION_CONV + "; fraction 0 for a uniform field", False,
+        "1/step",
+        _DISSIPATION_CONV + "; fraction 0 for a uniform field",
+        False,
     ),
 }
 
@@ -207,8 +230,14 @@ def norm_series(u: torch.Tensor, norm: str, bins: int = 32) -> torch.Tensor:
     return _field_norm(u, norm, bins)
 
 
-def _field_norm(u: torch.Tensor, norm: str, bins: int, lo: torch.Tensor | None = None, hi: torch.Tensor | None = None,
-                g2: torch.Tensor | None = None) -> torch.Tensor:
+def _field_norm(
+    u: torch.Tensor,
+    norm: str,
+    bins: int,
+    lo: torch.Tensor | None = None,
+    hi: torch.Tensor | None = None,
+    g2: torch.Tensor | None = None,
+) -> torch.Tensor:
     """:func:`norm_series` with the fields' min/max (``lo``/``hi`` ``[...]``) and squared domain-unit
     gradient ``g2`` when at hand."""
     h, w = u.shape[-2], u.shape[-1]
@@ -315,28 +344,49 @@ class InvariantDriftFamily(Family):
                     conv = "; ".join(c for c in (nconv, mconv) if c)
                     if scale != "raw":
                         conv += f"; lowpass_sigma = {cfg.lowpass_sigma:g} domain units"
-                    specs.append(FeatureSpec(
-                        name=f"{norm}_{metric}_{scale}", family=self.name, granularity=self.granularity,
-                        description=f"{mdef} of s(t) = {ndef} {_SCALE_DOC[scale]}",
-                        units=munits.format(u=nunits), convention=conv, flag=flag, min_frames=min_frames,
-                        extra={"norm": norm, "metric": metric, "scale": scale},
-                    ))
+                    specs.append(
+                        FeatureSpec(
+                            name=f"{norm}_{metric}_{scale}",
+                            family=self.name,
+                            granularity=self.granularity,
+                            description=f"{mdef} of s(t) = {ndef} {_SCALE_DOC[scale]}",
+                            units=munits.format(u=nunits),
+                            convention=conv,
+                            flag=flag,
+                            min_frames=min_frames,
+                            extra={"norm": norm, "metric": metric, "scale": scale},
+                        )
+                    )
         for band in BANDS:
-            specs.append(FeatureSpec(
-                name=f"band_energy_decay_rate_{band}", family=self.name, granularity=self.granularity,
-                description=f"-(least-squares slope per step of ln(E_{band}(t) + eps)), E_{band} = mean-square energy of "
-                "the modes in the band: energy decay rate (> 0 decay, < 0 growth; amplitude ~ exp(-g t) gives 2 g)",
-                units="1/step",
-                convention=_DISSIPATION_CONV + "; eps = band_energy_eps * max_t mean (u - mean u)^2 + 1e-30; "
-                f"band_edges = {cfg.band_edges}",
-                flag=flag, min_frames=2, extra={"band": band},
-            ))
+            specs.append(
+                FeatureSpec(
+                    name=f"band_energy_decay_rate_{band}",
+                    family=self.name,
+                    granularity=self.granularity,
+                    description=f"-(least-squares slope per step of ln(E_{band}(t) + eps)), E_{band} = mean-square energy of "
+                    "the modes in the band: energy decay rate (> 0 decay, < 0 growth; amplitude ~ exp(-g t) gives 2 g)",
+                    units="1/step",
+                    convention=_DISSIPATION_CONV + "; eps = band_energy_eps * max_t mean (u - mean u)^2 + 1e-30; "
+                    f"band_edges = {cfg.band_edges}",
+                    flag=flag,
+                    min_frames=2,
+                    extra={"band": band},
+                )
+            )
         for name, (desc, units, conv, default) in _EXTRA_FEATURES.items():
-            specs.append(FeatureSpec(
-                name=name, family=self.name, granularity=self.granularity, description=desc, units=units,
-                convention=conv, flag=flag if default else f"{self.name}.include: {name}", default=default,
-                min_frames=2,
-            ))
+            specs.append(
+                FeatureSpec(
+                    name=name,
+                    family=self.name,
+                    granularity=self.granularity,
+                    description=desc,
+                    units=units,
+                    convention=conv,
+                    flag=flag if default else f"{self.name}.include: {name}",
+                    default=default,
+                    min_frames=2,
+                )
+            )
         return specs
 
     def compute(self, x: torch.Tensor, cfg: InvariantDriftConfig, names: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -357,8 +407,11 @@ class InvariantDriftFamily(Family):
             e = specs[n].extra
             if "norm" in e:
                 wanted.setdefault(e["scale"], set()).add(e["norm"])
-        spectral = [n for n in names if n.startswith("band_energy_decay_rate_")
-                    or n in ("spectral_cascade_rate", "high_band_fraction_rate")]
+        spectral = [
+            n
+            for n in names
+            if n.startswith("band_energy_decay_rate_") or n in ("spectral_cascade_rate", "high_band_fraction_rate")
+        ]
         need_ens = "enstrophy_decay_rate" in names
         need_low = "lowpass" in wanted or "highpass" in wanted
 
@@ -369,10 +422,12 @@ class InvariantDriftFamily(Family):
         fin, band, ens = [], [], []
         step = chunk_fields(fields.shape[0], h * w, fields.device)
         for lo in range(0, fields.shape[0], step):
-            u = fields[lo: lo + step]
+            u = fields[lo : lo + step]
             umax, umin = u.amax(dim=(-2, -1)), u.amin(dim=(-2, -1))  # NaN/Inf propagate
             ok = torch.isfinite(umax) & torch.isfinite(umin)
-            u = ops.zero_rows(u, ok)  # non-finite fields are zeroed here and their (sample, channel) set to NaN at the end
+            u = ops.zero_rows(
+                u, ok
+            )  # non-finite fields are zeroed here and their (sample, channel) set to NaN at the end
             umax, umin = torch.where(ok, umax, 0.0), torch.where(ok, umin, 0.0)
             fin.append(ok)
             spec = None
@@ -410,7 +465,7 @@ class InvariantDriftFamily(Family):
             return t.movedim(1, -1)
 
         finite = series(fin).all(-1)  # [S, C]
-        for (scale, norm) in keys:
+        for scale, norm in keys:
             for metric, val in drift_metrics(series(vals[(scale, norm)]), cfg.log_ratio_eps).items():
                 out[f"{norm}_{metric}_{scale}"] = val
 

@@ -15,7 +15,7 @@ NaN/Inf in a field give NaN.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

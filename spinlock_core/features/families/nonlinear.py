@@ -40,7 +40,8 @@ A (sample, channel) whose trajectory holds NaN/Inf gives NaN in every feature.
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -56,48 +57,69 @@ __all__ = ["NonlinearConfig", "NonlinearFamily", "spatial_mean_series"]
 class NonlinearConfig(FamilyConfig):
     """Parameters of the ``nonlinear`` family."""
 
-    subsample_factor: int = Field(1, ge=1, le=100, description="keep every f-th frame of m(t) (at least; see max_points)")
+    subsample_factor: int = Field(
+        1, ge=1, le=100, description="keep every f-th frame of m(t) (at least; see max_points)"
+    )
     max_points: int = Field(
-        256, ge=32, le=2048, description="cap on the subsampled length: f = max(subsample_factor, ceil(Ts / max_points))"
+        256,
+        ge=32,
+        le=2048,
+        description="cap on the subsampled length: f = max(subsample_factor, ceil(Ts / max_points))",
     )
     constant_rtol: float = Field(
-        1e-6, ge=0.0, le=1e-2,
+        1e-6,
+        ge=0.0,
+        le=1e-2,
         description="m(t) with std <= constant_rtol * RMS of the channel's values counts as exactly constant",
     )
     rqa_embedding_dim: int = Field(3, ge=1, le=10, description="RQA delay-embedding dimension")
     rqa_delay: int = Field(1, ge=1, le=20, description="RQA embedding delay (subsampled steps)")
     rqa_threshold_mode: Literal["std", "max_distance", "recurrence_rate"] = Field(
-        "std", description="how the recurrence threshold is set: std (x std of m), max_distance (x max D), "
+        "std",
+        description="how the recurrence threshold is set: std (x std of m), max_distance (x max D), "
         "recurrence_rate (fixed RR: rqa_recurrence_rate is then nearly constant by construction)",
     )
     rqa_threshold: float = Field(
-        0.5, gt=0.0, le=10.0,
+        0.5,
+        gt=0.0,
+        le=10.0,
         description="threshold parameter: multiple of the std, fraction of the max distance, or target RR (<= 1)",
     )
     rqa_metric: Literal["euclidean", "supremum", "manhattan"] = Field("euclidean", description="phase-space distance")
     rqa_theiler_window: int = Field(
-        0, ge=0, le=50, description="exclude |i - j| < w from every RQA measure (0: pyunicorn, only DET etc. skip the LOI)"
+        0,
+        ge=0,
+        le=50,
+        description="exclude |i - j| < w from every RQA measure (0: pyunicorn, only DET etc. skip the LOI)",
     )
     rqa_l_min: int = Field(2, ge=2, le=20, description="minimal diagonal line length")
     rqa_v_min: int = Field(2, ge=2, le=20, description="minimal vertical line length")
     corr_dim_embedding_dim: int = Field(4, ge=1, le=10, description="correlation-dimension embedding dimension")
     corr_dim_delay: int = Field(1, ge=1, le=20, description="correlation-dimension embedding delay (subsampled steps)")
-    corr_dim_r_min: float = Field(0.1, gt=0.0, le=10.0, description="smallest radius in units of the series' std (ddof 1)")
-    corr_dim_r_max: float = Field(1.0, gt=0.0, le=10.0, description="largest radius in units of the series' std (ddof 1)")
-    corr_dim_num_radii: int = Field(16, ge=3, le=128, description="log-spaced radii between r_min and r_max (inclusive)")
+    corr_dim_r_min: float = Field(
+        0.1, gt=0.0, le=10.0, description="smallest radius in units of the series' std (ddof 1)"
+    )
+    corr_dim_r_max: float = Field(
+        1.0, gt=0.0, le=10.0, description="largest radius in units of the series' std (ddof 1)"
+    )
+    corr_dim_num_radii: int = Field(
+        16, ge=3, le=128, description="log-spaced radii between r_min and r_max (inclusive)"
+    )
     corr_dim_self_pairs: bool = Field(False, description="count the n self-pairs in C(r) like nolds 0.6.2 (biased)")
     perm_order: int = Field(3, ge=2, le=7, description="permutation-entropy order (pattern length)")
     perm_delay: int = Field(1, ge=1, le=20, description="permutation-entropy delay (subsampled steps)")
 
     @model_validator(mode="after")
-    def _check(self) -> "NonlinearConfig":
+    def _check(self) -> NonlinearConfig:
         if self.rqa_threshold_mode == "recurrence_rate" and self.rqa_threshold > 1.0:
             raise ValueError("rqa_threshold is a recurrence rate in (0, 1] when rqa_threshold_mode='recurrence_rate'")
         if self.corr_dim_r_min >= self.corr_dim_r_max:
             raise ValueError("corr_dim_r_min must be < corr_dim_r_max")
         need = max(_need_len(self, g) for g in ("rqa", "corr_dim", "perm"))
         if self.max_points < 2 * need:
-            raise ValueError(f"max_points must be >= {2 * need} (twice the shortest usable series) for these embeddings")
+            raise ValueError(
+                f"max_points must be >= {2 * need} (twice the shortest usable series) for these embeddings"
+            )
         return self
 
 
@@ -128,31 +150,57 @@ _RQA_CONV = (
 # name -> (group, result key, description, units, convention, default)
 _FEATURES: dict[str, tuple[str, str, str, str, str, bool]] = {
     "rqa_recurrence_rate": (
-        "rqa", "rr", "recurrence rate RR = sum R_ij / n^2 of the recurrence plot of m(t) (line of identity included)",
-        "dimensionless", _RQA_CONV + "; = pyunicorn recurrence_rate()", True,
+        "rqa",
+        "rr",
+        "recurrence rate RR = sum R_ij / n^2 of the recurrence plot of m(t) (line of identity included)",
+        "dimensionless",
+        _RQA_CONV + "; = pyunicorn recurrence_rate()",
+        True,
     ),
     "rqa_determinism": (
-        "rqa", "det", "determinism DET = sum_{l >= l_min} l P(l) / sum_l l P(l) over diagonal lines (LOI excluded)",
-        "dimensionless", _RQA_CONV + "; = pyunicorn determinism(l_min); 0 without off-diagonal recurrences", True,
+        "rqa",
+        "det",
+        "determinism DET = sum_{l >= l_min} l P(l) / sum_l l P(l) over diagonal lines (LOI excluded)",
+        "dimensionless",
+        _RQA_CONV + "; = pyunicorn determinism(l_min); 0 without off-diagonal recurrences",
+        True,
     ),
     "rqa_laminarity": (
-        "rqa", "lam", "laminarity LAM = sum_{v >= v_min} v P(v) / sum_v v P(v) over vertical lines (LOI included)",
-        "dimensionless", _RQA_CONV + "; = pyunicorn laminarity(v_min)", True,
+        "rqa",
+        "lam",
+        "laminarity LAM = sum_{v >= v_min} v P(v) / sum_v v P(v) over vertical lines (LOI included)",
+        "dimensionless",
+        _RQA_CONV + "; = pyunicorn laminarity(v_min)",
+        True,
     ),
     "rqa_diag_entropy": (
-        "rqa", "entr", "Shannon entropy -sum p(l) ln p(l) of the lengths l >= l_min of diagonal lines", "nats",
-        _RQA_CONV + "; = pyunicorn diag_entropy(l_min); 0 without such lines", True,
+        "rqa",
+        "entr",
+        "Shannon entropy -sum p(l) ln p(l) of the lengths l >= l_min of diagonal lines",
+        "nats",
+        _RQA_CONV + "; = pyunicorn diag_entropy(l_min); 0 without such lines",
+        True,
     ),
     "rqa_trapping_time": (
-        "rqa", "tt", "trapping time: mean length of vertical lines with v >= v_min, times the subsampling factor f",
-        "frames", _RQA_CONV + "; = pyunicorn trapping_time(v_min) * f; 0 without such lines", True,
+        "rqa",
+        "tt",
+        "trapping time: mean length of vertical lines with v >= v_min, times the subsampling factor f",
+        "frames",
+        _RQA_CONV + "; = pyunicorn trapping_time(v_min) * f; 0 without such lines",
+        True,
     ),
     "rqa_max_diag_norm": (
-        "rqa", "l_max", "longest diagonal line L_max (LOI excluded) divided by the longest possible n - max(1, w)",
-        "dimensionless", _RQA_CONV + "; L_max = pyunicorn max_diaglength(); in [0, 1] (1/value = normalised divergence)", True,
+        "rqa",
+        "l_max",
+        "longest diagonal line L_max (LOI excluded) divided by the longest possible n - max(1, w)",
+        "dimensionless",
+        _RQA_CONV + "; L_max = pyunicorn max_diaglength(); in [0, 1] (1/value = normalised divergence)",
+        True,
     ),
     "correlation_dimension": (
-        "corr_dim", "cd", "Grassberger-Procaccia correlation dimension: LS slope of ln C(r) vs ln r",
+        "corr_dim",
+        "cd",
+        "Grassberger-Procaccia correlation dimension: LS slope of ln C(r) vs ln r",
         "dimensionless",
         "euclidean embedding (corr_dim_embedding_dim, corr_dim_delay); C(r) = #{i != j: |X_i - X_j| <= r} / (n (n-1)); "
         "radii log-spaced in [corr_dim_r_min, corr_dim_r_max] x std(m, ddof=1); radii with C = 0 dropped; "
@@ -160,18 +208,28 @@ _FEATURES: dict[str, tuple[str, str, str, str, str, bool]] = {
         True,
     ),
     "permutation_entropy": (
-        "perm", "pe", "normalised permutation entropy -sum p ln p / ln(order!) of the ordinal patterns of m(t)",
+        "perm",
+        "pe",
+        "normalised permutation entropy -sum p ln p / ln(order!) of the ordinal patterns of m(t)",
         "dimensionless",
         "order perm_order, delay perm_delay; ties ordered by position; base-free (= antropy.perm_entropy(normalize=True))",
         True,
     ),
     "rqa_avg_diag_length": (
-        "rqa", "avg_diag", "mean length of diagonal lines with l >= l_min, times the subsampling factor f", "frames",
-        _RQA_CONV + "; = pyunicorn average_diaglength(l_min) * f; 0 without such lines", False,
+        "rqa",
+        "avg_diag",
+        "mean length of diagonal lines with l >= l_min, times the subsampling factor f",
+        "frames",
+        _RQA_CONV + "; = pyunicorn average_diaglength(l_min) * f; 0 without such lines",
+        False,
     ),
     "rqa_max_vert_norm": (
-        "rqa", "v_max", "longest vertical line V_max divided by n", "dimensionless",
-        _RQA_CONV + "; V_max = pyunicorn max_vertlength(); in [0, 1]", False,
+        "rqa",
+        "v_max",
+        "longest vertical line V_max divided by n",
+        "dimensionless",
+        _RQA_CONV + "; V_max = pyunicorn max_vertlength(); in [0, 1]",
+        False,
     ),
 }
 
@@ -200,12 +258,20 @@ class NonlinearFamily(Family):
         }
         sub = f"m(t) = spatial mean, subsampled by f = max({cfg.subsample_factor}, ceil(Ts/{cfg.max_points}))"
         for name, (group, _key, desc, units, conv, default) in _FEATURES.items():
-            specs.append(FeatureSpec(
-                name=name, family=self.name, granularity=self.granularity, description=desc, units=units,
-                convention=f"{conv}; {params[group]}; {sub}",
-                flag=f"{self.name}.enabled" if default else f"{self.name}.include: {name}", default=default,
-                min_frames=_min_frames(cfg, group), extra={"group": group},
-            ))
+            specs.append(
+                FeatureSpec(
+                    name=name,
+                    family=self.name,
+                    granularity=self.granularity,
+                    description=desc,
+                    units=units,
+                    convention=f"{conv}; {params[group]}; {sub}",
+                    flag=f"{self.name}.enabled" if default else f"{self.name}.include: {name}",
+                    default=default,
+                    min_frames=_min_frames(cfg, group),
+                    extra={"group": group},
+                )
+            )
         return specs
 
     def compute(self, x: torch.Tensor, cfg: NonlinearConfig, names: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -233,8 +299,15 @@ class NonlinearFamily(Family):
         vals: dict[str, torch.Tensor] = {}
         if "rqa" in groups:
             res = nu.rqa(
-                m, cfg.rqa_embedding_dim, cfg.rqa_delay, cfg.rqa_threshold_mode, cfg.rqa_threshold, cfg.rqa_metric,
-                cfg.rqa_theiler_window, cfg.rqa_l_min, cfg.rqa_v_min,
+                m,
+                cfg.rqa_embedding_dim,
+                cfg.rqa_delay,
+                cfg.rqa_threshold_mode,
+                cfg.rqa_threshold,
+                cfg.rqa_metric,
+                cfg.rqa_theiler_window,
+                cfg.rqa_l_min,
+                cfg.rqa_v_min,
             )
             n_emb = m.shape[-1] - (cfg.rqa_embedding_dim - 1) * cfg.rqa_delay
             res["tt"] = res["tt"] * f
@@ -245,10 +318,15 @@ class NonlinearFamily(Family):
             vals.update(res)
         if "corr_dim" in groups:
             sd = m.std(-1, correction=1)
-            rv = torch.exp(torch.linspace(
-                math.log(cfg.corr_dim_r_min), math.log(cfg.corr_dim_r_max), cfg.corr_dim_num_radii,
-                dtype=torch.float64, device=m.device,
-            )).unsqueeze(0) * sd.unsqueeze(-1)
+            rv = torch.exp(
+                torch.linspace(
+                    math.log(cfg.corr_dim_r_min),
+                    math.log(cfg.corr_dim_r_max),
+                    cfg.corr_dim_num_radii,
+                    dtype=torch.float64,
+                    device=m.device,
+                )
+            ).unsqueeze(0) * sd.unsqueeze(-1)
             cd = nu.correlation_dimension(
                 m, cfg.corr_dim_embedding_dim, cfg.corr_dim_delay, rv.clamp_min(1e-300), cfg.corr_dim_self_pairs
             )

@@ -65,7 +65,7 @@ operator that overflows at step 1).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, field_validator, model_validator
@@ -122,7 +122,7 @@ class OperatorSensitivityConfig(FamilyConfig):
         return v
 
     @model_validator(mode="after")
-    def _check_spread(self) -> "OperatorSensitivityConfig":
+    def _check_spread(self) -> OperatorSensitivityConfig:
         if "sensitivity_lipschitz_spread" in self.include and len(self.lipschitz_eps) < 2:
             raise ValueError("sensitivity_lipschitz_spread needs at least 2 lipschitz_eps scales")
         return self
@@ -168,8 +168,14 @@ class OperatorSensitivityFamily(Family):
 
         def spec(name: str, description: str, convention: str, units: str = "dimensionless", **kw) -> FeatureSpec:
             return FeatureSpec(
-                name=PREFIX + name, family=fam, granularity=gran, description=description, units=units,
-                convention=f"{convention}; {_CONV}", flag=kw.pop("flag", flag), **kw,
+                name=PREFIX + name,
+                family=fam,
+                granularity=gran,
+                description=description,
+                units=units,
+                convention=f"{convention}; {_CONV}",
+                flag=kw.pop("flag", flag),
+                **kw,
             )
 
         out = [
@@ -191,43 +197,63 @@ class OperatorSensitivityFamily(Family):
             for a in alphas
         ]
         out += [
-            spec("base_gain", "amplification ||O(x)|| / ||x|| of the initial condition by one operator evaluation",
-                 "||x|| floored at 1e-6 * sqrt(C*H*W)"),
-            spec("gain_linearity_r2",
-                 "R^2 of the least-squares line gain = p + q alpha through the gain-curve points",
-                 f"{pts}; R^2 = 1 - SS_res / max(SS_tot, P * 0.01^2) in [0, 1] (P points; the floor makes "
-                 "a flat gain curve, which a line fits, read as 1 instead of fitting round-off)"),
-            spec("gain_exponent",
-                 "effective homogeneity degree: least-squares slope of ln gain against ln alpha",
-                 f"{pts}; natural logs; gain floored at 1e-30; alpha^k scaling gives k, scale invariance gives 0"),
-            spec("compression",
-                 f"(gain(alpha_min) / alpha_min) / (gain(alpha_max) / alpha_max) with alpha_min = {a_min:g}, "
-                 f"alpha_max = {a_max:g}",
-                 "1 for degree-1 homogeneity, > 1 compressive, < 1 expansive, alpha_max/alpha_min if scale invariant"),
-            spec("saturation",
-                 f"1 - (gain(alpha_max) - 1) / (alpha_max - 1) with alpha_max = {a_max:g}",
-                 "0 when the output grows in proportion to the input above alpha = 1, 1 when it stays flat, "
-                 "> 1 when it shrinks, < 0 when super-linear"),
-            spec("asymmetry",
-                 f"|a - b| / (a + b), a = ||O(x + delta) - O(x)||, b = ||O(x - delta) - O(x)|| at eps = {e_max:g}",
-                 f"{_DELTA}; in [0, 1]; 0 for an affine operator; 0 when a + b = 0; absolute value because the sign "
-                 "of the random direction is arbitrary"),
-            spec("curvature",
-                 f"||O(x + delta) + O(x - delta) - 2 O(x)|| / ||O(x + delta) - O(x - delta)|| at eps = {e_max:g}",
-                 f"{_DELTA}; second difference relative to the first, 0 for an affine operator; 0 when the "
-                 "denominator is 0"),
-            spec("channel_consistency",
-                 f"1 - CV(r) / sqrt(C - 1), r_c = ||channel c of O(x + delta) - O(x)|| at eps = {e_mid:g}",
-                 f"{_DELTA}; CV = population std / mean over the C channels; in [0, 1], 1 = every channel "
-                 "responds equally (also when no channel responds), 0 = one channel carries the whole response",
-                 min_channels=2),
+            spec(
+                "base_gain",
+                "amplification ||O(x)|| / ||x|| of the initial condition by one operator evaluation",
+                "||x|| floored at 1e-6 * sqrt(C*H*W)",
+            ),
+            spec(
+                "gain_linearity_r2",
+                "R^2 of the least-squares line gain = p + q alpha through the gain-curve points",
+                f"{pts}; R^2 = 1 - SS_res / max(SS_tot, P * 0.01^2) in [0, 1] (P points; the floor makes "
+                "a flat gain curve, which a line fits, read as 1 instead of fitting round-off)",
+            ),
+            spec(
+                "gain_exponent",
+                "effective homogeneity degree: least-squares slope of ln gain against ln alpha",
+                f"{pts}; natural logs; gain floored at 1e-30; alpha^k scaling gives k, scale invariance gives 0",
+            ),
+            spec(
+                "compression",
+                f"(gain(alpha_min) / alpha_min) / (gain(alpha_max) / alpha_max) with alpha_min = {a_min:g}, "
+                f"alpha_max = {a_max:g}",
+                "1 for degree-1 homogeneity, > 1 compressive, < 1 expansive, alpha_max/alpha_min if scale invariant",
+            ),
+            spec(
+                "saturation",
+                f"1 - (gain(alpha_max) - 1) / (alpha_max - 1) with alpha_max = {a_max:g}",
+                "0 when the output grows in proportion to the input above alpha = 1, 1 when it stays flat, "
+                "> 1 when it shrinks, < 0 when super-linear",
+            ),
+            spec(
+                "asymmetry",
+                f"|a - b| / (a + b), a = ||O(x + delta) - O(x)||, b = ||O(x - delta) - O(x)|| at eps = {e_max:g}",
+                f"{_DELTA}; in [0, 1]; 0 for an affine operator; 0 when a + b = 0; absolute value because the sign "
+                "of the random direction is arbitrary",
+            ),
+            spec(
+                "curvature",
+                f"||O(x + delta) + O(x - delta) - 2 O(x)|| / ||O(x + delta) - O(x - delta)|| at eps = {e_max:g}",
+                f"{_DELTA}; second difference relative to the first, 0 for an affine operator; 0 when the "
+                "denominator is 0",
+            ),
+            spec(
+                "channel_consistency",
+                f"1 - CV(r) / sqrt(C - 1), r_c = ||channel c of O(x + delta) - O(x)|| at eps = {e_mid:g}",
+                f"{_DELTA}; CV = population std / mean over the C channels; in [0, 1], 1 = every channel "
+                "responds equally (also when no channel responds), 0 = one channel carries the whole response",
+                min_channels=2,
+            ),
         ]
         if len(eps) >= 2:
             out.append(
-                spec("lipschitz_spread",
-                     f"log10(L(eps_max) / L(eps_min)) of the Lipschitz estimates at eps = {eps[-1]:g} and {eps[0]:g}",
-                     "0 for an affine operator; log base 10",
-                     flag=f"{self.name}.include: {PREFIX}lipschitz_spread", default=False)
+                spec(
+                    "lipschitz_spread",
+                    f"log10(L(eps_max) / L(eps_min)) of the Lipschitz estimates at eps = {eps[-1]:g} and {eps[0]:g}",
+                    "0 for an affine operator; log base 10",
+                    flag=f"{self.name}.include: {PREFIX}lipschitz_spread",
+                    default=False,
+                )
             )
         return out
 

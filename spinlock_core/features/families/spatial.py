@@ -27,7 +27,7 @@ sorts; the histogram shares that binning; the batch of SVDs is spread over the t
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, field_validator
@@ -49,10 +49,15 @@ class SpatialConfig(FamilyConfig):
     )
     histogram_bins: int = Field(16, ge=4, le=256, description="bins B of the value histogram over [min, max]")
     gradient_saturation_threshold: float = Field(
-        0.5, gt=0.0, lt=1.0, description="gradient_saturation_fraction counts pixels with |grad u| >= this * max |grad u|"
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="gradient_saturation_fraction counts pixels with |grad u| >= this * max |grad u|",
     )
     amplitude_saturation_band: float = Field(
-        0.05, gt=0.0, le=0.5,
+        0.05,
+        gt=0.0,
+        le=0.5,
         description="amplitude_saturation_fraction counts values within this fraction of the range of min or max",
     )
     correlation_level: float = Field(
@@ -62,7 +67,9 @@ class SpatialConfig(FamilyConfig):
         0.01, ge=0.0, lt=1.0, description="opt-in histogram_occupied_bins counts bins holding more than this fraction"
     )
     saddle_tolerance: float = Field(
-        1e-5, ge=0.0, le=0.1,
+        1e-5,
+        ge=0.0,
+        le=0.1,
         description="a pixel is a saddle when det(Hessian) < -tol * mean ||Hessian||_F^2 (ignores rounding noise)",
     )
 
@@ -84,13 +91,22 @@ _CONST = "constant field: "
 _FEATURES: dict[str, tuple[str, str, str, str]] = {
     "spatial_mean": ("moments", "mean of u over the pixels", "field", "arithmetic mean over the H*W pixels"),
     "spatial_variance": ("moments", "population variance mean((u - mean u)^2)", "field^2", "ddof = 0; " + _CONST + "0"),
-    "spatial_std": ("moments", "population standard deviation sqrt(spatial_variance)", "field", "ddof = 0; " + _CONST + "0"),
+    "spatial_std": (
+        "moments",
+        "population standard deviation sqrt(spatial_variance)",
+        "field",
+        "ddof = 0; " + _CONST + "0",
+    ),
     "spatial_skewness": (
-        "moments", "skewness m3 / m2^1.5 of the pixel values (m_k central population moments)", "dimensionless",
+        "moments",
+        "skewness m3 / m2^1.5 of the pixel values (m_k central population moments)",
+        "dimensionless",
         "= scipy.stats.skew(bias=True); " + _CONST + "0",
     ),
     "spatial_kurtosis": (
-        "moments", "excess kurtosis m4 / m2^2 - 3 of the pixel values", "dimensionless",
+        "moments",
+        "excess kurtosis m4 / m2^2 - 3 of the pixel values",
+        "dimensionless",
         "= scipy.stats.kurtosis(fisher=True, bias=True); >= -2; " + _CONST + "0",
     ),
     "spatial_min": ("basic", "minimum pixel value", "field", "over the H*W pixels"),
@@ -98,100 +114,146 @@ _FEATURES: dict[str, tuple[str, str, str, str]] = {
     "spatial_range": ("basic", "max - min", "field", _CONST + "0"),
     "spatial_iqr": ("order", "interquartile range q75 - q25", "field", "linear interpolation (numpy default)"),
     "spatial_mad": (
-        "order", "median absolute deviation median(|u - median u|)", "field",
+        "order",
+        "median absolute deviation median(|u - median u|)",
+        "field",
         "unscaled (no 1.4826 factor); medians by linear interpolation (mean of the two middle values)",
     ),
     "gradient_magnitude_mean": (
-        "gradient", "mean of |grad u| = sqrt(gx^2 + gy^2)", "field/pixel",
+        "gradient",
+        "mean of |grad u| = sqrt(gx^2 + gy^2)",
+        "field/pixel",
         "periodic central differences gx = (u[j+1] - u[j-1]) / 2",
     ),
-    "gradient_magnitude_std": ("gradient", "population std of |grad u|", "field/pixel", "periodic central differences; ddof = 0"),
+    "gradient_magnitude_std": (
+        "gradient",
+        "population std of |grad u|",
+        "field/pixel",
+        "periodic central differences; ddof = 0",
+    ),
     "gradient_magnitude_max": ("gradient", "max of |grad u|", "field/pixel", "periodic central differences"),
     "gradient_abs_x_mean": ("gradient", "mean |gx| (x = width axis)", "field/pixel", "periodic central differences"),
     "gradient_abs_y_mean": ("gradient", "mean |gy| (y = height axis)", "field/pixel", "periodic central differences"),
     "gradient_anisotropy": (
-        "gradient", "(mean gx^2 - mean gy^2) / (mean gx^2 + mean gy^2), in [-1, 1]; > 0: variation mostly along x",
-        "dimensionless", "periodic central differences; " + _CONST + "0",
+        "gradient",
+        "(mean gx^2 - mean gy^2) / (mean gx^2 + mean gy^2), in [-1, 1]; > 0: variation mostly along x",
+        "dimensionless",
+        "periodic central differences; " + _CONST + "0",
     ),
     "gradient_coherence": (
         "gradient",
         "orientation coherence of the field-averaged structure tensor J = mean [gx gx, gx gy; gx gy, gy gy]: "
         "(l1 - l2) / (l1 + l2) = sqrt((Jxx - Jyy)^2 + 4 Jxy^2) / (Jxx + Jyy), in [0, 1]; 1 = one gradient direction",
-        "dimensionless", "global (whole-field) average, no smoothing window; " + _CONST + "0",
+        "dimensionless",
+        "global (whole-field) average, no smoothing window; " + _CONST + "0",
     ),
     "gradient_saturation_fraction": (
-        "gradient", "fraction of pixels with |grad u| >= theta * max |grad u| (theta = gradient_saturation_threshold)",
-        "dimensionless", _CONST + "0",
+        "gradient",
+        "fraction of pixels with |grad u| >= theta * max |grad u| (theta = gradient_saturation_threshold)",
+        "dimensionless",
+        _CONST + "0",
     ),
     "amplitude_saturation_fraction": (
         "basic",
         "fraction of pixels with u <= min + b (max - min) or u >= max - b (max - min) (b = amplitude_saturation_band): "
-        "amplitude limiting / clipping", "dimensionless", _CONST + "1 (every pixel sits at min and max)",
+        "amplitude limiting / clipping",
+        "dimensionless",
+        _CONST + "1 (every pixel sits at min and max)",
     ),
     "laplacian_std": (
-        "curvature", "population std of the periodic 5-point Laplacian N + S + E + W - 4C (its mean is identically 0)",
-        "field/pixel^2", "ddof = 0",
+        "curvature",
+        "population std of the periodic 5-point Laplacian N + S + E + W - 4C (its mean is identically 0)",
+        "field/pixel^2",
+        "ddof = 0",
     ),
     "laplacian_skewness": (
-        "curvature", "skewness m3 / m2^1.5 of the 5-point Laplacian's values: < 0 for sharp maxima on broad minima "
-        "(peaks), > 0 for sharp minima", "dimensionless", "population moments as spatial_skewness; " + _CONST + "0",
+        "curvature",
+        "skewness m3 / m2^1.5 of the 5-point Laplacian's values: < 0 for sharp maxima on broad minima "
+        "(peaks), > 0 for sharp minima",
+        "dimensionless",
+        "population moments as spatial_skewness; " + _CONST + "0",
     ),
     "hessian_det_abs_mean": (
-        "curvature", "mean |u_xx u_yy - u_xy^2| of the discrete Hessian (the signed mean integrates to ~0 on a torus)",
-        "field^2/pixel^4", "u_xx = u[j+1] - 2u[j] + u[j-1]; u_xy = central y-difference of the central x-difference",
+        "curvature",
+        "mean |u_xx u_yy - u_xy^2| of the discrete Hessian (the signed mean integrates to ~0 on a torus)",
+        "field^2/pixel^4",
+        "u_xx = u[j+1] - 2u[j] + u[j-1]; u_xy = central y-difference of the central x-difference",
     ),
     "saddle_fraction": (
-        "curvature", "fraction of pixels with det(Hessian) < -tol * mean ||H||_F^2 (saddle points)", "dimensionless",
+        "curvature",
+        "fraction of pixels with det(Hessian) < -tol * mean ||H||_F^2 (saddle points)",
+        "dimensionless",
         "tol = saddle_tolerance; ||H||_F^2 = u_xx^2 + u_yy^2 + 2 u_xy^2; " + _CONST + "0",
     ),
     "effective_rank": (
-        "svd", "effective rank exp(-sum p_i ln p_i), p_i = s_i / sum s of the singular values of the mean-removed "
-        "field as an H x W matrix; in [1, min(H, W)]", "dimensionless",
+        "svd",
+        "effective rank exp(-sum p_i ln p_i), p_i = s_i / sum s of the singular values of the mean-removed "
+        "field as an H x W matrix; in [1, min(H, W)]",
+        "dimensionless",
         "Roy & Vetterli 2007; torch.linalg.svdvals; natural log; " + _CONST + "1",
     ),
     "svd_participation_ratio": (
-        "svd", "participation ratio (sum s_i^2)^2 / sum s_i^4 of the mean-removed field's singular values",
-        "dimensionless", "in [1, min(H, W)]; " + _CONST + "1",
+        "svd",
+        "participation ratio (sum s_i^2)^2 / sum s_i^4 of the mean-removed field's singular values",
+        "dimensionless",
+        "in [1, min(H, W)]; " + _CONST + "1",
     ),
     "svd_top_energy_fraction": (
-        "svd", "s_1^2 / sum s_i^2: energy fraction of the leading singular mode of the mean-removed field",
-        "dimensionless", "in [1 / min(H, W), 1]; " + _CONST + "1",
+        "svd",
+        "s_1^2 / sum s_i^2: energy fraction of the leading singular mode of the mean-removed field",
+        "dimensionless",
+        "in [1 / min(H, W), 1]; " + _CONST + "1",
     ),
     "correlation_length": (
         "correlation",
         "isotropic correlation length: first distance where the shell-averaged circular autocorrelation "
-        "rho(r) falls below correlation_level (1/e)", "domain",
+        "rho(r) falls below correlation_level (1/e)",
+        "domain",
         "rho = irfft2(|rfft2(u - mean)|^2) / rho(0); shells of width 1/max(H, W) over periodic lag distance, at "
         "their mean radius; linear interpolation between shells; capped at (max(H, W) // 2) / max(H, W) = 1/2 for even sizes (when "
         "never below level; also the constant-field value)",
     ),
     "correlation_length_x": (
-        "correlation", "first lag dx / W where rho(0, dx) falls below correlation_level (correlation along x)", "domain",
+        "correlation",
+        "first lag dx / W where rho(0, dx) falls below correlation_level (correlation along x)",
+        "domain",
         "same rho; linear interpolation between pixel lags; capped at (W // 2) / W",
     ),
     "correlation_length_y": (
-        "correlation", "first lag dy / H where rho(dy, 0) falls below correlation_level (correlation along y)", "domain",
+        "correlation",
+        "first lag dy / H where rho(dy, 0) falls below correlation_level (correlation along y)",
+        "domain",
         "same rho; linear interpolation between pixel lags; capped at (H // 2) / H",
     ),
     "correlation_anisotropy": (
-        "correlation", "(Lx - Ly) / (Lx + Ly) of correlation_length_x, _y, in [-1, 1]; > 0: structures elongated along x",
-        "dimensionless", "from the capped directional lengths; " + _CONST + "0 (both capped, for even H and W)",
+        "correlation",
+        "(Lx - Ly) / (Lx + Ly) of correlation_length_x, _y, in [-1, 1]; > 0: structures elongated along x",
+        "dimensionless",
+        "from the capped directional lengths; " + _CONST + "0 (both capped, for even H and W)",
     ),
     "histogram_entropy": (
-        "histogram", "Shannon entropy -sum p ln p of the B-bin histogram of u over [min, max]", "nats",
+        "histogram",
+        "Shannon entropy -sum p ln p of the B-bin histogram of u over [min, max]",
+        "nats",
         "B = histogram_bins equal bins, last bin closed; in [0, ln B]; " + _CONST + "0",
     ),
     "histogram_peak_fraction": (
-        "histogram", "largest bin fraction max p of the B-bin histogram over [min, max]", "dimensionless",
+        "histogram",
+        "largest bin fraction max p of the B-bin histogram over [min, max]",
+        "dimensionless",
         "in [1/B, 1]; " + _CONST + "1",
     ),
     "histogram_effective_bins": (
-        "histogram", "effective number of occupied bins exp(histogram_entropy) (perplexity, not a count)", "count",
+        "histogram",
+        "effective number of occupied bins exp(histogram_entropy) (perplexity, not a count)",
+        "count",
         "in [1, B]; " + _CONST + "1",
     ),
     "histogram_occupied_bins": (
-        "histogram", "number of bins of the B-bin histogram over [min, max] holding more than a fraction t of the "
-        "pixels (t = occupied_bin_threshold; the reference's histogram_effective_bins with t = 0.01)", "count",
+        "histogram",
+        "number of bins of the B-bin histogram over [min, max] holding more than a fraction t of the "
+        "pixels (t = occupied_bin_threshold; the reference's histogram_effective_bins with t = 0.01)",
+        "count",
         "integer-valued; " + _CONST + "1",
     ),
 }
@@ -222,11 +284,15 @@ class SpatialFamily(Family):
                 for p in cfg.percentiles:
                     specs.append(
                         FeatureSpec(
-                            name=su.percentile_name(p), family=self.name, granularity=self.granularity,
-                            description=f"{p:g}th percentile of the pixel values", units="field",
+                            name=su.percentile_name(p),
+                            family=self.name,
+                            granularity=self.granularity,
+                            description=f"{p:g}th percentile of the pixel values",
+                            units="field",
                             convention="linear interpolation at position p/100 (HW - 1) of the sorted values "
                             "(numpy.percentile default)",
-                            flag="spatial.enabled", extra={"percentile": p},
+                            flag="spatial.enabled",
+                            extra={"percentile": p},
                         )
                     )
         for name in _OPT_IN:
@@ -247,8 +313,14 @@ class SpatialFamily(Family):
         if name.startswith("correlation_length"):
             extra = {"level": cfg.correlation_level}
         return FeatureSpec(
-            name=name, family=self.name, granularity=self.granularity, description=desc, units=units,
-            convention=conv, flag="spatial.enabled" if default else f"spatial.include: {name}", default=default,
+            name=name,
+            family=self.name,
+            granularity=self.granularity,
+            description=desc,
+            units=units,
+            convention=conv,
+            flag="spatial.enabled" if default else f"spatial.include: {name}",
+            default=default,
             extra=extra,
         )
 

@@ -25,7 +25,7 @@ statistics (band and shell sums, centroid, orientation tensor) come from one mat
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, model_validator
@@ -45,12 +45,33 @@ _CONST_TOL = 1e-3
 class SpectralConfig(FamilyConfig):
     """Parameters of the spectral family."""
 
-    num_bands: int = Field(5, ge=1, le=10, description="number S of log-spaced radial bands between |k| = 1 and the Nyquist radius")
-    low_cutoff: float = Field(0.25, gt=0.0, lt=1.0, description="low/mid boundary of the power ratios, as a fraction of the Nyquist radius min(H,W)/2")
-    high_cutoff: float = Field(0.5, gt=0.0, le=1.0, description="mid/high boundary of the power ratios, as a fraction of the Nyquist radius")
-    rolloff_fraction: float = Field(0.85, gt=0.0, lt=1.0, description="fraction of non-DC power below the roll-off wavenumber")
-    harmonic_half_width: float = Field(0.5, ge=0.05, le=4.0, description="half-width in cycles/domain of the radial shells at n*k0 used by THD and purity")
-    flatness_floor: float = Field(1e-10, gt=0.0, le=1e-2, description="floor added to shell powers in flatness and slope, relative to the mean shell power")
+    num_bands: int = Field(
+        5, ge=1, le=10, description="number S of log-spaced radial bands between |k| = 1 and the Nyquist radius"
+    )
+    low_cutoff: float = Field(
+        0.25,
+        gt=0.0,
+        lt=1.0,
+        description="low/mid boundary of the power ratios, as a fraction of the Nyquist radius min(H,W)/2",
+    )
+    high_cutoff: float = Field(
+        0.5, gt=0.0, le=1.0, description="mid/high boundary of the power ratios, as a fraction of the Nyquist radius"
+    )
+    rolloff_fraction: float = Field(
+        0.85, gt=0.0, lt=1.0, description="fraction of non-DC power below the roll-off wavenumber"
+    )
+    harmonic_half_width: float = Field(
+        0.5,
+        ge=0.05,
+        le=4.0,
+        description="half-width in cycles/domain of the radial shells at n*k0 used by THD and purity",
+    )
+    flatness_floor: float = Field(
+        1e-10,
+        gt=0.0,
+        le=1e-2,
+        description="floor added to shell powers in flatness and slope, relative to the mean shell power",
+    )
 
     @model_validator(mode="after")
     def _cutoffs_ordered(self):
@@ -61,8 +82,16 @@ class SpectralConfig(FamilyConfig):
 
 def _spec(name, desc, units="dimensionless", conv="", default=True):
     flag = "spectral.enabled" if default else f"spectral.include: {name}"
-    return FeatureSpec(name=name, family="spectral", granularity="timestep_channel", description=desc,
-                       units=units, convention=conv, flag=flag, default=default)
+    return FeatureSpec(
+        name=name,
+        family="spectral",
+        granularity="timestep_channel",
+        description=desc,
+        units=units,
+        convention=conv,
+        flag=flag,
+        default=default,
+    )
 
 
 def _band_names(i: int) -> tuple[str, str, str]:
@@ -86,56 +115,134 @@ class SpectralFamily(Family):
             f, m, x = _band_names(i)
             rng = f"band {i} of {S}: e_{i} <= |k| < e_{i + 1} ({edges}; the last band includes k_N; corners |k| > k_N in no band)"
             out += [
-                _spec(f, f"fraction of non-DC power in {rng}: sum_band P / E", conv=f"{_SPECTRUM}; 0 for an empty band"),
-                _spec(m, f"mean power per mode in {rng}: sum_band P / #modes", "field^2",
-                      f"{_SPECTRUM}; per-mode power of white noise = its variance; 0 for an empty band"),
+                _spec(
+                    f, f"fraction of non-DC power in {rng}: sum_band P / E", conv=f"{_SPECTRUM}; 0 for an empty band"
+                ),
+                _spec(
+                    m,
+                    f"mean power per mode in {rng}: sum_band P / #modes",
+                    "field^2",
+                    f"{_SPECTRUM}; per-mode power of white noise = its variance; 0 for an empty band",
+                ),
                 _spec(x, f"largest single-mode power in {rng}", "field^2", f"{_SPECTRUM}; 0 for an empty band"),
             ]
         lo, hi = cfg.low_cutoff, cfg.high_cutoff
         hw = cfg.harmonic_half_width
         out += [
-            _spec("spectral_dominant_k", "|k| of the non-DC mode of largest power", "cycles/domain",
-                  f"{_SPECTRUM}; argmax over modes, ties -> first in fft order"),
-            _spec("spectral_dominant_kx", "|kx| of the non-DC mode of largest power (folded, >= 0)", "cycles/domain", _SPECTRUM),
-            _spec("spectral_dominant_ky", "|ky| of the non-DC mode of largest power (folded, >= 0)", "cycles/domain", _SPECTRUM),
-            _spec("spectral_dominant_power_fraction", "(P(k*) + P(-k*)) / E: share of the peak mode and its conjugate",
-                  conv=f"{_SPECTRUM}; a self-conjugate peak (Nyquist) is counted once; 1 for a plane wave"),
-            _spec("spectral_centroid", "power-weighted mean wavenumber sum_k p(k) |k|", "cycles/domain", f"{_SPECTRUM}; p = P/E"),
-            _spec("spectral_bandwidth", "power-weighted std of |k|: sqrt(sum_k p(k) (|k| - centroid)^2)", "cycles/domain",
-                  f"{_SPECTRUM}; population (p-weighted) std"),
-            _spec("spectral_low_ratio", f"fraction of non-DC power with |k| < {lo} k_N", conv=f"{_SPECTRUM}; k_N = min(H,W)/2"),
-            _spec("spectral_mid_ratio", f"fraction of non-DC power with {lo} k_N <= |k| < {hi} k_N", conv=f"{_SPECTRUM}; k_N = min(H,W)/2"),
-            _spec("spectral_high_ratio", f"fraction of non-DC power with |k| >= {hi} k_N (corners included)",
-                  conv=f"{_SPECTRUM}; the three ratios sum to 1"),
-            _spec("spectral_flatness", "Wiener entropy of the shell spectrum: exp(mean_n ln Ebar_n) / mean_n Ebar_n, "
-                  "Ebar_n = mean power of the modes of integer shell n = round(|k|), n = 1..floor(k_N)",
-                  conv=f"{_SPECTRUM}; Ebar_n + floor, floor = {cfg.flatness_floor:g} * mean_n Ebar_n; shell means, not "
-                       "single modes (a periodogram's per-mode flatness is biased to exp(-gamma) = 0.56 for white noise); "
-                       "~0.98 for white noise at 64^2, -> 0 for a line spectrum"),
-            _spec("spectral_entropy", "normalised spectral entropy -sum_k p ln p / ln(H W - 1) over non-DC modes",
-                  conv=f"{_SPECTRUM}; nats / ln(number of non-DC modes); white noise: E ~ 1 - (1 - gamma)/ln(HW-1) (0.949 at 64^2)"),
-            _spec("spectral_rolloff", f"smallest |k| such that the modes with |k'| <= |k| hold {cfg.rolloff_fraction:g} of the non-DC power",
-                  "cycles/domain", f"{_SPECTRUM}; modes ordered by |k| (a wavenumber, not a bin fraction)"),
-            _spec("spectral_slope", "least-squares slope of ln Ebar_n against ln n over shells n = 1..floor(k_N) "
-                  "(power-law exponent of the per-mode radial spectrum; 0 for white noise)",
-                  conv=f"{_SPECTRUM}; Ebar_n as in spectral_flatness with the same floor; unweighted fit"),
-            _spec("spectral_anisotropy", "(sum P kx^2 - sum P ky^2) / sum P |k|^2, in [-1, 1]; +1: all power along kx "
-                  "(variation along x), -1: along ky", conv=_SPECTRUM),
-            _spec("spectral_orientation_coherence", "coherence of the spectral structure tensor J = sum_k P k k^T: "
-                  "sqrt((Jxx - Jyy)^2 + 4 Jxy^2) / (Jxx + Jyy), in [0, 1]; 1 for a plane wave, ~0 for an isotropic field",
-                  conv=f"{_SPECTRUM}; |k|^2 weighting (gradient-energy orientation)"),
-            _spec("spectral_thd", f"total harmonic distortion (power ratio): sum_(n>=2) P_shell(n k0) / P_shell(k0), "
-                  f"shells ||k| - n k0| <= {hw:g} with n = round(|k|/k0), harmonics n >= 2 up to n k0 <= k_N, k0 = spectral_dominant_k",
-                  conv=f"{_SPECTRUM}; power (not amplitude) ratio: a square wave gives sum over odd n >= 3 of 1/n^2; 0 for a sinusoid"),
-            _spec("spectral_fundamental_purity", f"share of non-DC power in the fundamental shell ||k| - k0| <= {hw:g}: "
-                  "P_shell(k0) / E", conv=_SPECTRUM),
+            _spec(
+                "spectral_dominant_k",
+                "|k| of the non-DC mode of largest power",
+                "cycles/domain",
+                f"{_SPECTRUM}; argmax over modes, ties -> first in fft order",
+            ),
+            _spec(
+                "spectral_dominant_kx",
+                "|kx| of the non-DC mode of largest power (folded, >= 0)",
+                "cycles/domain",
+                _SPECTRUM,
+            ),
+            _spec(
+                "spectral_dominant_ky",
+                "|ky| of the non-DC mode of largest power (folded, >= 0)",
+                "cycles/domain",
+                _SPECTRUM,
+            ),
+            _spec(
+                "spectral_dominant_power_fraction",
+                "(P(k*) + P(-k*)) / E: share of the peak mode and its conjugate",
+                conv=f"{_SPECTRUM}; a self-conjugate peak (Nyquist) is counted once; 1 for a plane wave",
+            ),
+            _spec(
+                "spectral_centroid",
+                "power-weighted mean wavenumber sum_k p(k) |k|",
+                "cycles/domain",
+                f"{_SPECTRUM}; p = P/E",
+            ),
+            _spec(
+                "spectral_bandwidth",
+                "power-weighted std of |k|: sqrt(sum_k p(k) (|k| - centroid)^2)",
+                "cycles/domain",
+                f"{_SPECTRUM}; population (p-weighted) std",
+            ),
+            _spec(
+                "spectral_low_ratio",
+                f"fraction of non-DC power with |k| < {lo} k_N",
+                conv=f"{_SPECTRUM}; k_N = min(H,W)/2",
+            ),
+            _spec(
+                "spectral_mid_ratio",
+                f"fraction of non-DC power with {lo} k_N <= |k| < {hi} k_N",
+                conv=f"{_SPECTRUM}; k_N = min(H,W)/2",
+            ),
+            _spec(
+                "spectral_high_ratio",
+                f"fraction of non-DC power with |k| >= {hi} k_N (corners included)",
+                conv=f"{_SPECTRUM}; the three ratios sum to 1",
+            ),
+            _spec(
+                "spectral_flatness",
+                "Wiener entropy of the shell spectrum: exp(mean_n ln Ebar_n) / mean_n Ebar_n, "
+                "Ebar_n = mean power of the modes of integer shell n = round(|k|), n = 1..floor(k_N)",
+                conv=f"{_SPECTRUM}; Ebar_n + floor, floor = {cfg.flatness_floor:g} * mean_n Ebar_n; shell means, not "
+                "single modes (a periodogram's per-mode flatness is biased to exp(-gamma) = 0.56 for white noise); "
+                "~0.98 for white noise at 64^2, -> 0 for a line spectrum",
+            ),
+            _spec(
+                "spectral_entropy",
+                "normalised spectral entropy -sum_k p ln p / ln(H W - 1) over non-DC modes",
+                conv=f"{_SPECTRUM}; nats / ln(number of non-DC modes); white noise: E ~ 1 - (1 - gamma)/ln(HW-1) (0.949 at 64^2)",
+            ),
+            _spec(
+                "spectral_rolloff",
+                f"smallest |k| such that the modes with |k'| <= |k| hold {cfg.rolloff_fraction:g} of the non-DC power",
+                "cycles/domain",
+                f"{_SPECTRUM}; modes ordered by |k| (a wavenumber, not a bin fraction)",
+            ),
+            _spec(
+                "spectral_slope",
+                "least-squares slope of ln Ebar_n against ln n over shells n = 1..floor(k_N) "
+                "(power-law exponent of the per-mode radial spectrum; 0 for white noise)",
+                conv=f"{_SPECTRUM}; Ebar_n as in spectral_flatness with the same floor; unweighted fit",
+            ),
+            _spec(
+                "spectral_anisotropy",
+                "(sum P kx^2 - sum P ky^2) / sum P |k|^2, in [-1, 1]; +1: all power along kx "
+                "(variation along x), -1: along ky",
+                conv=_SPECTRUM,
+            ),
+            _spec(
+                "spectral_orientation_coherence",
+                "coherence of the spectral structure tensor J = sum_k P k k^T: "
+                "sqrt((Jxx - Jyy)^2 + 4 Jxy^2) / (Jxx + Jyy), in [0, 1]; 1 for a plane wave, ~0 for an isotropic field",
+                conv=f"{_SPECTRUM}; |k|^2 weighting (gradient-energy orientation)",
+            ),
+            _spec(
+                "spectral_thd",
+                f"total harmonic distortion (power ratio): sum_(n>=2) P_shell(n k0) / P_shell(k0), "
+                f"shells ||k| - n k0| <= {hw:g} with n = round(|k|/k0), harmonics n >= 2 up to n k0 <= k_N, k0 = spectral_dominant_k",
+                conv=f"{_SPECTRUM}; power (not amplitude) ratio: a square wave gives sum over odd n >= 3 of 1/n^2; 0 for a sinusoid",
+            ),
+            _spec(
+                "spectral_fundamental_purity",
+                f"share of non-DC power in the fundamental shell ||k| - k0| <= {hw:g}: P_shell(k0) / E",
+                conv=_SPECTRUM,
+            ),
             # opt-ins
-            _spec("spectral_orientation_angle", "principal orientation of the wavevectors, 0.5 atan2(2 Jxy, Jxx - Jyy), "
-                  "in degrees (-90, 90]; 0 = wavevectors along x", "degrees",
-                  f"{_SPECTRUM}; J as in spectral_orientation_coherence; circular, ill-defined when the coherence is ~0",
-                  default=False),
-            _spec("spectral_energy_peak_k", "integer shell n = round(|k|) holding the most power (sum, not mean, over the shell)",
-                  "cycles/domain", f"{_SPECTRUM}; shells 1..floor(k_N); ties -> lowest n", default=False),
+            _spec(
+                "spectral_orientation_angle",
+                "principal orientation of the wavevectors, 0.5 atan2(2 Jxy, Jxx - Jyy), "
+                "in degrees (-90, 90]; 0 = wavevectors along x",
+                "degrees",
+                f"{_SPECTRUM}; J as in spectral_orientation_coherence; circular, ill-defined when the coherence is ~0",
+                default=False,
+            ),
+            _spec(
+                "spectral_energy_peak_k",
+                "integer shell n = round(|k|) holding the most power (sum, not mean, over the shell)",
+                "cycles/domain",
+                f"{_SPECTRUM}; shells 1..floor(k_N); ties -> lowest n",
+                default=False,
+            ),
         ]
         return out
 
@@ -192,7 +299,9 @@ class SpectralFamily(Family):
         out["spectral_dominant_ky"] = hp.ky[k_idx].abs()
         p_peak = P.gather(1, k_idx[:, None]).squeeze(1) / Es
         p_mir = P.gather(1, hp.mirror[k_idx][:, None]).squeeze(1) / Es
-        out["spectral_dominant_power_fraction"] = p_peak + torch.where(hp.self_conj[k_idx], torch.zeros_like(p_mir), p_mir)
+        out["spectral_dominant_power_fraction"] = p_peak + torch.where(
+            hp.self_conj[k_idx], torch.zeros_like(p_mir), p_mir
+        )
 
         # ---- moments, ratios
         cen = lin[:, 1] / Es
@@ -202,14 +311,16 @@ class SpectralFamily(Family):
         del dk
         c1, c2 = cfg.low_cutoff * geo.k_nyq, cfg.high_cutoff * geo.k_nyq
         kmag = hp.kmag
-        ratios = (wp.to(lin_dt) @ half_plane_matrix(hp, "regions", lin_dt, (c1, c2))).to(torch.float32) / Es.unsqueeze(1)
+        ratios = (wp.to(lin_dt) @ half_plane_matrix(hp, "regions", lin_dt, (c1, c2))).to(torch.float32) / Es.unsqueeze(
+            1
+        )
         out["spectral_low_ratio"] = ratios[:, 0]
         out["spectral_mid_ratio"] = ratios[:, 1]
         out["spectral_high_ratio"] = ratios[:, 2]
 
         # ---- shell spectrum: flatness, slope, energy peak
         if geo.n_shells >= 1:
-            ssum = lin[:, 5 + S:]  # [B, n_shells]
+            ssum = lin[:, 5 + S :]  # [B, n_shells]
             ebar = ssum / geo.shell_count[1 : geo.n_shells + 1].clamp_min(1.0)
             amean = ebar.mean(1)
             floor = cfg.flatness_floor * amean + 1e-30
@@ -228,7 +339,9 @@ class SpectralFamily(Family):
         m_modes = max(h * w - 1, 2)
         p = P / Es.unsqueeze(1)
         plogp = p.clamp_min(1e-38).log_().mul_(p)  # p ln p, 0 at p = 0
-        out["spectral_entropy"] = (-(plogp.to(lin_dt) @ half_plane_matrix(hp, "weight", lin_dt)).float() / math.log(m_modes)).clamp(0.0, 1.0)
+        out["spectral_entropy"] = (
+            -(plogp.to(lin_dt) @ half_plane_matrix(hp, "weight", lin_dt)).float() / math.log(m_modes)
+        ).clamp(0.0, 1.0)
         del p, plogp
         cs = ws.cumsum(1)
         r_idx = (cs < (cfg.rolloff_fraction * Es).unsqueeze(1)).sum(1).clamp_max(cs.shape[1] - 1)
@@ -241,7 +354,9 @@ class SpectralFamily(Family):
         jxx, jyy, jxy = lin64[:, 2] / E64, lin64[:, 3] / E64, lin64[:, 4] / E64
         tr = (jxx + jyy).clamp_min(1e-30)
         out["spectral_anisotropy"] = ((jxx - jyy) / tr).clamp(-1.0, 1.0).float()
-        out["spectral_orientation_coherence"] = (torch.sqrt((jxx - jyy).square() + 4 * jxy.square()) / tr).clamp(0.0, 1.0).float()
+        out["spectral_orientation_coherence"] = (
+            (torch.sqrt((jxx - jyy).square() + 4 * jxy.square()) / tr).clamp(0.0, 1.0).float()
+        )
         out["spectral_orientation_angle"] = torch.rad2deg(0.5 * torch.atan2(2 * jxy, jxx - jyy)).float()
 
         # ---- harmonics around k0

@@ -31,7 +31,7 @@ initial/final comparisons remain.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, field_validator
@@ -57,15 +57,36 @@ def fraction_tag(f: float) -> str:
 class TemporalConfig(FamilyConfig):
     """Parameters of the temporal family (defaults reproduce the documented catalogue)."""
 
-    autocorr_max_lag: int = Field(50, ge=1, le=10000, description="cap (in steps) of autocorr_decay_time; the effective cap is min(autocorr_max_lag, Ts - 1)")
-    pacf_max_lag: int = Field(10, ge=1, le=50, description="partial autocorrelations at lags 1..pacf_max_lag (Durbin-Levinson on the biased ACF)")
-    rolling_window_fractions: tuple[float, ...] = Field((0.05, 0.10, 0.20), description="rolling-window lengths as fractions of Ts (each in (0, 0.5]); six statistics per window")
-    event_threshold_std: float = Field(2.0, gt=0.0, le=10.0, description="spikes: upward crossings of mean + k * std of m(t)")
+    autocorr_max_lag: int = Field(
+        50,
+        ge=1,
+        le=10000,
+        description="cap (in steps) of autocorr_decay_time; the effective cap is min(autocorr_max_lag, Ts - 1)",
+    )
+    pacf_max_lag: int = Field(
+        10,
+        ge=1,
+        le=50,
+        description="partial autocorrelations at lags 1..pacf_max_lag (Durbin-Levinson on the biased ACF)",
+    )
+    rolling_window_fractions: tuple[float, ...] = Field(
+        (0.05, 0.10, 0.20),
+        description="rolling-window lengths as fractions of Ts (each in (0, 0.5]); six statistics per window",
+    )
+    event_threshold_std: float = Field(
+        2.0, gt=0.0, le=10.0, description="spikes: upward crossings of mean + k * std of m(t)"
+    )
     burst_threshold_std: float = Field(1.0, ge=0.0, le=10.0, description="bursts: runs above mean + k * std of m(t)")
     burst_min_length: int = Field(3, ge=2, le=1000, description="bursts: minimum run length in consecutive frames")
-    divergence_horizon: int = Field(5, ge=1, le=50, description="divergence_rate: steps over which the mean log neighbour distance is fitted")
-    divergence_theiler: int = Field(1, ge=0, le=100, description="divergence_rate: neighbours must be more than this many steps apart")
-    divergence_candidates: int = Field(8, ge=1, le=64, description="divergence_rate: neighbour candidates on each side in value order")
+    divergence_horizon: int = Field(
+        5, ge=1, le=50, description="divergence_rate: steps over which the mean log neighbour distance is fitted"
+    )
+    divergence_theiler: int = Field(
+        1, ge=0, le=100, description="divergence_rate: neighbours must be more than this many steps apart"
+    )
+    divergence_candidates: int = Field(
+        8, ge=1, le=64, description="divergence_rate: neighbour candidates on each side in value order"
+    )
 
     @field_validator("rolling_window_fractions")
     @classmethod
@@ -106,38 +127,188 @@ class TemporalFamily(Family):
         flag = "temporal.enabled"
 
         def spec(name: str, desc: str, units: str, conv: str, min_frames: int) -> FeatureSpec:
-            return FeatureSpec(name=name, family=self.name, granularity=self.granularity, description=desc,
-                               units=units, convention=conv, flag=flag, min_frames=min_frames)
+            return FeatureSpec(
+                name=name,
+                family=self.name,
+                granularity=self.granularity,
+                description=desc,
+                units=units,
+                convention=conv,
+                flag=flag,
+                min_frames=min_frames,
+            )
 
         lnE = "series ln(E + eps_E), eps_E = 1e-12 * max_t E + 1e-300; t = 0..Ts-1"
         h, th, kc = cfg.divergence_horizon, cfg.divergence_theiler, cfg.divergence_candidates
         out = [
-            spec("energy_growth_rate", "Least-squares slope of ln E(t) against t (E = mean_xy u^2): exponential growth rate of the energy.", "1/step", lnE, 2),
-            spec("variance_growth_rate", "Least-squares slope of ln V(t) against t (V = population spatial variance).", "1/step", "series ln(V + eps_V), eps_V = 1e-12 * max_t V + 1e-300", 2),
-            spec("energy_growth_accel", "Curvature of ln E(t): 2 * c2 of the least-squares quadratic fit c0 + c1 t + c2 t^2.", "1/step^2", lnE + "; c2 from the centred orthogonal quadratic", 4),
-            spec("mean_trend_slope", "Least-squares slope of the spatial mean m(t) against t.", "field/step", "ordinary least squares, t = 0..Ts-1", 2),
-            spec("energy_log_ratio", "ln((E(T) + eps_E) / (E(0) + eps_E)): net log change of the energy from the IC to the last frame.", "nats", lnE, 2),
-            spec("mean_final_initial_change", "Bounded normalised change of the spatial mean: (m(T) - m(0)) / (|m(T)| + |m(0)|), in [-1, 1].", "dimensionless", "0 when m(T) = m(0) = 0 (denominator + 1e-300)", 2),
-            spec("trend_strength", "R^2 of the least-squares line through m(t), in [0, 1].", "dimensionless", "0 for a constant series", 3),
-            spec("detrended_variance", "Variance of the residuals of the least-squares line through m(t).", "field^2", "sum of squared residuals / (Ts - 2)", 4),
-            spec("temporal_dominant_frequency", "Frequency of the largest periodogram bin (excluding 0) of the linearly detrended m(t).", "cycles/step", "rfft of the detrended series (no window, no padding), bins k/Ts for k = 1..Ts//2, resolution 1/Ts; 0 when the detrended series is null (power <= 1e-13 * mean m^2)", 6),
-            spec("oscillation_amplitude", "Amplitude of the dominant oscillation of the detrended m(t): 2 |Y_k| / Ts at the dominant bin (|Y_k| / Ts at Nyquist).", "field", "a sine of amplitude a on a bin gives a (up to detrending leakage); 0 when there is no oscillation", 6),
-            spec("oscillation_period", "Period of the dominant oscillation of m(t): 1 / temporal_dominant_frequency.", "steps", "Ts / k for bin k; Ts when there is no oscillation", 6),
-            spec("oscillation_power_fraction", "Fraction of the detrended m(t) variance in the dominant frequency bin, in [0, 1].", "dimensionless", "one-sided periodogram weights 2 (interior) and 1 (Nyquist); 0 when there is no oscillation", 6),
-            spec("temporal_spectral_entropy", "Normalised Shannon entropy of the one-sided periodogram (k >= 1) of the detrended m(t), in [0, 1].", "dimensionless", "natural logs divided by ln(Ts//2); 0 when there is no oscillation", 6),
-            spec("autocorr_decay_time", "First lag where the autocorrelation of m(t) falls below 1/e, linearly interpolated between lags.", "steps",
-                 f"biased ACF by zero-padded FFT (divisor Ts at every lag); capped at min(autocorr_max_lag = {cfg.autocorr_max_lag}, Ts - 1) when it never falls below 1/e; a constant series has ACF 0 at lags >= 1", 4),
-            spec("divergence_rate", "Rosenstein-type nearest-neighbour divergence rate of m(t): slope over k = 0..horizon of the mean log distance between neighbouring delay states.", "nats/step",
-                 f"z-scored m, embedding dim 2, delay 1, horizon {h}, Theiler window {th} (|s - t| > {th}), neighbour searched among {kc} candidates per side in value order, eps 1e-6 std; ~ln 2 for the logistic map r = 4, ln r for a decay c + a r^t", h + 2 * th + 6),
-            spec("smoothness", "Bounded smoothness 1 - sum|d2 m| / (2 sum|d m|) of m(t), in [0, 1] (1 for a straight line, ~0 for an alternating series).", "dimensionless", "forward differences; 1 for a constant series", 3),
-            spec("regime_switches", "Number of sign changes of the increments d m(t) = m(t+1) - m(t), ignoring exact zeros.", "count", "a zero increment is skipped (+, 0, - counts one switch)", 3),
-            spec("num_spikes", f"Number of upward crossings of mean + {cfg.event_threshold_std:g} std by m(t): m(t-1) <= thr < m(t).", "count", "temporal mean and population std of m; 0 for a constant series (std <= 1e-12 * rms)", 4),
-            spec("num_bursts", f"Number of runs of >= {cfg.burst_min_length} consecutive frames with m(t) > mean + {cfg.burst_threshold_std:g} std.", "count", "temporal mean and population std of m; 0 for a constant series", max(4, cfg.burst_min_length + 1)),
-            spec("num_zero_crossings", "Number of sign changes of m(t) - mean_t m, ignoring exact zeros.", "count", "0 for a constant series", 3),
-            spec("time_to_energy_half", "First step t >= 1 with E(t) < E(0) / 2, as a fraction t / (Ts - 1); 1 if never.", "fraction of T", "strict inequality", 3),
-            spec("time_to_energy_double", "First step t >= 1 with E(t) > 2 E(0), as a fraction t / (Ts - 1); 1 if never.", "fraction of T", "strict inequality", 3),
-            spec("time_to_mean_shift_0p5std", "First step t >= 1 with |m(t) - m(0)| > 0.5 std_t(m), as a fraction t / (Ts - 1); 1 if never.", "fraction of T", "population std of m over time; 1 for a constant series", 3),
-            spec("time_to_mean_shift_2std", "First step t >= 1 with |m(t) - m(0)| > 2 std_t(m), as a fraction t / (Ts - 1); 1 if never.", "fraction of T", "population std of m over time; 1 for a constant series", 3),
+            spec(
+                "energy_growth_rate",
+                "Least-squares slope of ln E(t) against t (E = mean_xy u^2): exponential growth rate of the energy.",
+                "1/step",
+                lnE,
+                2,
+            ),
+            spec(
+                "variance_growth_rate",
+                "Least-squares slope of ln V(t) against t (V = population spatial variance).",
+                "1/step",
+                "series ln(V + eps_V), eps_V = 1e-12 * max_t V + 1e-300",
+                2,
+            ),
+            spec(
+                "energy_growth_accel",
+                "Curvature of ln E(t): 2 * c2 of the least-squares quadratic fit c0 + c1 t + c2 t^2.",
+                "1/step^2",
+                lnE + "; c2 from the centred orthogonal quadratic",
+                4,
+            ),
+            spec(
+                "mean_trend_slope",
+                "Least-squares slope of the spatial mean m(t) against t.",
+                "field/step",
+                "ordinary least squares, t = 0..Ts-1",
+                2,
+            ),
+            spec(
+                "energy_log_ratio",
+                "ln((E(T) + eps_E) / (E(0) + eps_E)): net log change of the energy from the IC to the last frame.",
+                "nats",
+                lnE,
+                2,
+            ),
+            spec(
+                "mean_final_initial_change",
+                "Bounded normalised change of the spatial mean: (m(T) - m(0)) / (|m(T)| + |m(0)|), in [-1, 1].",
+                "dimensionless",
+                "0 when m(T) = m(0) = 0 (denominator + 1e-300)",
+                2,
+            ),
+            spec(
+                "trend_strength",
+                "R^2 of the least-squares line through m(t), in [0, 1].",
+                "dimensionless",
+                "0 for a constant series",
+                3,
+            ),
+            spec(
+                "detrended_variance",
+                "Variance of the residuals of the least-squares line through m(t).",
+                "field^2",
+                "sum of squared residuals / (Ts - 2)",
+                4,
+            ),
+            spec(
+                "temporal_dominant_frequency",
+                "Frequency of the largest periodogram bin (excluding 0) of the linearly detrended m(t).",
+                "cycles/step",
+                "rfft of the detrended series (no window, no padding), bins k/Ts for k = 1..Ts//2, resolution 1/Ts; 0 when the detrended series is null (power <= 1e-13 * mean m^2)",
+                6,
+            ),
+            spec(
+                "oscillation_amplitude",
+                "Amplitude of the dominant oscillation of the detrended m(t): 2 |Y_k| / Ts at the dominant bin (|Y_k| / Ts at Nyquist).",
+                "field",
+                "a sine of amplitude a on a bin gives a (up to detrending leakage); 0 when there is no oscillation",
+                6,
+            ),
+            spec(
+                "oscillation_period",
+                "Period of the dominant oscillation of m(t): 1 / temporal_dominant_frequency.",
+                "steps",
+                "Ts / k for bin k; Ts when there is no oscillation",
+                6,
+            ),
+            spec(
+                "oscillation_power_fraction",
+                "Fraction of the detrended m(t) variance in the dominant frequency bin, in [0, 1].",
+                "dimensionless",
+                "one-sided periodogram weights 2 (interior) and 1 (Nyquist); 0 when there is no oscillation",
+                6,
+            ),
+            spec(
+                "temporal_spectral_entropy",
+                "Normalised Shannon entropy of the one-sided periodogram (k >= 1) of the detrended m(t), in [0, 1].",
+                "dimensionless",
+                "natural logs divided by ln(Ts//2); 0 when there is no oscillation",
+                6,
+            ),
+            spec(
+                "autocorr_decay_time",
+                "First lag where the autocorrelation of m(t) falls below 1/e, linearly interpolated between lags.",
+                "steps",
+                f"biased ACF by zero-padded FFT (divisor Ts at every lag); capped at min(autocorr_max_lag = {cfg.autocorr_max_lag}, Ts - 1) when it never falls below 1/e; a constant series has ACF 0 at lags >= 1",
+                4,
+            ),
+            spec(
+                "divergence_rate",
+                "Rosenstein-type nearest-neighbour divergence rate of m(t): slope over k = 0..horizon of the mean log distance between neighbouring delay states.",
+                "nats/step",
+                f"z-scored m, embedding dim 2, delay 1, horizon {h}, Theiler window {th} (|s - t| > {th}), neighbour searched among {kc} candidates per side in value order, eps 1e-6 std; ~ln 2 for the logistic map r = 4, ln r for a decay c + a r^t",
+                h + 2 * th + 6,
+            ),
+            spec(
+                "smoothness",
+                "Bounded smoothness 1 - sum|d2 m| / (2 sum|d m|) of m(t), in [0, 1] (1 for a straight line, ~0 for an alternating series).",
+                "dimensionless",
+                "forward differences; 1 for a constant series",
+                3,
+            ),
+            spec(
+                "regime_switches",
+                "Number of sign changes of the increments d m(t) = m(t+1) - m(t), ignoring exact zeros.",
+                "count",
+                "a zero increment is skipped (+, 0, - counts one switch)",
+                3,
+            ),
+            spec(
+                "num_spikes",
+                f"Number of upward crossings of mean + {cfg.event_threshold_std:g} std by m(t): m(t-1) <= thr < m(t).",
+                "count",
+                "temporal mean and population std of m; 0 for a constant series (std <= 1e-12 * rms)",
+                4,
+            ),
+            spec(
+                "num_bursts",
+                f"Number of runs of >= {cfg.burst_min_length} consecutive frames with m(t) > mean + {cfg.burst_threshold_std:g} std.",
+                "count",
+                "temporal mean and population std of m; 0 for a constant series",
+                max(4, cfg.burst_min_length + 1),
+            ),
+            spec(
+                "num_zero_crossings",
+                "Number of sign changes of m(t) - mean_t m, ignoring exact zeros.",
+                "count",
+                "0 for a constant series",
+                3,
+            ),
+            spec(
+                "time_to_energy_half",
+                "First step t >= 1 with E(t) < E(0) / 2, as a fraction t / (Ts - 1); 1 if never.",
+                "fraction of T",
+                "strict inequality",
+                3,
+            ),
+            spec(
+                "time_to_energy_double",
+                "First step t >= 1 with E(t) > 2 E(0), as a fraction t / (Ts - 1); 1 if never.",
+                "fraction of T",
+                "strict inequality",
+                3,
+            ),
+            spec(
+                "time_to_mean_shift_0p5std",
+                "First step t >= 1 with |m(t) - m(0)| > 0.5 std_t(m), as a fraction t / (Ts - 1); 1 if never.",
+                "fraction of T",
+                "population std of m over time; 1 for a constant series",
+                3,
+            ),
+            spec(
+                "time_to_mean_shift_2std",
+                "First step t >= 1 with |m(t) - m(0)| > 2 std_t(m), as a fraction t / (Ts - 1); 1 if never.",
+                "fraction of T",
+                "population std of m over time; 1 for a constant series",
+                3,
+            ),
         ]
         roll_desc = {
             "mean": "mean over windows of the window mean of m(t)",
@@ -147,15 +318,36 @@ class TemporalFamily(Family):
             "mean_variability": "population std over windows of the window means of m(t)",
             "std_variability": "population std over windows of the window stds of m(t)",
         }
-        roll_units = {"mean": "field", "std": "field", "max": "field", "min": "field", "mean_variability": "field", "std_variability": "field"}
+        roll_units = {
+            "mean": "field",
+            "std": "field",
+            "max": "field",
+            "min": "field",
+            "mean_variability": "field",
+            "std_variability": "field",
+        }
         for f in cfg.rolling_window_fractions:
             tag = fraction_tag(f)
             for st in _ROLL_STATS:
-                out.append(spec(f"rolling_w{tag}_{st}", f"Rolling window of {f:g} Ts frames: {roll_desc[st]}.", roll_units[st],
-                                f"window w = max(2, floor({f:g} * Ts)) frames, stride 1, Ts - w + 1 windows (Tensor.unfold)", _rolling_min_frames(f)))
+                out.append(
+                    spec(
+                        f"rolling_w{tag}_{st}",
+                        f"Rolling window of {f:g} Ts frames: {roll_desc[st]}.",
+                        roll_units[st],
+                        f"window w = max(2, floor({f:g} * Ts)) frames, stride 1, Ts - w + 1 windows (Tensor.unfold)",
+                        _rolling_min_frames(f),
+                    )
+                )
         for k in range(1, cfg.pacf_max_lag + 1):
-            out.append(spec(f"pacf_lag_{k}", f"Partial autocorrelation of m(t) at lag {k}, in [-1, 1].", "dimensionless",
-                            "Durbin-Levinson recursion on the biased ACF (statsmodels pacf method='ldbiased'); 0 after a zero prediction-error variance", 2 * k + 2))
+            out.append(
+                spec(
+                    f"pacf_lag_{k}",
+                    f"Partial autocorrelation of m(t) at lag {k}, in [-1, 1].",
+                    "dimensionless",
+                    "Durbin-Levinson recursion on the biased ACF (statsmodels pacf method='ldbiased'); 0 after a zero prediction-error variance",
+                    2 * k + 2,
+                )
+            )
         return out
 
     # ------------------------------------------------------------------ compute
@@ -201,14 +393,21 @@ class TemporalFamily(Family):
         varies = sd > 1e-12 * rms  # not constant up to rounding
 
         # -- oscillation (periodogram of the detrended mean)
-        if need("temporal_dominant_frequency", "oscillation_amplitude", "oscillation_period",
-                "oscillation_power_fraction", "temporal_spectral_entropy"):
+        if need(
+            "temporal_dominant_frequency",
+            "oscillation_amplitude",
+            "oscillation_period",
+            "oscillation_power_fraction",
+            "temporal_spectral_entropy",
+        ):
             res.update(self._oscillation(resid, m, n_t))
 
         # -- memory
         if need("autocorr_decay_time"):
             cap = min(cfg.autocorr_max_lag, n_t - 1)
-            res["autocorr_decay_time"] = ts.acf_decay_time(ts.acf_biased(m, max(cap, 1))) if n_t > 1 else torch.zeros_like(m0)
+            res["autocorr_decay_time"] = (
+                ts.acf_decay_time(ts.acf_biased(m, max(cap, 1))) if n_t > 1 else torch.zeros_like(m0)
+            )
         pacf_names = [f"pacf_lag_{k}" for k in range(1, cfg.pacf_max_lag + 1)]
         if need(*pacf_names):
             rho = ts.acf_biased(m, cfg.pacf_max_lag)
@@ -218,15 +417,18 @@ class TemporalFamily(Family):
             for k, nm in enumerate(pacf_names):
                 res[nm] = pac[..., k]
         if need("divergence_rate"):
-            res["divergence_rate"] = ts.nn_divergence_rate(m, cfg.divergence_horizon, cfg.divergence_theiler, cfg.divergence_candidates)
+            res["divergence_rate"] = ts.nn_divergence_rate(
+                m, cfg.divergence_horizon, cfg.divergence_theiler, cfg.divergence_candidates
+            )
 
         # -- shape of the path
         d1 = m.diff(dim=-1) if n_t > 1 else m[..., :0]
         if need("smoothness"):
             tv = d1.abs().sum(-1)
             rough = d1.diff(dim=-1).abs().sum(-1) if n_t > 2 else torch.zeros_like(tv)
-            res["smoothness"] = torch.where(tv > 0, 1.0 - rough / (2.0 * torch.where(tv > 0, tv, torch.ones_like(tv))),
-                                            torch.ones_like(tv)).clamp(0.0, 1.0)
+            res["smoothness"] = torch.where(
+                tv > 0, 1.0 - rough / (2.0 * torch.where(tv > 0, tv, torch.ones_like(tv))), torch.ones_like(tv)
+            ).clamp(0.0, 1.0)
         res["regime_switches"] = ts.count_sign_changes(d1)
 
         # -- events
@@ -241,7 +443,9 @@ class TemporalFamily(Family):
                 res["num_bursts"] = (run[..., :1].sum(-1) + (run[..., 1:] & ~run[..., :-1]).sum(-1)).to(m.dtype)
             else:
                 res["num_bursts"] = torch.zeros_like(m0)
-            res["num_zero_crossings"] = torch.where(varies.squeeze(-1), ts.count_sign_changes(m - mu), torch.zeros_like(m0))
+            res["num_zero_crossings"] = torch.where(
+                varies.squeeze(-1), ts.count_sign_changes(m - mu), torch.zeros_like(m0)
+            )
 
         # -- time to event
         if need("time_to_energy_half", "time_to_energy_double", "time_to_mean_shift_0p5std", "time_to_mean_shift_2std"):
@@ -271,7 +475,9 @@ class TemporalFamily(Family):
                     res[k] = stats[st]
 
         bad = ~(torch.isfinite(m).all(-1) & torch.isfinite(energy).all(-1))  # diverged input -> NaN
-        return {k: ts.to_output(torch.where(bad, torch.full_like(v, float("nan")), v)) for k, v in res.items() if k in want}
+        return {
+            k: ts.to_output(torch.where(bad, torch.full_like(v, float("nan")), v)) for k, v in res.items() if k in want
+        }
 
     @staticmethod
     def _oscillation(resid: torch.Tensor, m: torch.Tensor, n_t: int) -> dict[str, torch.Tensor]:
@@ -279,8 +485,13 @@ class TemporalFamily(Family):
         spec = torch.fft.rfft(resid, dim=-1)[..., 1:]  # bins k = 1..Ts//2
         zero = torch.zeros_like(resid[..., 0])
         if spec.shape[-1] == 0:
-            return {"temporal_dominant_frequency": zero, "oscillation_amplitude": zero,
-                    "oscillation_period": zero + n_t, "oscillation_power_fraction": zero, "temporal_spectral_entropy": zero}
+            return {
+                "temporal_dominant_frequency": zero,
+                "oscillation_amplitude": zero,
+                "oscillation_period": zero + n_t,
+                "oscillation_power_fraction": zero,
+                "temporal_spectral_entropy": zero,
+            }
         power = spec.real.square() + spec.imag.square()
         k = torch.arange(1, power.shape[-1] + 1, device=m.device)
         weight = torch.where(2 * k == n_t, 1.0, 2.0).to(power.dtype)  # one-sided: Nyquist counted once

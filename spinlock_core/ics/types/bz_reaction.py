@@ -49,29 +49,40 @@ Cost: ``O(B K N^2)`` elementwise work, two passes per source.
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field
 
+from ...seeding import torch_generator
 from ..grid import coordinate_grid, periodic_delta
 from ..registry import ICParams, register_ic
 from ..spectral import normalise_rms
-from ...seeding import torch_generator
 
 __all__ = ["BZReactionParams", "bz_reaction", "bz_sources", "channel_phase_shift"]
 
 
 class BZReactionParams(ICParams):
-    pattern_type: Literal["spiral", "target", "turbulent"] = Field("spiral", description=(
-        "spiral (winding +-1 cores), target (concentric rings) or turbulent (many jittered spirals)"))
-    num_spirals: Optional[int] = Field(None, ge=1, le=32, description=(
-        "number of wave sources (spiral cores or pacemakers); None = 1 for spiral/target, "
-        "drawn from 4..8 per sample for turbulent"))
-    wavelength: float = Field(0.125, gt=0, le=1, description=(
-        "wavelength lambda (arm pitch / ring spacing), fraction of the domain side"))
-    phase_offset: Optional[float] = Field(None, description=(
-        "global phase added to Phi, radians (the oscillation's time); None = U[0, 2 pi) per sample"))
+    pattern_type: Literal["spiral", "target", "turbulent"] = Field(
+        "spiral",
+        description=("spiral (winding +-1 cores), target (concentric rings) or turbulent (many jittered spirals)"),
+    )
+    num_spirals: int | None = Field(
+        None,
+        ge=1,
+        le=32,
+        description=(
+            "number of wave sources (spiral cores or pacemakers); None = 1 for spiral/target, "
+            "drawn from 4..8 per sample for turbulent"
+        ),
+    )
+    wavelength: float = Field(
+        0.125, gt=0, le=1, description=("wavelength lambda (arm pitch / ring spacing), fraction of the domain side")
+    )
+    phase_offset: float | None = Field(
+        None, description=("global phase added to Phi, radians (the oscillation's time); None = U[0, 2 pi) per sample")
+    )
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
 
 
@@ -99,15 +110,25 @@ def bz_sources(seed: int, params: BZReactionParams) -> dict[str, torch.Tensor | 
     if params.pattern_type == "turbulent":
         lam = params.wavelength * (0.7 + 0.6 * u[:, 4])
     offset = 2 * math.pi * offset_u if params.phase_offset is None else float(params.phase_offset)
-    return {"centres": u[:, :2].clone(), "handedness": hand, "wavelengths": lam,
-            "phases": 2 * math.pi * u[:, 3], "offset": offset}
+    return {
+        "centres": u[:, :2].clone(),
+        "handedness": hand,
+        "wavelengths": lam,
+        "phases": 2 * math.pi * u[:, 3],
+        "offset": offset,
+    }
 
 
-@register_ic("bz_reaction", tier="tier2", domain="chemistry",
-             description="Belousov-Zhabotinsky spiral / target / turbulent waves as phase-shifted channels",
-             params_model=BZReactionParams)
-def bz_reaction(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                params: BZReactionParams) -> torch.Tensor:
+@register_ic(
+    "bz_reaction",
+    tier="tier2",
+    domain="chemistry",
+    description="Belousov-Zhabotinsky spiral / target / turbulent waves as phase-shifted channels",
+    params_model=BZReactionParams,
+)
+def bz_reaction(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: BZReactionParams
+) -> torch.Tensor:
     n, b = grid_size, len(seeds)
     draws = [bz_sources(s, params) for s in seeds]
     k_max = max(int(d["centres"].shape[0]) for d in draws)
@@ -116,8 +137,10 @@ def bz_reaction(seeds: Sequence[int], grid_size: int, num_channels: int, device:
     table[:, :, 3] = 1.0
     for i, d in enumerate(draws):
         k = d["centres"].shape[0]
-        table[i, :k] = torch.stack([d["centres"][:, 0], d["centres"][:, 1], d["handedness"],
-                                    d["wavelengths"], d["phases"], torch.ones(k)], dim=1)
+        table[i, :k] = torch.stack(
+            [d["centres"][:, 0], d["centres"][:, 1], d["handedness"], d["wavelengths"], d["phases"], torch.ones(k)],
+            dim=1,
+        )
     table = table.to(device)
     offset = torch.tensor([d["offset"] for d in draws], dtype=torch.float32, device=device)[:, None, None]
     x, y = coordinate_grid(n, device)
@@ -125,19 +148,19 @@ def bz_reaction(seeds: Sequence[int], grid_size: int, num_channels: int, device:
     s_im = torch.zeros((b, n, n), device=device)
     rho_min = torch.full((b, n, n), 2.0, device=device)
     ell = params.wavelength / 4
-    for j in range(k_max):                                  # nearest-source distance (weights stable)
+    for j in range(k_max):  # nearest-source distance (weights stable)
         cx, cy, wt = table[:, j, 0, None, None], table[:, j, 1, None, None], table[:, j, 5, None, None]
         rho = torch.sqrt(periodic_delta(x, cx) ** 2 + periodic_delta(y, cy) ** 2)
         rho_min = torch.minimum(rho_min, torch.where(wt > 0, rho, 2.0))
     for j in range(k_max):
-        cx, cy, h, lam, beta, wt = (table[:, j, i, None, None] for i in range(6))   # [B, 1, 1]
+        cx, cy, h, lam, beta, wt = (table[:, j, i, None, None] for i in range(6))  # [B, 1, 1]
         dx, dy = periodic_delta(x, cx), periodic_delta(y, cy)
         rho = torch.sqrt(dx * dx + dy * dy)
         phi = h * torch.atan2(dy, dx) - 2 * math.pi * rho / lam + beta
-        w = wt * torch.exp(-(rho - rho_min) / ell)                                  # w_j / max_j w_j
+        w = wt * torch.exp(-(rho - rho_min) / ell)  # w_j / max_j w_j
         s_re = s_re + w * torch.cos(phi)
         s_im = s_im + w * torch.sin(phi)
-    big_phi = torch.atan2(s_im, s_re) + offset                                          # [B, N, N]
+    big_phi = torch.atan2(s_im, s_re) + offset  # [B, N, N]
     shifts = channel_phase_shift(num_channels) * torch.arange(num_channels, device=device, dtype=torch.float32)
     field = torch.cos(big_phi[:, None] - shifts[None, :, None, None])
     return normalise_rms(field, params.amplitude)

@@ -38,7 +38,7 @@ two FFTs.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, model_validator
@@ -53,26 +53,31 @@ __all__ = ["CellPopulationParams", "cell_population", "cell_population_draws", "
 HARD_CORE_FACTOR = 2.5
 _CELLS_PER_CLUSTER = 8
 _MAX_PACKING = 0.3
-_PAIR_BUDGET = 1 << 22   # candidate pairs per hard-core chunk (memory bound)
+_PAIR_BUDGET = 1 << 22  # candidate pairs per hard-core chunk (memory bound)
 
 
 class CellPopulationParams(ICParams):
     num_cells: int = Field(50, ge=1, le=500, description="number of cells per sample")
     cell_radius: float = Field(0.02, gt=0, le=0.1, description="cell (disc) radius, fraction of the domain side")
     clustering_strength: float = Field(
-        0.5, ge=0, le=1,
-        description="probability that a candidate cell is a cluster offspring (0 = uniform, 1 = all clustered)")
-    kernel_width: float = Field(0.01, ge=0, le=0.25,
-                                description="std of the Gaussian smoothing kernel, fraction of the side (0 = none)")
+        0.5,
+        ge=0,
+        le=1,
+        description="probability that a candidate cell is a cluster offspring (0 = uniform, 1 = all clustered)",
+    )
+    kernel_width: float = Field(
+        0.01, ge=0, le=0.25, description="std of the Gaussian smoothing kernel, fraction of the side (0 = none)"
+    )
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
-    def _check(self) -> "CellPopulationParams":
+    def _check(self) -> CellPopulationParams:
         packing = self.num_cells * math.pi * (0.5 * HARD_CORE_FACTOR * self.cell_radius) ** 2
         if packing > _MAX_PACKING:
             raise ValueError(
                 f"num_cells ({self.num_cells}) and cell_radius ({self.cell_radius}) give a hard-core packing "
-                f"fraction num_cells * pi * (1.25 cell_radius)^2 = {packing:.3g}; it must be <= {_MAX_PACKING}")
+                f"fraction num_cells * pi * (1.25 cell_radius)^2 = {packing:.3g}; it must be <= {_MAX_PACKING}"
+            )
         return self
 
 
@@ -83,8 +88,9 @@ def _min_image_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((d * d).sum(-1))
 
 
-def _hard_core_accept(accepted: torch.Tensor, acc_valid: torch.Tensor, cand: torch.Tensor,
-                      cand_valid: torch.Tensor, d_min: float) -> torch.Tensor:
+def _hard_core_accept(
+    accepted: torch.Tensor, acc_valid: torch.Tensor, cand: torch.Tensor, cand_valid: torch.Tensor, d_min: float
+) -> torch.Tensor:
     """Sequential adsorption, vectorised over samples and candidates.
 
     Args:
@@ -101,8 +107,8 @@ def _hard_core_accept(accepted: torch.Tensor, acc_valid: torch.Tensor, cand: tor
     if accepted.shape[1]:
         ok &= ~((_min_image_dist(cand, accepted) < d_min) & acc_valid[:, None, :]).any(-1)
     lower = torch.ones(m, m, dtype=torch.bool, device=cand.device).tril(-1)
-    earlier = (_min_image_dist(cand, cand) < d_min) & lower & ok[:, None, :]   # [B, M, M] i blocked by j < i
-    state = torch.where(ok, 0, -1).to(torch.int8)   # 0 undecided, 1 kept, -1 rejected
+    earlier = (_min_image_dist(cand, cand) < d_min) & lower & ok[:, None, :]  # [B, M, M] i blocked by j < i
+    state = torch.where(ok, 0, -1).to(torch.int8)  # 0 undecided, 1 kept, -1 rejected
     while bool((state == 0).any()):
         und = state == 0
         hit_kept = (earlier & (state == 1)[:, None, :]).any(-1)
@@ -112,8 +118,9 @@ def _hard_core_accept(accepted: torch.Tensor, acc_valid: torch.Tensor, cand: tor
     return state == 1
 
 
-def cell_population_draws(seeds: Sequence[int], num_channels: int,
-                          params: CellPopulationParams) -> dict[str, torch.Tensor]:
+def cell_population_draws(
+    seeds: Sequence[int], num_channels: int, params: CellPopulationParams
+) -> dict[str, torch.Tensor]:
     """The per-sample point process and markers, on the CPU (module docstring: draw order).
 
     Samples needing more cells draw their next pool from their own generator; the hard-core
@@ -151,7 +158,7 @@ def cell_population_draws(seeds: Sequence[int], num_channels: int,
         m_max = max(p.shape[0] for p in pools)
         chunk = max(1, _PAIR_BUDGET // (m_max * m_max))
         for s in range(0, len(todo), chunk):
-            idx = todo[s:s + chunk]
+            idx = todo[s : s + chunk]
             cand = torch.zeros((len(idx), m_max, 2))
             cvalid = torch.zeros((len(idx), m_max), dtype=torch.bool)
             a_max = max(acc[i].shape[0] for i in idx)
@@ -183,32 +190,37 @@ def _render_discs(centres: torch.Tensor, markers: torch.Tensor, radius: float, g
     delta = max(0.1 * radius, 0.5 / n)
     half = min(int(math.ceil((radius + 4 * delta) * n)) + 1, (n - 1) // 2)
     off = torch.arange(-half, half + 1, device=device)
-    ic = torch.round(centres[..., 1] * n).long()                     # [B, n] nearest row
+    ic = torch.round(centres[..., 1] * n).long()  # [B, n] nearest row
     jc = torch.round(centres[..., 0] * n).long()
-    rows = ic[..., None] + off                                       # [B, n, P] unwrapped
+    rows = ic[..., None] + off  # [B, n, P] unwrapped
     cols = jc[..., None] + off
-    dy = rows.float() / n - centres[..., 1, None]                    # [B, n, P]
+    dy = rows.float() / n - centres[..., 1, None]  # [B, n, P]
     dx = cols.float() / n - centres[..., 0, None]
     rho = torch.sqrt(dy[..., :, None] ** 2 + dx[..., None, :] ** 2)  # [B, n, P, P]
     disc = 0.5 * (1.0 + torch.tanh((radius - rho) / delta))
-    pix = (rows.remainder(n)[..., :, None] * n + cols.remainder(n)[..., None, :])  # [B, n, P, P]
+    pix = rows.remainder(n)[..., :, None] * n + cols.remainder(n)[..., None, :]  # [B, n, P, P]
     base = (torch.arange(b, device=device)[:, None] * c + torch.arange(c, device=device)[None, :]) * (n * n)
-    idx = base[:, None, :, None, None] + pix[:, :, None]             # [B, n, C, P, P]
-    val = markers[..., None, None] * disc[:, :, None]                # [B, n, C, P, P]
+    idx = base[:, None, :, None, None] + pix[:, :, None]  # [B, n, C, P, P]
+    val = markers[..., None, None] * disc[:, :, None]  # [B, n, C, P, P]
     out = torch.zeros(b * c * n * n, device=device, dtype=torch.float32)
     out.index_add_(0, idx.reshape(-1), val.reshape(-1))
     return out.view(b, c, n, n)
 
 
-@register_ic("cell_population", tier="tier3", domain="biology",
-             description="non-overlapping soft-disc cells from a seeded cluster/hard-core process, per-channel markers",
-             params_model=CellPopulationParams)
-def cell_population(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                    params: CellPopulationParams) -> torch.Tensor:
+@register_ic(
+    "cell_population",
+    tier="tier3",
+    domain="biology",
+    description="non-overlapping soft-disc cells from a seeded cluster/hard-core process, per-channel markers",
+    params_model=CellPopulationParams,
+)
+def cell_population(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: CellPopulationParams
+) -> torch.Tensor:
     d = cell_population_draws(seeds, num_channels, params)
     field = _render_discs(d["centres"].to(device), d["markers"].to(device), params.cell_radius, grid_size)
     if params.kernel_width > 0:
         kx, ky = wavenumber_grid(grid_size, device, half=True)
-        kernel = torch.exp(-2.0 * math.pi ** 2 * params.kernel_width ** 2 * (kx * kx + ky * ky)).float()
+        kernel = torch.exp(-2.0 * math.pi**2 * params.kernel_width**2 * (kx * kx + ky * ky)).float()
         field = torch.fft.irfft2(torch.fft.rfft2(field) * kernel, s=(grid_size, grid_size))
     return normalise_rms(field, params.amplitude)

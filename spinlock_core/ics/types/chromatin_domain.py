@@ -37,7 +37,8 @@ The map is symmetrised ``(M + M^T) / 2`` (exact symmetry) and scaled to RMS ``am
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -57,16 +58,19 @@ DECAY_SCALE = 0.05
 class ChromatinDomainParams(ICParams):
     num_domains: int = Field(5, ge=1, le=100, description="number of TADs (TAD) or compartment segments (AB)")
     domain_size_range: tuple[float, float] = Field(
-        (0.08, 0.25), description="(lo, hi): domain sizes ~ U[lo, hi), fractions of the genome (= side)")
+        (0.08, 0.25), description="(lo, hi): domain sizes ~ U[lo, hi), fractions of the genome (= side)"
+    )
     boundary_sharpness: float = Field(
-        200.0, gt=0, le=10000, description="inverse logistic width of domain edges, 1 / (fraction of the side)")
+        200.0, gt=0, le=10000, description="inverse logistic width of domain edges, 1 / (fraction of the side)"
+    )
     compartment_type: Literal["TAD", "AB"] = Field("TAD", description="TAD blocks or A/B compartment checkerboard")
     decay_exponent: float = Field(
-        1.0, ge=0, le=4, description="TAD only: exponent of the contact decay (1 + s / 0.05)^-exponent (0 = none)")
+        1.0, ge=0, le=4, description="TAD only: exponent of the contact decay (1 + s / 0.05)^-exponent (0 = none)"
+    )
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
-    def _check(self) -> "ChromatinDomainParams":
+    def _check(self) -> ChromatinDomainParams:
         lo, hi = self.domain_size_range
         if not (0 < lo <= hi <= 1):
             raise ValueError(f"domain_size_range must satisfy 0 < lo <= hi <= 1, got {self.domain_size_range}")
@@ -75,8 +79,7 @@ class ChromatinDomainParams(ICParams):
         return self
 
 
-def chromatin_draws(seeds: Sequence[int], num_channels: int,
-                    params: ChromatinDomainParams) -> dict[str, torch.Tensor]:
+def chromatin_draws(seeds: Sequence[int], num_channels: int, params: ChromatinDomainParams) -> dict[str, torch.Tensor]:
     """The per-sample layout and strengths, on the CPU (draw order: module docstring).
 
     Returns:
@@ -106,35 +109,44 @@ def chromatin_draws(seeds: Sequence[int], num_channels: int,
         sizes.append(size)
         types.append(t)
         strengths.append(a)
-    return {"starts": torch.stack(starts), "sizes": torch.stack(sizes),
-            "types": torch.stack(types), "strengths": torch.stack(strengths)}
+    return {
+        "starts": torch.stack(starts),
+        "sizes": torch.stack(sizes),
+        "types": torch.stack(types),
+        "strengths": torch.stack(strengths),
+    }
 
 
-@register_ic("chromatin_domain", tier="tier3", domain="genomics",
-             description="symmetric Hi-C-like contact map: TAD blocks with distance decay or A/B checkerboard",
-             params_model=ChromatinDomainParams)
-def chromatin_domain(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                     params: ChromatinDomainParams) -> torch.Tensor:
+@register_ic(
+    "chromatin_domain",
+    tier="tier3",
+    domain="genomics",
+    description="symmetric Hi-C-like contact map: TAD blocks with distance decay or A/B checkerboard",
+    params_model=ChromatinDomainParams,
+)
+def chromatin_domain(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: ChromatinDomainParams
+) -> torch.Tensor:
     n = grid_size
     d = chromatin_draws(seeds, num_channels, params)
-    start, size = d["starts"].to(device), d["sizes"].to(device)      # [B, K]
+    start, size = d["starts"].to(device), d["sizes"].to(device)  # [B, K]
     types, strength = d["types"].to(device), d["strengths"].to(device)
     x, _ = coordinate_grid(n, device)
-    coord = x[0]                                                      # [N] loci i / N
+    coord = x[0]  # [N] loci i / N
     centre = start + 0.5 * size
-    off = periodic_delta(coord, centre[..., None])                    # [B, K, N]
+    off = periodic_delta(coord, centre[..., None])  # [B, K, N]
     half = 0.5 * size[..., None]
     b = params.boundary_sharpness
-    ind = torch.sigmoid(b * (off + half)) * torch.sigmoid(b * (half - off))   # [B, K, N]
+    ind = torch.sigmoid(b * (off + half)) * torch.sigmoid(b * (half - off))  # [B, K, N]
     if params.compartment_type == "TAD":
         blocks = torch.einsum("bkc,bki,bkj->bcij", strength, ind, ind)
         idx = torch.arange(n, device=device)
         sep = (idx[:, None] - idx[None, :]).abs()
-        s = torch.minimum(sep, n - sep).float() / n                   # [N, N] genomic distance
+        s = torch.minimum(sep, n - sep).float() / n  # [N, N] genomic distance
         decay = (1.0 + s / DECAY_SCALE) ** (-params.decay_exponent)
         field = decay * (TAD_BACKGROUND + blocks)
     else:
-        v = torch.einsum("bk,bkc,bki->bci", types, strength, ind)    # [B, C, N] compartment profile
+        v = torch.einsum("bk,bkc,bki->bci", types, strength, ind)  # [B, C, N] compartment profile
         field = v[..., :, None] * v[..., None, :]
     field = 0.5 * (field + field.transpose(-1, -2))
     return normalise_rms(field, params.amplitude)

@@ -27,7 +27,7 @@ phases ``U[0,1)^[M] * 2 pi``, then (if ``background_level > 0``) white noise ``N
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field
@@ -41,17 +41,23 @@ __all__ = ["CoherentStateParams", "coherent_state", "gaussian_packet_spectrum", 
 
 class CoherentStateParams(ICParams):
     alpha: float = Field(1.0, ge=0, description="packet amplitude: RMS of the packet part of the sample")
-    sigma: float = Field(0.08, gt=0, le=0.25, description=(
-        "std of the Gaussian amplitude envelope exp(-r^2/(2 sigma^2)), fraction of the domain side"))
+    sigma: float = Field(
+        0.08,
+        gt=0,
+        le=0.25,
+        description=("std of the Gaussian amplitude envelope exp(-r^2/(2 sigma^2)), fraction of the domain side"),
+    )
     oscillation_frequency: float = Field(6.0, ge=0, description="carrier frequency, cycles per domain")
     num_modes: int = Field(1, ge=1, le=64, description="number of superposed packets (own centre, direction, phase)")
     background_level: float = Field(0.3, ge=0, description="std of the GRF background (absolute; 0 = none)")
-    background_length_scale: float = Field(0.05, gt=0, le=0.5, description=(
-        "Gaussian correlation length of the background, fraction of the domain side"))
+    background_length_scale: float = Field(
+        0.05, gt=0, le=0.5, description=("Gaussian correlation length of the background, fraction of the domain side")
+    )
 
 
-def gaussian_packet_spectrum(grid_size: int, centre: torch.Tensor, carrier: torch.Tensor, phase: torch.Tensor,
-                             inv_cov: torch.Tensor) -> torch.Tensor:
+def gaussian_packet_spectrum(
+    grid_size: int, centre: torch.Tensor, carrier: torch.Tensor, phase: torch.Tensor, inv_cov: torch.Tensor
+) -> torch.Tensor:
     """Fourier coefficients of periodised Gaussian packets, summed over modes.
 
     The packet ``exp(-d^T A d / 2) exp(i (2 pi k0 . d + phase))`` with ``d = r - centre``
@@ -70,12 +76,15 @@ def gaussian_packet_spectrum(grid_size: int, centre: torch.Tensor, carrier: torc
         ``[B, N, N]`` complex128 in ``fft2`` layout; ``N^2 * ifft2`` of it samples the field on
         the pixel grid.
     """
-    kx, ky = wavenumber_grid(grid_size, centre.device)              # [N, N] float64
+    kx, ky = wavenumber_grid(grid_size, centre.device)  # [N, N] float64
     centre, carrier, phase, s = centre.double(), carrier.double(), phase.double(), inv_cov.double()
-    norm = 2 * math.pi * torch.sqrt(torch.linalg.det(s))           # [B, M]
+    norm = 2 * math.pi * torch.sqrt(torch.linalg.det(s))  # [B, M]
     total = torch.zeros(centre.shape[0], grid_size, grid_size, dtype=torch.complex128, device=centre.device)
-    for m in range(centre.shape[1]):                                # one mode at a time: O(B N^2) memory
-        e = lambda t: t[:, m, None, None]                           # noqa: E731  [B] -> [B, 1, 1]
+    for m in range(centre.shape[1]):  # one mode at a time: O(B N^2) memory
+
+        def e(t: torch.Tensor, m: int = m) -> torch.Tensor:
+            return t[:, m, None, None]
+
         qx, qy = kx - e(carrier[..., 0]), ky - e(carrier[..., 1])
         quad = e(s[..., 0, 0]) * qx * qx + 2 * e(s[..., 0, 1]) * qx * qy + e(s[..., 1, 1]) * qy * qy
         arg = e(phase) - 2 * math.pi * (kx * e(centre[..., 0]) + ky * e(centre[..., 1]))
@@ -86,15 +95,20 @@ def gaussian_packet_spectrum(grid_size: int, centre: torch.Tensor, carrier: torc
 def quadratures(psi: torch.Tensor, num_channels: int) -> torch.Tensor:
     """``[B, N, N]`` complex -> ``[B, C, N, N]`` float32 ``Re(exp(-i pi c / C) psi)``."""
     ang = math.pi * torch.arange(num_channels, dtype=torch.float64, device=psi.device) / num_channels
-    rot = torch.polar(torch.ones_like(ang), -ang)                  # [C]
+    rot = torch.polar(torch.ones_like(ang), -ang)  # [C]
     return (psi[:, None] * rot[None, :, None, None]).real.to(torch.float32)
 
 
-@register_ic("coherent_state", tier="tier4", domain="quantum physics",
-             description="Gaussian coherent-state wave packets with a plane-wave carrier over a weak GRF background",
-             params_model=CoherentStateParams)
-def coherent_state(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                   params: CoherentStateParams) -> torch.Tensor:
+@register_ic(
+    "coherent_state",
+    tier="tier4",
+    domain="quantum physics",
+    description="Gaussian coherent-state wave packets with a plane-wave carrier over a weak GRF background",
+    params_model=CoherentStateParams,
+)
+def coherent_state(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: CoherentStateParams
+) -> torch.Tensor:
     n, m = grid_size, params.num_modes
     draws, noises = [], []
     for g in sample_generators(seeds):
@@ -104,7 +118,7 @@ def coherent_state(seeds: Sequence[int], grid_size: int, num_channels: int, devi
         draws.append(torch.cat([centre, angle[:, None], phase[:, None]], dim=1))
         if params.background_level > 0:
             noises.append(torch.randn((num_channels, n, n), generator=g))
-    d = torch.stack(draws).to(device)                               # [B, M, 4]
+    d = torch.stack(draws).to(device)  # [B, M, 4]
     f = params.oscillation_frequency
     carrier = torch.stack([f * torch.cos(d[..., 2]), f * torch.sin(d[..., 2])], dim=-1)
     cov = torch.zeros(d.shape[:2] + (2, 2), dtype=torch.float64, device=device)

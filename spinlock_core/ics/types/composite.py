@@ -17,7 +17,8 @@ length ``noise_length_scale`` and std ``noise_level``, independent per channel. 
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -38,7 +39,7 @@ class CompositeParams(ICParams):
     amplitude: float = Field(1.0, gt=0, description="overall scale: RMS of the pattern")
 
     @model_validator(mode="after")
-    def _check(self) -> "CompositeParams":
+    def _check(self) -> CompositeParams:
         if self.min_frequency > self.max_frequency:
             raise ValueError(f"min_frequency ({self.min_frequency}) must be <= max_frequency ({self.max_frequency})")
         return self
@@ -49,11 +50,16 @@ def lattice_wavevector(freq: torch.Tensor, angle: torch.Tensor) -> tuple[torch.T
     return torch.round(freq * torch.cos(angle)), torch.round(freq * torch.sin(angle))
 
 
-@register_ic("composite", tier="baseline", domain="stochastic fields",
-             description="periodic waves/grid/radial pattern plus a Gaussian-random-field perturbation",
-             params_model=CompositeParams)
-def composite(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-              params: CompositeParams) -> torch.Tensor:
+@register_ic(
+    "composite",
+    tier="baseline",
+    domain="stochastic fields",
+    description="periodic waves/grid/radial pattern plus a Gaussian-random-field perturbation",
+    params_model=CompositeParams,
+)
+def composite(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: CompositeParams
+) -> torch.Tensor:
     n = grid_size
     scal, noises = [], []
     for g in sample_generators(seeds):
@@ -64,8 +70,8 @@ def composite(seeds: Sequence[int], grid_size: int, num_channels: int, device: t
         scal.append(torch.cat([theta, f, phases, centre]))
         if params.noise_level > 0:
             noises.append(torch.randn((num_channels, n, n), generator=g))
-    p = torch.stack(scal).to(device)[:, :, None, None]    # [B, 6, 1, 1]
-    theta, f, phi1, phi2, cx, cy = p.unbind(1)             # each [B, 1, 1]
+    p = torch.stack(scal).to(device)[:, :, None, None]  # [B, 6, 1, 1]
+    theta, f, phi1, phi2, cx, cy = p.unbind(1)  # each [B, 1, 1]
     x, y = coordinate_grid(n, device)
     if params.pattern == "radial":
         rho = torch.sqrt(periodic_delta(x, cx) ** 2 + periodic_delta(y, cy) ** 2)
@@ -75,9 +81,9 @@ def composite(seeds: Sequence[int], grid_size: int, num_channels: int, device: t
         pattern = torch.sin(2 * math.pi * (kx * x + ky * y) + phi1)
         if params.pattern == "grid":
             pattern = pattern * torch.sin(2 * math.pi * (-ky * x + kx * y) + phi2)
-    pattern = normalise_rms(pattern.unsqueeze(1))          # [B, 1, N, N], unit RMS
+    pattern = normalise_rms(pattern.unsqueeze(1))  # [B, 1, N, N], unit RMS
     field = pattern.expand(-1, num_channels, -1, -1)
     if params.noise_level > 0:
         noise = torch.stack(noises).to(device)
-        field = field + grf_from_noise(noise, params.noise_length_scale, params.noise_level ** 2)
+        field = field + grf_from_noise(noise, params.noise_length_scale, params.noise_level**2)
     return params.amplitude * field

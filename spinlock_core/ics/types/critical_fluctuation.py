@@ -33,8 +33,8 @@ draws (independent order-parameter components).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -44,19 +44,32 @@ from ..grid import wavenumber_grid
 from ..registry import ICParams, register_ic
 from ..spectral import draw_normal, filter_noise, normalise_weights, sample_generators
 
-__all__ = ["CriticalFluctuationParams", "critical_fluctuation", "ornstein_zernike_weights",
-           "tanh_saturation"]
+__all__ = ["CriticalFluctuationParams", "critical_fluctuation", "ornstein_zernike_weights", "tanh_saturation"]
 
 
 class CriticalFluctuationParams(ICParams):
-    correlation_length: float = Field(0.1, gt=0, le=10, description=(
-        "correlation length xi, fraction of the domain side; spectrum crossover at "
-        "k_xi = 1/(2 pi xi) cycles per domain"))
-    eta: float = Field(0.25, ge=0, lt=2, description=(
-        "anomalous dimension: per-mode power ∝ |k|^-(2-eta) at |k| >> k_xi (0.25: 2-D Ising)"))
+    correlation_length: float = Field(
+        0.1,
+        gt=0,
+        le=10,
+        description=(
+            "correlation length xi, fraction of the domain side; spectrum crossover at "
+            "k_xi = 1/(2 pi xi) cycles per domain"
+        ),
+    )
+    eta: float = Field(
+        0.25,
+        ge=0,
+        lt=2,
+        description=("anomalous dimension: per-mode power ∝ |k|^-(2-eta) at |k| >> k_xi (0.25: 2-D Ising)"),
+    )
     variance: float = Field(1.0, gt=0, description="per-pixel variance E[x^2] of the field")
-    non_gaussianity: float = Field(0.0, ge=0, le=3, description=(
-        "beta of the pointwise map tanh(beta g) (renormalised to unit variance); 0 = Gaussian"))
+    non_gaussianity: float = Field(
+        0.0,
+        ge=0,
+        le=3,
+        description=("beta of the pointwise map tanh(beta g) (renormalised to unit variance); 0 = Gaussian"),
+    )
 
 
 @lru_cache(maxsize=64)
@@ -72,7 +85,7 @@ def ornstein_zernike_weights(grid_size: int, correlation_length: float, eta: flo
 
 @lru_cache(maxsize=64)
 def _tanh_norm(beta: float) -> float:
-    x, wts = np.polynomial.hermite_e.hermegauss(64)      # weight exp(-x^2/2), sum = sqrt(2 pi)
+    x, wts = np.polynomial.hermite_e.hermegauss(64)  # weight exp(-x^2/2), sum = sqrt(2 pi)
     return float(math.sqrt(np.sum(wts * np.tanh(beta * x) ** 2) / math.sqrt(2 * math.pi)))
 
 
@@ -83,11 +96,16 @@ def tanh_saturation(g: torch.Tensor, beta: float) -> torch.Tensor:
     return torch.tanh(beta * g) / _tanh_norm(float(beta))
 
 
-@register_ic("critical_fluctuation", tier="tier2", domain="thermodynamics",
-             description="Ornstein-Zernike critical fluctuations: flat below 1/(2 pi xi), |k|^-(2-eta) above",
-             params_model=CriticalFluctuationParams)
-def critical_fluctuation(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                         params: CriticalFluctuationParams) -> torch.Tensor:
+@register_ic(
+    "critical_fluctuation",
+    tier="tier2",
+    domain="thermodynamics",
+    description="Ornstein-Zernike critical fluctuations: flat below 1/(2 pi xi), |k|^-(2-eta) above",
+    params_model=CriticalFluctuationParams,
+)
+def critical_fluctuation(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: CriticalFluctuationParams
+) -> torch.Tensor:
     w = normalise_weights(ornstein_zernike_weights(grid_size, params.correlation_length, params.eta), 1.0)
     noise = draw_normal(sample_generators(seeds), (num_channels, grid_size, grid_size), device)
     g = filter_noise(noise, w)

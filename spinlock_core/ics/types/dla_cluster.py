@@ -67,8 +67,9 @@ The sample is then scaled to RMS ``amplitude`` over ``(C, H, W)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -81,31 +82,51 @@ from ..spectral import normalise_rms, sample_generators
 
 __all__ = ["DLAClusterParams", "dla_cluster", "grow_dla_clusters", "dla_stage_masks", "periodic_distance"]
 
-_WALKERS = 64          # walkers per sample
-_STEPS = 24            # unit lattice steps per walker and round
-_JUMPS = 3             # walk-on-spheres jumps per walker and round
-_RAMP = 2              # active walkers = 1 + attached // _RAMP (capped at _WALKERS)
-_LEVELS = (4, 8, 16)   # coarse occupancy block sizes (pixels)
-_CHUNK = 16            # rounds of random words drawn per generator call
-_PAD = 8               # frame padding on each side (pixels)
-_EMPTY = 2**62         # arrival key of an empty site
+_WALKERS = 64  # walkers per sample
+_STEPS = 24  # unit lattice steps per walker and round
+_JUMPS = 3  # walk-on-spheres jumps per walker and round
+_RAMP = 2  # active walkers = 1 + attached // _RAMP (capped at _WALKERS)
+_LEVELS = (4, 8, 16)  # coarse occupancy block sizes (pixels)
+_CHUNK = 16  # rounds of random words drawn per generator call
+_PAD = 8  # frame padding on each side (pixels)
+_EMPTY = 2**62  # arrival key of an empty site
 
 
 class DLAClusterParams(ICParams):
-    cluster_size: int = Field(1000, ge=0, le=50000, description=(
-        "attached particles (pixels, seed excluded); growth also stops when the cluster radius "
-        "reaches N/2 - 4 pixels"))
-    seed_type: Literal["point", "line"] = Field("point", description=(
-        "initial cluster: one site, or a straight segment through the centre at a random angle"))
-    seed_length: float = Field(0.2, gt=0, le=1, description=(
-        "length of the line seed, fraction of the domain side (clipped to the growth radius)"))
-    stickiness: float = Field(1.0, ge=0.05, le=1, description=(
-        "probability of sticking at each visit of a perimeter site (1 = classic DLA)"))
-    field_type_dla: Literal["distance_transform", "indicator"] = Field("distance_transform", description=(
-        "field per channel: periodic Euclidean distance to the cluster (domain units), or the "
-        "smoothed cluster indicator"))
-    indicator_smoothing: float = Field(0.005, ge=0, le=0.1, description=(
-        "sigma of the Gaussian smoothing of the indicator, fraction of the domain side (0 = none)"))
+    cluster_size: int = Field(
+        1000,
+        ge=0,
+        le=50000,
+        description=(
+            "attached particles (pixels, seed excluded); growth also stops when the cluster radius "
+            "reaches N/2 - 4 pixels"
+        ),
+    )
+    seed_type: Literal["point", "line"] = Field(
+        "point", description=("initial cluster: one site, or a straight segment through the centre at a random angle")
+    )
+    seed_length: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description=("length of the line seed, fraction of the domain side (clipped to the growth radius)"),
+    )
+    stickiness: float = Field(
+        1.0, ge=0.05, le=1, description=("probability of sticking at each visit of a perimeter site (1 = classic DLA)")
+    )
+    field_type_dla: Literal["distance_transform", "indicator"] = Field(
+        "distance_transform",
+        description=(
+            "field per channel: periodic Euclidean distance to the cluster (domain units), or the "
+            "smoothed cluster indicator"
+        ),
+    )
+    indicator_smoothing: float = Field(
+        0.005,
+        ge=0,
+        le=0.1,
+        description=("sigma of the Gaussian smoothing of the indicator, fraction of the domain side (0 = none)"),
+    )
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
 
 
@@ -124,13 +145,16 @@ def _uniform(words: torch.Tensor) -> torch.Tensor:
     return ((words & 0xFFFFFFFF).to(torch.float64) + 0.5) * (1.0 / 4294967296.0)
 
 
-def _seed_sites(angles: torch.Tensor, params: DLAClusterParams, r_cap: int, c0: int, side: int,
-                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _seed_sites(
+    angles: torch.Tensor, params: DLAClusterParams, r_cap: int, c0: int, side: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Seed sites as (sample index [M], local flat index [M]) of the centred frame."""
     b_count = angles.shape[0]
     if params.seed_type == "point" or r_cap < 1:
-        return (torch.arange(b_count, device=device),
-                torch.full((b_count,), c0 * side + c0, dtype=torch.int64, device=device))
+        return (
+            torch.arange(b_count, device=device),
+            torch.full((b_count,), c0 * side + c0, dtype=torch.int64, device=device),
+        )
     half = min(0.5 * params.seed_length * (side - 2 * _PAD), float(r_cap))
     t = torch.linspace(-half, half, int(8 * half) + 1, dtype=torch.float64, device=device)
     th = angles.to(device=device, dtype=torch.float64)[:, None]
@@ -144,8 +168,9 @@ def _seed_sites(angles: torch.Tensor, params: DLAClusterParams, r_cap: int, c0: 
     return g // (side * side), g % (side * side)
 
 
-def grow_dla_clusters(seeds: Sequence[int], grid_size: int, params: DLAClusterParams,
-                      device: torch.device | str = "cpu") -> torch.Tensor:
+def grow_dla_clusters(
+    seeds: Sequence[int], grid_size: int, params: DLAClusterParams, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Grow one DLA cluster per seed and place it on the periodic grid.
 
     Returns:
@@ -165,23 +190,23 @@ def grow_dla_clusters(seeds: Sequence[int], grid_size: int, params: DLAClusterPa
     for g in gens:
         centres.append(torch.randint(n, (2,), generator=g))
         angles.append(math.pi * torch.rand((1,), generator=g, dtype=torch.float64))
-    centre = torch.stack(centres).to(device)                     # [B, 2] (row, col)
+    centre = torch.stack(centres).to(device)  # [B, 2] (row, col)
     angle = torch.cat(angles)
 
     w_n, t_n, j_n = _WALKERS, _STEPS, _JUMPS
     sticky = params.stickiness < 1.0
     n_step_words = (w_n * t_n + 30) // 31
     n_stick_words = (w_n * (t_n + 1) + 3) // 4 if sticky else 0
-    n_unif = 2 * j_n + 2                                          # launch, jumps, jump escapes, path escape
+    n_unif = 2 * j_n + 2  # launch, jumps, jump escapes, path escape
     per_round = n_step_words + n_stick_words + w_n * n_unif
     shifts2 = torch.arange(0, 62, 2, device=device)
     shifts15 = torch.arange(0, 60, 15, device=device)
     wix = torch.arange(w_n, device=device)
     nbs = {s: -(-side // s) + 2 for s in _LEVELS}
-    off9y = torch.tensor([dy for dy in (-1, 0, 1) for _ in (-1, 0, 1)], device=device)   # 3x3 block offsets
+    off9y = torch.tensor([dy for dy in (-1, 0, 1) for _ in (-1, 0, 1)], device=device)  # 3x3 block offsets
     off9x = torch.tensor([dx for _ in (-1, 0, 1) for dx in (-1, 0, 1)], device=device)
 
-    state = torch.zeros(bsz * nn, dtype=torch.int8, device=device)   # 0 empty, 1 cluster, 2 perimeter
+    state = torch.zeros(bsz * nn, dtype=torch.int8, device=device)  # 0 empty, 1 cluster, 2 perimeter
     key = torch.full((bsz * nn,), _EMPTY, dtype=torch.int64, device=device)
     cdil = {s: torch.zeros(bsz * nbs[s] ** 2, dtype=torch.bool, device=device) for s in _LEVELS}
     count = torch.zeros(bsz, dtype=torch.int64, device=device)
@@ -196,12 +221,12 @@ def grow_dla_clusters(seeds: Sequence[int], grid_size: int, params: DLAClusterPa
         key[g] = kmin
         if counted:
             count.index_add_(0, b, torch.ones_like(b))
-        q = (g[:, None] + step_tab[None]).flatten()        # the 4 neighbours
+        q = (g[:, None] + step_tab[None]).flatten()  # the 4 neighbours
         state[q] = torch.where(state[q] == 1, 1, 2).to(torch.int8)
         iy, ix = f // side, f % side
         for s in _LEVELS:
             nb = nbs[s]
-            ci = ((b * nb * nb + (iy // s + 1) * nb + ix // s + 1)[:, None] + off9y[None] * nb + off9x[None])
+            ci = (b * nb * nb + (iy // s + 1) * nb + ix // s + 1)[:, None] + off9y[None] * nb + off9x[None]
             cdil[s][ci.flatten()] = True
         r2max.scatter_reduce_(0, b, rad2[f], reduce="amax")
 
@@ -210,7 +235,7 @@ def grow_dla_clusters(seeds: Sequence[int], grid_size: int, params: DLAClusterPa
 
     pos = torch.zeros(bsz, w_n, dtype=torch.int64, device=device)
     fresh = torch.ones(bsz, w_n, dtype=torch.bool, device=device)
-    active = (torch.full((bsz,), params.cluster_size > 0) & (r2max.cpu() < r_cap * r_cap))
+    active = torch.full((bsz,), params.cluster_size > 0) & (r2max.cpu() < r_cap * r_cap)
     max_rounds = 200 + int(4 * params.cluster_size / params.stickiness)
     pool = torch.zeros(bsz, _CHUNK, per_round, dtype=torch.int64)
     rnd = 0
@@ -241,13 +266,13 @@ def grow_dla_clusters(seeds: Sequence[int], grid_size: int, params: DLAClusterPa
         a_n = len(ab)
         o = n_step_words + n_stick_words
         unif = _uniform(words[:, o:]).view(a_n, w_n, n_unif)
-        big_r = r2max[bi].double().sqrt()[:, None]                 # [A, 1]
+        big_r = r2max[bi].double().sqrt()[:, None]  # [A, 1]
         r_l = big_r + 2.0
         r_k2 = torch.floor((r_l + 4.0) ** 2).long()
         wact = wix[None] < (1 + count[bi] // _RAMP).clamp(max=w_n)[:, None]
         f = torch.where(fresh[bi] | ~wact, on_circle(r_l, 2 * math.pi * unif[..., 0]), pos[bi])
 
-        for j in range(j_n):                                        # walk-on-spheres jumps
+        for j in range(j_n):  # walk-on-spheres jumps
             ix, iy = f % side, f // side
             x, y = ix - c0, iy - c0
             xd, yd = x.double(), y.double()
@@ -256,8 +281,10 @@ def grow_dla_clusters(seeds: Sequence[int], grid_size: int, params: DLAClusterPa
                 nb = nbs[s]
                 bx, by = ix // s, iy // s
                 empty = ~cdil[s][(bi * nb * nb)[:, None] + (by + 1) * nb + bx + 1]
-                bound = torch.minimum(torch.minimum(ix - (bx - 1) * s + 1, (bx + 2) * s - ix),
-                                      torch.minimum(iy - (by - 1) * s + 1, (by + 2) * s - iy))
+                bound = torch.minimum(
+                    torch.minimum(ix - (bx - 1) * s + 1, (bx + 2) * s - ix),
+                    torch.minimum(iy - (by - 1) * s + 1, (by + 2) * s - iy),
+                )
                 dlb = torch.where(empty, torch.maximum(dlb, bound.double()), dlb)
             rho = dlb - 1.75
             jump = (rho >= 2.0) & wact
@@ -271,17 +298,17 @@ def grow_dla_clusters(seeds: Sequence[int], grid_size: int, params: DLAClusterPa
 
         codes = ((words[:, :n_step_words, None] >> shifts2) & 3).view(a_n, -1)[:, : w_n * t_n]
         path = torch.cat([f[..., None], f[..., None] + step_tab[codes.view(a_n, w_n, t_n)].cumsum(-1)], -1)
-        path = path.clamp(0, nn - 1)                                # only positions after an escape leave the frame
+        path = path.clamp(0, nn - 1)  # only positions after an escape leave the frame
         st = state[(bi * nn)[:, None, None] + path]
         esc = rad2[path] > r_k2[..., None]
         occ = st == 1
         stick = st == 2
         if sticky:
-            sw = words[:, n_step_words:n_step_words + n_stick_words]
+            sw = words[:, n_step_words : n_step_words + n_stick_words]
             u15 = ((sw[:, :, None] >> shifts15) & 0x7FFF).view(a_n, -1)[:, : w_n * (t_n + 1)]
             stick = stick & ((u15.view(a_n, w_n, t_n + 1).double() + 0.5) < params.stickiness * 32768.0)
         ev = esc | occ | stick
-        e = ev.to(torch.uint8).argmax(-1)                           # first event (argmax returns the first max)
+        e = ev.to(torch.uint8).argmax(-1)  # first event (argmax returns the first max)
         has = ev.any(-1) & wact
         ec = e[..., None]
         pe = path.gather(-1, ec).squeeze(-1)
@@ -289,7 +316,7 @@ def grow_dla_clusters(seeds: Sequence[int], grid_size: int, params: DLAClusterPa
         is_st = has & stick.gather(-1, ec).squeeze(-1)
         is_esc = has & esc.gather(-1, ec).squeeze(-1)
         is_occ = has & occ.gather(-1, ec).squeeze(-1)
-        lost = is_occ & (e == 0)                                    # sitting on a site claimed last round
+        lost = is_occ & (e == 0)  # sitting on a site claimed last round
         new_f = torch.where(is_occ, prev, path[..., t_n])
         new_f = torch.where(is_st | is_esc, pe, new_f)
         new_f = torch.where(wact, new_f, f)
@@ -319,9 +346,9 @@ def grow_dla_clusters(seeds: Sequence[int], grid_size: int, params: DLAClusterPa
     rank = torch.empty_like(keys).scatter_(1, order, rank_sorted).view(bsz, side, side)
     # crop the N x N window around the frame centre, put the centre at the drawn pixel
     lo = c0 - n // 2
-    win = rank[:, lo:lo + n, lo:lo + n]
+    win = rank[:, lo : lo + n, lo : lo + n]
     ar = torch.arange(n, device=device)
-    rows = (ar[None] - centre[:, :1] + n // 2) % n                  # [B, N]
+    rows = (ar[None] - centre[:, :1] + n // 2) % n  # [B, N]
     cols = (ar[None] - centre[:, 1:] + n // 2) % n
     win = win.gather(1, rows[:, :, None].expand(-1, -1, n))
     return win.gather(2, cols[:, None, :].expand(-1, n, -1))
@@ -329,9 +356,9 @@ def grow_dla_clusters(seeds: Sequence[int], grid_size: int, params: DLAClusterPa
 
 def dla_stage_masks(rank: torch.Tensor, num_channels: int) -> torch.Tensor:
     """``[B, C, N, N]`` bool: channel ``c`` = seed + first ``floor((c+1) n / C)`` particles."""
-    n_att = rank.flatten(1).amax(1).clamp_min(0)                    # [B]
+    n_att = rank.flatten(1).amax(1).clamp_min(0)  # [B]
     c = torch.arange(1, num_channels + 1, device=rank.device)
-    limit = (c[None] * n_att[:, None]) // num_channels              # [B, C]
+    limit = (c[None] * n_att[:, None]) // num_channels  # [B, C]
     return (rank[:, None] >= 0) & (rank[:, None] <= limit[:, :, None, None])
 
 
@@ -348,7 +375,7 @@ def periodic_distance(mask: torch.Tensor) -> torch.Tensor:
     out = np.empty(flat.shape, dtype=np.float32)
     for i, m in enumerate(flat):
         canvas = np.pad(~m, pad, mode="wrap")
-        out[i] = ndimage.distance_transform_edt(canvas)[pad:pad + n, pad:pad + n]
+        out[i] = ndimage.distance_transform_edt(canvas)[pad : pad + n, pad : pad + n]
     return torch.from_numpy(out).reshape(mask.shape).to(mask.device)
 
 
@@ -360,11 +387,16 @@ def _gaussian_smooth(field: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.fft.irfft2(torch.fft.rfft2(field) * h, s=(n, n))
 
 
-@register_ic("dla_cluster", tier="tier4", domain="chemistry",
-             description="diffusion-limited-aggregation fractal cluster (distance transform or indicator)",
-             params_model=DLAClusterParams)
-def dla_cluster(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                params: DLAClusterParams) -> torch.Tensor:
+@register_ic(
+    "dla_cluster",
+    tier="tier4",
+    domain="chemistry",
+    description="diffusion-limited-aggregation fractal cluster (distance transform or indicator)",
+    params_model=DLAClusterParams,
+)
+def dla_cluster(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: DLAClusterParams
+) -> torch.Tensor:
     rank = grow_dla_clusters(seeds, grid_size, params, device)
     masks = dla_stage_masks(rank, num_channels)
     if params.field_type_dla == "distance_transform":

@@ -32,7 +32,8 @@ transmissions.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -40,17 +41,29 @@ from pydantic import Field
 from ..registry import ICParams, register_ic
 from ..spectral import sample_generators
 
-__all__ = ["ErrorCorrectingCodeParams", "error_correcting_code", "code_layout", "block_index_map",
-           "encode", "majority_decode"]
+__all__ = [
+    "ErrorCorrectingCodeParams",
+    "error_correcting_code",
+    "code_layout",
+    "block_index_map",
+    "encode",
+    "majority_decode",
+]
 
 
 class ErrorCorrectingCodeParams(ICParams):
-    code_type: Literal["repetition", "parity", "random"] = Field("repetition", description=(
-        "code: repetition, single-parity-check segments, or random linear code"))
-    code_rate: float = Field(0.25, gt=0, lt=1, description=(
-        "message bits per codeword bit k/n (parity: segments of round(1/(1-rate)) bits)"))
-    block_size: float = Field(1 / 16, gt=0, le=1, description=(
-        "side of one bit's block, fraction of the domain side (nb = round(1/block_size) blocks per side)"))
+    code_type: Literal["repetition", "parity", "random"] = Field(
+        "repetition", description=("code: repetition, single-parity-check segments, or random linear code")
+    )
+    code_rate: float = Field(
+        0.25, gt=0, lt=1, description=("message bits per codeword bit k/n (parity: segments of round(1/(1-rate)) bits)")
+    )
+    block_size: float = Field(
+        1 / 16,
+        gt=0,
+        le=1,
+        description=("side of one bit's block, fraction of the domain side (nb = round(1/block_size) blocks per side)"),
+    )
     error_rate: float = Field(0.1, ge=0, le=1, description="bit-flip probability of the binary symmetric channel")
     amplitude: float = Field(1.0, gt=0, description="values are +-amplitude (RMS amplitude)")
 
@@ -74,8 +87,9 @@ def block_index_map(grid_size: int, nb: int, device: torch.device | str = "cpu")
     return b[:, None] * nb + b[None, :]
 
 
-def encode(message: torch.Tensor, n: int, params: ErrorCorrectingCodeParams,
-           generator_matrix: torch.Tensor | None = None) -> torch.Tensor:
+def encode(
+    message: torch.Tensor, n: int, params: ErrorCorrectingCodeParams, generator_matrix: torch.Tensor | None = None
+) -> torch.Tensor:
     """``[B, k]`` bits (int64 0/1) -> ``[B, n]`` codeword bits."""
     bsz, k = message.shape
     dev = message.device
@@ -89,11 +103,11 @@ def encode(message: torch.Tensor, n: int, params: ErrorCorrectingCodeParams,
     mi = 0
     for start in range(0, n, s):
         width = min(s, n - start)
-        if width == 1:                                               # a lone trailing bit: parity of nothing
+        if width == 1:  # a lone trailing bit: parity of nothing
             out[:, start] = 0
             continue
-        seg = message[:, mi:mi + width - 1]
-        out[:, start:start + width - 1] = seg
+        seg = message[:, mi : mi + width - 1]
+        out[:, start : start + width - 1] = seg
         out[:, start + width - 1] = seg.sum(1) % 2
         mi += width - 1
     return out
@@ -108,11 +122,16 @@ def majority_decode(received: torch.Tensor, k: int) -> torch.Tensor:
     return (2 * ones >= size).long()
 
 
-@register_ic("error_correcting_code", tier="tier4", domain="information theory",
-             description="codeword (repetition / parity / random linear) through a bit-flip channel, as +-1 blocks",
-             params_model=ErrorCorrectingCodeParams)
-def error_correcting_code(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                          params: ErrorCorrectingCodeParams) -> torch.Tensor:
+@register_ic(
+    "error_correcting_code",
+    tier="tier4",
+    domain="information theory",
+    description="codeword (repetition / parity / random linear) through a bit-flip channel, as +-1 blocks",
+    params_model=ErrorCorrectingCodeParams,
+)
+def error_correcting_code(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: ErrorCorrectingCodeParams
+) -> torch.Tensor:
     nb, n, k = code_layout(grid_size, params)
     t = max(1, num_channels - 2)
     msgs, gms, flips = [], [], []
@@ -123,10 +142,10 @@ def error_correcting_code(seeds: Sequence[int], grid_size: int, num_channels: in
         flips.append(torch.rand((t, n), generator=g) < params.error_rate)
     message = torch.stack(msgs).to(device).long()
     gm = torch.stack(gms).to(device).long() if gms else None
-    code = encode(message, n, params, gm)                            # [B, n]
-    err = torch.stack(flips).to(device).long()                       # [B, T, n]
+    code = encode(message, n, params, gm)  # [B, n]
+    err = torch.stack(flips).to(device).long()  # [B, T, n]
     received = code[:, None] ^ err
     words = [received[:, 0], code, err[:, 0]] + [received[:, j] for j in range(1, t)]
-    bits = torch.stack(words[:num_channels], dim=1)                  # [B, C, n]
+    bits = torch.stack(words[:num_channels], dim=1)  # [B, C, n]
     idx = block_index_map(grid_size, nb, device)
     return params.amplitude * (2.0 * bits[:, :, idx] - 1.0).to(torch.float32)

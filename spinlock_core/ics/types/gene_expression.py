@@ -47,7 +47,8 @@ Cost: O(B (G + C) N^2) plus one GRF synthesis.
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -64,25 +65,33 @@ PatternName = Literal["gradient", "spots", "stripes", "radial", "uniform"]
 
 
 class GeneExpressionParams(ICParams):
-    num_genes: Optional[int] = Field(
-        None, ge=1, le=64, description="number of genes G; channel c shows gene c mod G (None = one gene per channel)")
-    expression_patterns: Optional[list[PatternName]] = Field(
-        None, min_length=1,
+    num_genes: int | None = Field(
+        None, ge=1, le=64, description="number of genes G; channel c shows gene c mod G (None = one gene per channel)"
+    )
+    expression_patterns: list[PatternName] | None = Field(
+        None,
+        min_length=1,
         description="pattern of gene g = expression_patterns[g mod len] (gradient, spots, stripes, radial, "
-                    "uniform); None = drawn per gene from the sample's seed")
+        "uniform); None = drawn per gene from the sample's seed",
+    )
     correlation_strength: float = Field(
-        0.3, ge=0, le=1, description="weight rho of the shared latent pattern (1 - rho for the gene's own pattern)")
+        0.3, ge=0, le=1, description="weight rho of the shared latent pattern (1 - rho for the gene's own pattern)"
+    )
     expression_range: tuple[float, float] = Field(
-        (0.0, 1.0), description="(lo, hi): expression levels 0..1 are mapped affinely onto [lo, hi]")
+        (0.0, 1.0), description="(lo, hi): expression levels 0..1 are mapped affinely onto [lo, hi]"
+    )
     wavelength_range: tuple[float, float] = Field(
-        (0.1, 0.3), description="(lo, hi): spot / stripe wavelengths ~ U[lo, hi), fractions of the side")
+        (0.1, 0.3), description="(lo, hi): spot / stripe wavelengths ~ U[lo, hi), fractions of the side"
+    )
     shared_length_scale: float = Field(
-        0.1, gt=0, le=0.5, description="correlation length of the shared latent GRF, fraction of the side")
+        0.1, gt=0, le=0.5, description="correlation length of the shared latent GRF, fraction of the side"
+    )
     noise_level: float = Field(
-        0.05, ge=0, le=1, description="std of independent per-pixel measurement noise, in units of hi - lo")
+        0.05, ge=0, le=1, description="std of independent per-pixel measurement noise, in units of hi - lo"
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "GeneExpressionParams":
+    def _check(self) -> GeneExpressionParams:
         lo, hi = self.expression_range
         if not lo < hi:
             raise ValueError(f"expression_range must satisfy lo < hi, got {self.expression_range}")
@@ -117,14 +126,17 @@ def _gene_patterns(kind: torch.Tensor, p: torch.Tensor, grid_size: int) -> torch
             k1x, k1y = lattice_wavevector(1.0 / lam, th)
             k2x, k2y = lattice_wavevector(1.0 / lam, th + 2 * math.pi / 3)
             k3x, k3y = -(k1x + k2x), -(k1y + k2y)
-            s = (torch.cos(2 * math.pi * (k1x * x + k1y * y) + f1) + torch.cos(2 * math.pi * (k2x * x + k2y * y) + f2)
-                 + torch.cos(2 * math.pi * (k3x * x + k3y * y) - f1 - f2))
+            s = (
+                torch.cos(2 * math.pi * (k1x * x + k1y * y) + f1)
+                + torch.cos(2 * math.pi * (k2x * x + k2y * y) + f2)
+                + torch.cos(2 * math.pi * (k3x * x + k3y * y) - f1 - f2)
+            )
             pat = (s + 1.5) / 4.5
         elif name == "radial":
-            sigma = 0.08 + 0.12 * su[sel, 0, 0]                        # [m]
+            sigma = 0.08 + 0.12 * su[sel, 0, 0]  # [m]
             coord = x[0]
-            gx = periodic_gaussian_1d(coord, cx[sel, 0, 0], sigma)     # [m, N] along columns
-            gy = periodic_gaussian_1d(coord, cy[sel, 0, 0], sigma)     # [m, N] along rows
+            gx = periodic_gaussian_1d(coord, cx[sel, 0, 0], sigma)  # [m, N] along columns
+            gy = periodic_gaussian_1d(coord, cy[sel, 0, 0], sigma)  # [m, N] along rows
             pat = gy[:, :, None] * gx[:, None, :]
         else:  # uniform
             pat = (0.2 + 0.6 * lu[sel]).expand(-1, grid_size, grid_size)
@@ -132,18 +144,27 @@ def _gene_patterns(kind: torch.Tensor, p: torch.Tensor, grid_size: int) -> torch
     return out
 
 
-@register_ic("gene_expression", tier="tier3", domain="genomics",
-             description="per-gene spatial expression: shared latent GRF plus gradient/spots/stripes/radial/uniform",
-             params_model=GeneExpressionParams)
-def gene_expression(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                    params: GeneExpressionParams) -> torch.Tensor:
+@register_ic(
+    "gene_expression",
+    tier="tier3",
+    domain="genomics",
+    description="per-gene spatial expression: shared latent GRF plus gradient/spots/stripes/radial/uniform",
+    params_model=GeneExpressionParams,
+)
+def gene_expression(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: GeneExpressionParams
+) -> torch.Tensor:
     n, c = grid_size, num_channels
     ng = params.num_genes if params.num_genes is not None else c
     wlo, whi = params.wavelength_range
     fixed = None
     if params.expression_patterns is not None:
-        fixed = torch.tensor([EXPRESSION_PATTERNS.index(params.expression_patterns[g % len(params.expression_patterns)])
-                              for g in range(ng)])
+        fixed = torch.tensor(
+            [
+                EXPRESSION_PATTERNS.index(params.expression_patterns[g % len(params.expression_patterns)])
+                for g in range(ng)
+            ]
+        )
     shared_noise, kinds, gene_p, meas = [], [], [], []
     for g in sample_generators(seeds):
         kind = torch.randint(len(EXPRESSION_PATTERNS), (ng,), generator=g)
@@ -154,19 +175,21 @@ def gene_expression(seeds: Sequence[int], grid_size: int, num_channels: int, dev
         shape_u = torch.rand((ng,), generator=g)
         level_u = torch.rand((ng,), generator=g)
         kinds.append(kind if fixed is None else fixed)
-        gene_p.append(torch.stack([theta, wl, phases[:, 0], phases[:, 1], centre[:, 0], centre[:, 1],
-                                   shape_u, level_u], dim=1))
+        gene_p.append(
+            torch.stack([theta, wl, phases[:, 0], phases[:, 1], centre[:, 0], centre[:, 1], shape_u, level_u], dim=1)
+        )
         shared_noise.append(torch.randn((n, n), generator=g))
         if params.noise_level > 0:
             meas.append(torch.randn((c, n, n), generator=g))
     b = len(kinds)
-    grf = grf_from_noise(torch.stack(shared_noise).to(device), params.shared_length_scale)     # [B, N, N]
+    grf = grf_from_noise(torch.stack(shared_noise).to(device), params.shared_length_scale)  # [B, N, N]
     shared = 0.5 * (1.0 + torch.erf(grf / math.sqrt(2.0)))
-    base = _gene_patterns(torch.stack(kinds).reshape(-1).to(device),
-                          torch.stack(gene_p).reshape(b * ng, -1).to(device), n).view(b, ng, n, n)
+    base = _gene_patterns(
+        torch.stack(kinds).reshape(-1).to(device), torch.stack(gene_p).reshape(b * ng, -1).to(device), n
+    ).view(b, ng, n, n)
     rho = params.correlation_strength
-    genes = rho * shared[:, None] + (1.0 - rho) * base                                           # [B, G, N, N]
-    field = genes[:, torch.arange(c, device=device) % ng]                                       # [B, C, N, N]
+    genes = rho * shared[:, None] + (1.0 - rho) * base  # [B, G, N, N]
+    field = genes[:, torch.arange(c, device=device) % ng]  # [B, C, N, N]
     if params.noise_level > 0:
         field = field + params.noise_level * torch.stack(meas).to(device)
     lo, hi = params.expression_range

@@ -39,7 +39,7 @@ Resolution: the wavelength is in domain units; it is resolved (>= 2 px) for
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, model_validator
@@ -54,20 +54,27 @@ __all__ = ["InterferencePatternParams", "interference_pattern", "interference_dr
 class InterferencePatternParams(ICParams):
     num_sources: int = Field(2, ge=1, le=64, description="number of coherent point sources")
     wavelength: float = Field(
-        0.125, gt=0, le=1, description="wavelength, fraction of the domain side (ignored when wavelength_range is set)")
-    wavelength_range: Optional[tuple[float, float]] = Field(
-        None, description="(lo, hi): draw the wavelength per sample from U[lo, hi) (fractions of the side); "
-                          "None = use `wavelength`")
+        0.125, gt=0, le=1, description="wavelength, fraction of the domain side (ignored when wavelength_range is set)"
+    )
+    wavelength_range: tuple[float, float] | None = Field(
+        None,
+        description="(lo, hi): draw the wavelength per sample from U[lo, hi) (fractions of the side); "
+        "None = use `wavelength`",
+    )
     coherence_length: float = Field(
-        0.25, gt=0, le=100, description="coherence length L of the envelope exp(-rho^2 / (2 L^2)), fraction of the side")
-    source_spacing: Optional[float] = Field(
-        None, gt=0, le=1,
+        0.25, gt=0, le=100, description="coherence length L of the envelope exp(-rho^2 / (2 L^2)), fraction of the side"
+    )
+    source_spacing: float | None = Field(
+        None,
+        gt=0,
+        le=1,
         description="spacing of a line array of sources (random midpoint and axis), fraction of the side; "
-                    "None = independent uniform positions")
+        "None = independent uniform positions",
+    )
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
-    def _check(self) -> "InterferencePatternParams":
+    def _check(self) -> InterferencePatternParams:
         if self.wavelength_range is not None:
             lo, hi = self.wavelength_range
             if not (0 < lo <= hi <= 1):
@@ -75,12 +82,14 @@ class InterferencePatternParams(ICParams):
         if self.source_spacing is not None and (self.num_sources - 1) * self.source_spacing >= 1:
             raise ValueError(
                 f"source_spacing ({self.source_spacing}) * (num_sources - 1) ({self.num_sources - 1}) must be < 1 "
-                "(the array would wrap onto itself)")
+                "(the array would wrap onto itself)"
+            )
         return self
 
 
-def interference_draws(seeds: Sequence[int], num_channels: int,
-                       params: InterferencePatternParams) -> dict[str, torch.Tensor]:
+def interference_draws(
+    seeds: Sequence[int], num_channels: int, params: InterferencePatternParams
+) -> dict[str, torch.Tensor]:
     """The per-sample draws, on the CPU (see the module docstring for their order).
 
     Returns:
@@ -110,23 +119,29 @@ def interference_draws(seeds: Sequence[int], num_channels: int,
     return {"wavelength": torch.cat(wl), "sources": torch.stack(src), "phases": torch.stack(ph)}
 
 
-@register_ic("interference_pattern", tier="tier3", domain="quantum physics",
-             description="superposed circular waves of coherent point sources with a coherence envelope",
-             params_model=InterferencePatternParams)
-def interference_pattern(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                         params: InterferencePatternParams) -> torch.Tensor:
+@register_ic(
+    "interference_pattern",
+    tier="tier3",
+    domain="quantum physics",
+    description="superposed circular waves of coherent point sources with a coherence envelope",
+    params_model=InterferencePatternParams,
+)
+def interference_pattern(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: InterferencePatternParams
+) -> torch.Tensor:
     d = interference_draws(seeds, num_channels, params)
-    wl = d["wavelength"].to(device)[:, None, None, None]              # [B, 1, 1, 1]
-    src = d["sources"].to(device)                                      # [B, S, 2]
-    phases = d["phases"].to(device)                                    # [B, S, C]
+    wl = d["wavelength"].to(device)[:, None, None, None]  # [B, 1, 1, 1]
+    src = d["sources"].to(device)  # [B, S, 2]
+    phases = d["phases"].to(device)  # [B, S, C]
     x, y = coordinate_grid(grid_size, device)
-    dx = periodic_delta(x, src[..., 0, None, None])                    # [B, S, N, N]
+    dx = periodic_delta(x, src[..., 0, None, None])  # [B, S, N, N]
     dy = periodic_delta(y, src[..., 1, None, None])
     rho2 = dx * dx + dy * dy
-    env = torch.exp(-rho2 / (2.0 * params.coherence_length ** 2))
+    env = torch.exp(-rho2 / (2.0 * params.coherence_length**2))
     arg = (2 * math.pi) * torch.sqrt(rho2) / wl
-    wave_c, wave_s = env * torch.cos(arg), env * torch.sin(arg)       # [B, S, N, N]
+    wave_c, wave_s = env * torch.cos(arg), env * torch.sin(arg)  # [B, S, N, N]
     # cos(a + phi) = cos a cos phi - sin a sin phi, summed over sources per channel
-    field = (torch.einsum("bsc,bsij->bcij", torch.cos(phases), wave_c)
-             - torch.einsum("bsc,bsij->bcij", torch.sin(phases), wave_s))
+    field = torch.einsum("bsc,bsij->bcij", torch.cos(phases), wave_c) - torch.einsum(
+        "bsc,bsij->bcij", torch.sin(phases), wave_s
+    )
     return normalise_rms(field, params.amplitude)

@@ -26,7 +26,7 @@ Cost: one FFT filter of ``[B, C, N, N]`` noise plus ``O(B K N^2)`` mask work.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, model_validator
@@ -39,17 +39,29 @@ __all__ = ["LightConeParams", "light_cone", "draw_cone_centres", "cone_mask"]
 
 
 class LightConeParams(ICParams):
-    cone_radius: float = Field(0.15, gt=0, le=0.45, description=(
-        "radius R of each causal disc (light-cone cross-section), fraction of the domain side"))
-    smoothing: float = Field(0.01, gt=0, le=0.1, description=(
-        "width s of the sigmoid edge sigmoid((R - rho)/s), fraction of the domain side"))
-    interior_length_scale: float = Field(0.03, gt=0, le=0.5, description=(
-        "correlation length of the interior GRF (Gaussian covariance), fraction of the domain side"))
+    cone_radius: float = Field(
+        0.15,
+        gt=0,
+        le=0.45,
+        description=("radius R of each causal disc (light-cone cross-section), fraction of the domain side"),
+    )
+    smoothing: float = Field(
+        0.01,
+        gt=0,
+        le=0.1,
+        description=("width s of the sigmoid edge sigmoid((R - rho)/s), fraction of the domain side"),
+    )
+    interior_length_scale: float = Field(
+        0.03,
+        gt=0,
+        le=0.5,
+        description=("correlation length of the interior GRF (Gaussian covariance), fraction of the domain side"),
+    )
     num_cones: int = Field(1, ge=1, le=64, description="number of causal discs (random centres)")
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
-    def _check(self) -> "LightConeParams":
+    def _check(self) -> LightConeParams:
         if self.smoothing >= self.cone_radius:
             raise ValueError(f"smoothing ({self.smoothing}) must be < cone_radius ({self.cone_radius})")
         return self
@@ -67,18 +79,23 @@ def cone_mask(centres: torch.Tensor, grid_size: int, radius: float, smoothing: f
     """
     x, y = coordinate_grid(grid_size, centres.device)
     outside = torch.ones((centres.shape[0], grid_size, grid_size), device=centres.device)
-    for k in range(centres.shape[1]):                          # loop keeps memory at [B, N, N]
-        cx, cy = centres[:, k, 0, None, None], centres[:, k, 1, None, None]    # [B, 1, 1]
+    for k in range(centres.shape[1]):  # loop keeps memory at [B, N, N]
+        cx, cy = centres[:, k, 0, None, None], centres[:, k, 1, None, None]  # [B, 1, 1]
         rho = torch.sqrt(periodic_delta(x, cx) ** 2 + periodic_delta(y, cy) ** 2)
-        outside = outside * torch.sigmoid((rho - radius) / smoothing)         # times (1 - m_k)
+        outside = outside * torch.sigmoid((rho - radius) / smoothing)  # times (1 - m_k)
     return 1.0 - outside
 
 
-@register_ic("light_cone", tier="tier2", domain="relativistic physics",
-             description="GRF fluctuations confined to smooth-edged causal discs, ~0 outside",
-             params_model=LightConeParams)
-def light_cone(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-               params: LightConeParams) -> torch.Tensor:
+@register_ic(
+    "light_cone",
+    tier="tier2",
+    domain="relativistic physics",
+    description="GRF fluctuations confined to smooth-edged causal discs, ~0 outside",
+    params_model=LightConeParams,
+)
+def light_cone(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: LightConeParams
+) -> torch.Tensor:
     n = grid_size
     centres, noises = [], []
     for g in sample_generators(seeds):

@@ -10,7 +10,7 @@ then scaled to RMS ``amplitude`` over ``(C, H, W)``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, model_validator
@@ -29,29 +29,34 @@ class LocalizedParams(ICParams):
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
-    def _check(self) -> "LocalizedParams":
+    def _check(self) -> LocalizedParams:
         if self.min_width > self.max_width:
             raise ValueError(f"min_width ({self.min_width}) must be <= max_width ({self.max_width})")
         return self
 
 
-@register_ic("localized", tier="baseline", domain="stochastic fields",
-             description="sum of Gaussian blobs at random centres with signed per-channel amplitudes",
-             params_model=LocalizedParams)
-def localized(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-              params: LocalizedParams) -> torch.Tensor:
+@register_ic(
+    "localized",
+    tier="baseline",
+    domain="stochastic fields",
+    description="sum of Gaussian blobs at random centres with signed per-channel amplitudes",
+    params_model=LocalizedParams,
+)
+def localized(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: LocalizedParams
+) -> torch.Tensor:
     k = params.num_blobs
     centres, widths, amps = [], [], []
     for g in sample_generators(seeds):
         centres.append(torch.rand((k, 2), generator=g))
         widths.append(params.min_width + (params.max_width - params.min_width) * torch.rand((k,), generator=g))
         amps.append(torch.randn((k, num_channels), generator=g))
-    centre = torch.stack(centres).to(device)          # [B, K, 2]
-    sigma = torch.stack(widths).to(device)            # [B, K]
-    amp = torch.stack(amps).to(device)                # [B, K, C]
+    centre = torch.stack(centres).to(device)  # [B, K, 2]
+    sigma = torch.stack(widths).to(device)  # [B, K]
+    amp = torch.stack(amps).to(device)  # [B, K, C]
     x, _ = coordinate_grid(grid_size, device)
-    coord = x[0]                                      # [N]
-    gx = periodic_gaussian_1d(coord, centre[..., 0], sigma)   # [B, K, N] along columns
-    gy = periodic_gaussian_1d(coord, centre[..., 1], sigma)   # [B, K, N] along rows
+    coord = x[0]  # [N]
+    gx = periodic_gaussian_1d(coord, centre[..., 0], sigma)  # [B, K, N] along columns
+    gy = periodic_gaussian_1d(coord, centre[..., 1], sigma)  # [B, K, N] along rows
     field = torch.einsum("bkc,bki,bkj->bcij", amp, gy, gx)
     return normalise_rms(field, params.amplitude)

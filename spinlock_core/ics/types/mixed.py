@@ -8,7 +8,7 @@ the draw and the field depend only on the sample's seed, never on its batch posi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field
@@ -32,20 +32,29 @@ def mixed_choice(seeds: Sequence[int], grf_fraction: float) -> list[bool]:
     return [bool(torch.rand((1,), generator=g).item() < grf_fraction) for g in sample_generators(seeds)]
 
 
-@register_ic("mixed", tier="baseline", domain="stochastic fields",
-             description="each sample a Gaussian random field or a structured field (seeded coin)",
-             params_model=MixedParams)
-def mixed(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-          params: MixedParams) -> torch.Tensor:
+@register_ic(
+    "mixed",
+    tier="baseline",
+    domain="stochastic fields",
+    description="each sample a Gaussian random field or a structured field (seeded coin)",
+    params_model=MixedParams,
+)
+def mixed(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: MixedParams
+) -> torch.Tensor:
     is_grf = mixed_choice(seeds, params.grf_fraction)
     sub = [step_seed(int(s), 0) for s in seeds]
     out = torch.empty((len(seeds), num_channels, grid_size, grid_size), dtype=torch.float32, device=device)
     grf_idx = [i for i, v in enumerate(is_grf) if v]
     str_idx = [i for i, v in enumerate(is_grf) if not v]
     if grf_idx:
-        out[grf_idx] = gaussian_random_field([sub[i] for i in grf_idx], grid_size, num_channels, device,
-                                             GaussianRandomFieldParams(length_scale=params.length_scale))
+        out[grf_idx] = gaussian_random_field(
+            [sub[i] for i in grf_idx],
+            grid_size,
+            num_channels,
+            device,
+            GaussianRandomFieldParams(length_scale=params.length_scale),
+        )
     if str_idx:
-        out[str_idx] = structured([sub[i] for i in str_idx], grid_size, num_channels, device,
-                                  StructuredParams())
+        out[str_idx] = structured([sub[i] for i in str_idx], grid_size, num_channels, device, StructuredParams())
     return out

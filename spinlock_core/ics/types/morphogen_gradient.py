@@ -30,7 +30,8 @@ Cost: O(B S C N^2); a few tens of ms for B = 64 at 128^2 on CPU.
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -44,19 +45,22 @@ __all__ = ["MorphogenGradientParams", "morphogen_gradient", "morphogen_gradient_
 
 class MorphogenGradientParams(ICParams):
     gradient_type: Literal["exponential", "power_law", "sigmoidal"] = Field(
-        "exponential", description="decay law f(rho / lambda) of each source")
+        "exponential", description="decay law f(rho / lambda) of each source"
+    )
     decay_length: float = Field(0.15, gt=0, le=0.5, description="decay length lambda, fraction of the domain side")
-    decay_length_range: Optional[tuple[float, float]] = Field(None, description=(
-        "(lo, hi): when given, lambda ~ U[lo, hi) per sample (overrides decay_length)"))
+    decay_length_range: tuple[float, float] | None = Field(
+        None, description=("(lo, hi): when given, lambda ~ U[lo, hi) per sample (overrides decay_length)")
+    )
     num_sources: int = Field(1, ge=1, le=256, description="number of point sources")
-    sigmoid_width: float = Field(0.2, gt=0, le=1, description=(
-        "edge width of the sigmoidal law, fraction of lambda (sigmoidal only)"))
+    sigmoid_width: float = Field(
+        0.2, gt=0, le=1, description=("edge width of the sigmoidal law, fraction of lambda (sigmoidal only)")
+    )
     noise_level: float = Field(0.05, ge=0, description="std of the GRF perturbation relative to the concentration RMS")
     noise_length_scale: float = Field(0.05, gt=0, le=1, description="correlation length of the perturbation")
     amplitude: float = Field(1.0, gt=0, description="RMS of the noise-free concentration over channels and pixels")
 
     @model_validator(mode="after")
-    def _check(self) -> "MorphogenGradientParams":
+    def _check(self) -> MorphogenGradientParams:
         if self.decay_length_range is not None:
             lo, hi = self.decay_length_range
             if not 0 < lo <= hi <= 0.5:
@@ -75,8 +79,9 @@ def morphogen_profile(u: torch.Tensor, gradient_type: str, sigmoid_width: float 
     raise ValueError(f"gradient_type must be 'exponential', 'power_law' or 'sigmoidal', got {gradient_type!r}")
 
 
-def _draws(gens: Sequence[torch.Generator], num_channels: int, params: MorphogenGradientParams
-           ) -> dict[str, torch.Tensor]:
+def _draws(
+    gens: Sequence[torch.Generator], num_channels: int, params: MorphogenGradientParams
+) -> dict[str, torch.Tensor]:
     s = params.num_sources
     lam, centre, strength = [], [], []
     for g in gens:
@@ -91,29 +96,33 @@ def _draws(gens: Sequence[torch.Generator], num_channels: int, params: Morphogen
     return {"decay_length": torch.cat(lam), "centre": torch.stack(centre), "strength": torch.stack(strength)}
 
 
-def morphogen_gradient_draws(seeds: Sequence[int], num_channels: int, params: MorphogenGradientParams
-                             ) -> dict[str, torch.Tensor]:
+def morphogen_gradient_draws(
+    seeds: Sequence[int], num_channels: int, params: MorphogenGradientParams
+) -> dict[str, torch.Tensor]:
     """Per-sample draws (CPU): ``decay_length [B]``, ``centre [B, S, 2]`` (x, y), ``strength [B, S, C]``."""
     return _draws(sample_generators(seeds), num_channels, params)
 
 
-@register_ic("morphogen_gradient", tier="tier1", domain="biology",
-             description="morphogen concentration decaying from point sources (exponential, power-law or sigmoidal)",
-             params_model=MorphogenGradientParams)
-def morphogen_gradient(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                       params: MorphogenGradientParams) -> torch.Tensor:
+@register_ic(
+    "morphogen_gradient",
+    tier="tier1",
+    domain="biology",
+    description="morphogen concentration decaying from point sources (exponential, power-law or sigmoidal)",
+    params_model=MorphogenGradientParams,
+)
+def morphogen_gradient(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: MorphogenGradientParams
+) -> torch.Tensor:
     n = grid_size
     gens = sample_generators(seeds)
     dr = {k: v.to(device) for k, v in _draws(gens, num_channels, params).items()}
     x, y = coordinate_grid(n, device)
-    cx = dr["centre"][..., 0, None, None]                         # [B, S, 1, 1]
+    cx = dr["centre"][..., 0, None, None]  # [B, S, 1, 1]
     cy = dr["centre"][..., 1, None, None]
-    rho = torch.sqrt(periodic_delta(x, cx) ** 2 + periodic_delta(y, cy) ** 2)   # [B, S, N, N]
-    prof = morphogen_profile(rho / dr["decay_length"][:, None, None, None], params.gradient_type,
-                             params.sigmoid_width)
+    rho = torch.sqrt(periodic_delta(x, cx) ** 2 + periodic_delta(y, cy) ** 2)  # [B, S, N, N]
+    prof = morphogen_profile(rho / dr["decay_length"][:, None, None, None], params.gradient_type, params.sigmoid_width)
     field = normalise_rms(torch.einsum("bsc,bsij->bcij", dr["strength"], prof), params.amplitude)
     if params.noise_level > 0:
         noise = torch.stack([torch.randn((num_channels, n, n), generator=g) for g in gens]).to(device)
-        field = field + grf_from_noise(noise, params.noise_length_scale,
-                                       (params.noise_level * params.amplitude) ** 2)
+        field = field + grf_from_noise(noise, params.noise_length_scale, (params.noise_level * params.amplitude) ** 2)
     return field

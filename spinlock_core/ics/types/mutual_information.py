@@ -30,34 +30,56 @@ latent (``local`` / ``long_range``) or root + ``ceil(K / 2)`` groups (``hierarch
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field
 
 from ..registry import ICParams, register_ic
-from ..spectral import (draw_normal, filter_noise, gaussian_weights, grf_from_noise, normalise_weights,
-                        power_law_weights, sample_generators)
+from ..spectral import (
+    draw_normal,
+    filter_noise,
+    gaussian_weights,
+    grf_from_noise,
+    normalise_weights,
+    power_law_weights,
+    sample_generators,
+)
 
-__all__ = ["MutualInformationParams", "mutual_information", "gaussian_mutual_information",
-           "channel_correlation_matrix"]
+__all__ = ["MutualInformationParams", "mutual_information", "gaussian_mutual_information", "channel_correlation_matrix"]
 
 _LONG_RANGE_EXPONENT = 3.0
 
 
 class MutualInformationParams(ICParams):
-    correlation_pattern: Literal["local", "long_range", "hierarchical"] = Field("local", description=(
-        "latent structure: local (Gaussian latent), long_range (scale-free latent), hierarchical "
-        "(root latent + per-pair group latents)"))
-    latent_length_scale: float = Field(0.1, gt=0, le=0.5, description=(
-        "correlation length of the latent (long_range: its small-scale smoothing), domain units"))
-    local_noise_scale: float = Field(0.5, ge=0, le=1, description=(
-        "std s of each channel's own noise; the latent weight is alpha = sqrt(1 - s^2), "
-        "correlation rho = alpha^2"))
-    noise_length_scale: float = Field(0.03, gt=0, le=0.5, description=(
-        "Gaussian correlation length of each channel's own noise, domain units"))
-    num_channels_correlated: int = Field(2, ge=0, le=1024, description=(
-        "how many of the first channels share the latent (the rest are independent)"))
+    correlation_pattern: Literal["local", "long_range", "hierarchical"] = Field(
+        "local",
+        description=(
+            "latent structure: local (Gaussian latent), long_range (scale-free latent), hierarchical "
+            "(root latent + per-pair group latents)"
+        ),
+    )
+    latent_length_scale: float = Field(
+        0.1,
+        gt=0,
+        le=0.5,
+        description=("correlation length of the latent (long_range: its small-scale smoothing), domain units"),
+    )
+    local_noise_scale: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "std s of each channel's own noise; the latent weight is alpha = sqrt(1 - s^2), correlation rho = alpha^2"
+        ),
+    )
+    noise_length_scale: float = Field(
+        0.03, gt=0, le=0.5, description=("Gaussian correlation length of each channel's own noise, domain units")
+    )
+    num_channels_correlated: int = Field(
+        2, ge=0, le=1024, description=("how many of the first channels share the latent (the rest are independent)")
+    )
 
 
 def gaussian_mutual_information(rho: float | torch.Tensor) -> float | torch.Tensor:
@@ -81,18 +103,23 @@ def channel_correlation_matrix(params: MutualInformationParams, num_channels: in
 
 
 def _latent_weights(grid_size: int, params: MutualInformationParams) -> torch.Tensor:
-    l = params.latent_length_scale
+    length = params.latent_length_scale
     if params.correlation_pattern == "long_range":
-        w = power_law_weights(grid_size, _LONG_RANGE_EXPONENT) * gaussian_weights(grid_size, l)
+        w = power_law_weights(grid_size, _LONG_RANGE_EXPONENT) * gaussian_weights(grid_size, length)
         return normalise_weights(w, 1.0)
-    return normalise_weights(gaussian_weights(grid_size, l), 1.0)
+    return normalise_weights(gaussian_weights(grid_size, length), 1.0)
 
 
-@register_ic("mutual_information", tier="tier4", domain="information theory",
-             description="channels sharing a latent Gaussian field: per-pixel mutual information set by the mixing",
-             params_model=MutualInformationParams)
-def mutual_information(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                       params: MutualInformationParams) -> torch.Tensor:
+@register_ic(
+    "mutual_information",
+    tier="tier4",
+    domain="information theory",
+    description="channels sharing a latent Gaussian field: per-pixel mutual information set by the mixing",
+    params_model=MutualInformationParams,
+)
+def mutual_information(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: MutualInformationParams
+) -> torch.Tensor:
     n, c = grid_size, num_channels
     k = min(params.num_channels_correlated, c)
     s = params.local_noise_scale
@@ -104,13 +131,15 @@ def mutual_information(seeds: Sequence[int], grid_size: int, num_channels: int, 
     gens = sample_generators(seeds)
     lat_noise = draw_normal(gens, (n_lat, n, n), device)
     own_noise = draw_normal(gens, (c, n, n), device)
-    lat = filter_noise(lat_noise, _latent_weights(n, params))        # [B, L, N, N] unit variance
+    lat = filter_noise(lat_noise, _latent_weights(n, params))  # [B, L, N, N] unit variance
     if hier:
-        root = filter_noise(lat_noise[:, :1], normalise_weights(gaussian_weights(n, 2 * params.latent_length_scale), 1.0))
-        groups = lat[:, 1:1 + n_groups]
+        root = filter_noise(
+            lat_noise[:, :1], normalise_weights(gaussian_weights(n, 2 * params.latent_length_scale), 1.0)
+        )
+        groups = lat[:, 1 : 1 + n_groups]
         gidx = torch.arange(k, device=device) // 2
-        shared = (root + groups[:, gidx]) / math.sqrt(2.0)           # [B, K, N, N]
+        shared = (root + groups[:, gidx]) / math.sqrt(2.0)  # [B, K, N, N]
     else:
         shared = lat[:, :1].expand(-1, k, -1, -1) if k > 0 else lat[:, :0]
-    z = torch.cat([shared, lat[:, n_shared:]], dim=1)                 # [B, C, N, N]
+    z = torch.cat([shared, lat[:, n_shared:]], dim=1)  # [B, C, N, N]
     return a * z + s * grf_from_noise(own_noise, params.noise_length_scale)

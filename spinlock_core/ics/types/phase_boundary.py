@@ -41,7 +41,7 @@ only if ``w`` is small against the band and the gap (``f P / 2`` and ``(1 - f) P
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field
@@ -57,35 +57,54 @@ LATTICE_NORMALS: tuple[tuple[int, int], ...] = ((1, 0), (2, 1), (1, 1), (1, 2), 
 
 
 class PhaseBoundaryParams(ICParams):
-    interface_width: float = Field(0.015, gt=0, le=0.05, description=(
-        "w in the wall profile tanh(d/(sqrt(2) w)), fraction of the domain side"))
-    interface_angle: Optional[float] = Field(None, description=(
-        "angle of the wall normal from the x axis, radians, snapped to the nearest of 8 lattice "
-        "directions (needed for periodicity); None = one drawn uniformly per sample"))
-    fluctuation_amplitude: float = Field(0.01, ge=0, le=0.05, description=(
-        "std of the GRF displacing the walls along their normal, fraction of the domain side"))
-    fluctuation_length_scale: float = Field(0.1, gt=0, le=0.5, description=(
-        "correlation length of the wall-displacement GRF, fraction of the domain side"))
-    curvature: float = Field(0.0, ge=0, le=5, description=(
-        "peak curvature (1/domain side) of a sinusoidal bend of the walls; 0 = planar"))
-    phase_fraction: Optional[float] = Field(None, ge=0.2, le=0.8, description=(
-        "area fraction of the +1 phase; None = drawn U[0.3, 0.7) per sample"))
+    interface_width: float = Field(
+        0.015, gt=0, le=0.05, description=("w in the wall profile tanh(d/(sqrt(2) w)), fraction of the domain side")
+    )
+    interface_angle: float | None = Field(
+        None,
+        description=(
+            "angle of the wall normal from the x axis, radians, snapped to the nearest of 8 lattice "
+            "directions (needed for periodicity); None = one drawn uniformly per sample"
+        ),
+    )
+    fluctuation_amplitude: float = Field(
+        0.01,
+        ge=0,
+        le=0.05,
+        description=("std of the GRF displacing the walls along their normal, fraction of the domain side"),
+    )
+    fluctuation_length_scale: float = Field(
+        0.1, gt=0, le=0.5, description=("correlation length of the wall-displacement GRF, fraction of the domain side")
+    )
+    curvature: float = Field(
+        0.0, ge=0, le=5, description=("peak curvature (1/domain side) of a sinusoidal bend of the walls; 0 = planar")
+    )
+    phase_fraction: float | None = Field(
+        None, ge=0.2, le=0.8, description=("area fraction of the +1 phase; None = drawn U[0.3, 0.7) per sample")
+    )
     amplitude: float = Field(1.0, gt=0, description="value of the bulk phases (+-amplitude)")
 
 
 def nearest_lattice_normal(angle: float) -> int:
     """Index into :data:`LATTICE_NORMALS` of the direction closest to ``angle`` (mod pi)."""
+
     def dist(pq: tuple[int, int]) -> float:
         d = (math.atan2(pq[1], pq[0]) - angle) % math.pi
         return min(d, math.pi - d)
+
     return min(range(len(LATTICE_NORMALS)), key=lambda i: dist(LATTICE_NORMALS[i]))
 
 
-@register_ic("phase_boundary", tier="tier2", domain="thermodynamics",
-             description="two-phase tanh band with fluctuating (optionally bent) walls at a lattice angle",
-             params_model=PhaseBoundaryParams)
-def phase_boundary(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                   params: PhaseBoundaryParams) -> torch.Tensor:
+@register_ic(
+    "phase_boundary",
+    tier="tier2",
+    domain="thermodynamics",
+    description="two-phase tanh band with fluctuating (optionally bent) walls at a lattice angle",
+    params_model=PhaseBoundaryParams,
+)
+def phase_boundary(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: PhaseBoundaryParams
+) -> torch.Tensor:
     n = grid_size
     fixed = None if params.interface_angle is None else nearest_lattice_normal(params.interface_angle)
     rows, noises = [], []
@@ -98,17 +117,17 @@ def phase_boundary(seeds: Sequence[int], grid_size: int, num_channels: int, devi
         if params.fluctuation_amplitude > 0:
             noises.append(torch.randn((num_channels, n, n), generator=g))
     geo = torch.tensor(rows, dtype=torch.float32, device=device)[:, :, None, None, None]  # [B, 5, 1, 1, 1]
-    p, q, s0, f, psi = geo.unbind(1)                                                      # [B, 1, 1, 1]
+    p, q, s0, f, psi = geo.unbind(1)  # [B, 1, 1, 1]
     norm = torch.sqrt(p * p + q * q)
     x, y = coordinate_grid(n, device)
-    disp = torch.zeros((len(rows), 1, n, n), device=device)                               # normal displacement u
+    disp = torch.zeros((len(rows), 1, n, n), device=device)  # normal displacement u
     if params.curvature > 0:
         amp = params.curvature / (2 * math.pi * norm) ** 2
         disp = disp + amp * torch.cos(2 * math.pi * (-q * x + p * y) + psi)
     if params.fluctuation_amplitude > 0:
         noise = torch.stack(noises).to(device)
-        disp = disp + grf_from_noise(noise, params.fluctuation_length_scale, params.fluctuation_amplitude ** 2)
-    s = p * x + q * y - norm * disp                                                       # [B, C or 1, N, N]
+        disp = disp + grf_from_noise(noise, params.fluctuation_length_scale, params.fluctuation_amplitude**2)
+    s = p * x + q * y - norm * disp  # [B, C or 1, N, N]
     d = periodic_delta(s, s0) / norm
     half = f / (2 * norm)
     phi = torch.tanh((half - d.abs()) / (math.sqrt(2.0) * params.interface_width))

@@ -37,7 +37,7 @@ B = 64 at 128^2 on CPU.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, model_validator
@@ -52,24 +52,35 @@ _IMAGES = (-2.0, -1.0, 0.0, 1.0, 2.0)
 
 
 class QuantumWavePacketParams(ICParams):
-    sigma: float = Field(0.08, gt=0, le=0.25, description=(
-        "position uncertainty: std of |psi|^2 (envelope exp(-r^2/(4 sigma^2))), fraction of the domain side"))
-    momentum_range: tuple[float, float] = Field((2.0, 10.0), description=(
-        "(k_min, k_max): carrier wavenumber |k| drawn uniformly from [k_min, k_max), cycles per domain; "
-        "k_max must stay below the Nyquist wavenumber N/2"))
+    sigma: float = Field(
+        0.08,
+        gt=0,
+        le=0.25,
+        description=(
+            "position uncertainty: std of |psi|^2 (envelope exp(-r^2/(4 sigma^2))), fraction of the domain side"
+        ),
+    )
+    momentum_range: tuple[float, float] = Field(
+        (2.0, 10.0),
+        description=(
+            "(k_min, k_max): carrier wavenumber |k| drawn uniformly from [k_min, k_max), cycles per domain; "
+            "k_max must stay below the Nyquist wavenumber N/2"
+        ),
+    )
     num_packets: int = Field(1, ge=1, le=64, description="number of superposed packets")
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
-    def _check(self) -> "QuantumWavePacketParams":
+    def _check(self) -> QuantumWavePacketParams:
         lo, hi = self.momentum_range
         if not 0 <= lo <= hi:
             raise ValueError(f"momentum_range must satisfy 0 <= k_min <= k_max, got {self.momentum_range}")
         return self
 
 
-def quantum_wave_packet_draws(seeds: Sequence[int], num_channels: int,
-                              params: QuantumWavePacketParams) -> dict[str, torch.Tensor]:
+def quantum_wave_packet_draws(
+    seeds: Sequence[int], num_channels: int, params: QuantumWavePacketParams
+) -> dict[str, torch.Tensor]:
     """Per-sample draws on the CPU (float32), in the documented order.
 
     Returns:
@@ -90,13 +101,17 @@ def quantum_wave_packet_draws(seeds: Sequence[int], num_channels: int,
         k.append(torch.stack([kmag * torch.cos(ang), kmag * torch.sin(ang)], dim=-1))
         phase.append(ph)
         offset.append(torch.cat([torch.zeros((1, p)), off], dim=0))
-    return {"centre": torch.stack(centre), "k": torch.stack(k),
-            "phase": torch.stack(phase), "offset": torch.stack(offset)}
+    return {
+        "centre": torch.stack(centre),
+        "k": torch.stack(k),
+        "phase": torch.stack(phase),
+        "offset": torch.stack(offset),
+    }
 
 
 def _profile_1d(coord: torch.Tensor, centre: torch.Tensor, k: torch.Tensor, sigma: float) -> torch.Tensor:
     """``[B, P, N]`` complex: ``sum_m exp(-(d+m)^2 / (4 sigma^2)) exp(2 pi i k (d+m))``."""
-    d = periodic_delta(coord, centre.unsqueeze(-1))               # [B, P, N]
+    d = periodic_delta(coord, centre.unsqueeze(-1))  # [B, P, N]
     kk = k.unsqueeze(-1)
     out = torch.zeros(d.shape, dtype=torch.complex64, device=d.device)
     for m in _IMAGES:
@@ -106,35 +121,42 @@ def _profile_1d(coord: torch.Tensor, centre: torch.Tensor, k: torch.Tensor, sigm
     return out
 
 
-@register_ic("quantum_wave_packet", tier="tier1", domain="quantum physics",
-             description="Gaussian wave packets (Gaussian envelope x plane-wave carrier); channels Re psi, Im psi, |psi|^2",
-             params_model=QuantumWavePacketParams)
-def quantum_wave_packet(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                        params: QuantumWavePacketParams) -> torch.Tensor:
+@register_ic(
+    "quantum_wave_packet",
+    tier="tier1",
+    domain="quantum physics",
+    description="Gaussian wave packets (Gaussian envelope x plane-wave carrier); channels Re psi, Im psi, |psi|^2",
+    params_model=QuantumWavePacketParams,
+)
+def quantum_wave_packet(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: QuantumWavePacketParams
+) -> torch.Tensor:
     n, c = grid_size, num_channels
     if params.momentum_range[1] >= n / 2:
-        raise ValueError(f"quantum_wave_packet: momentum_range upper bound {params.momentum_range[1]} must be "
-                         f"below the Nyquist wavenumber N/2 = {n / 2} for grid_size {n}")
+        raise ValueError(
+            f"quantum_wave_packet: momentum_range upper bound {params.momentum_range[1]} must be "
+            f"below the Nyquist wavenumber N/2 = {n / 2} for grid_size {n}"
+        )
     dr = {key: v.to(device) for key, v in quantum_wave_packet_draws(seeds, c, params).items()}
     x, _ = coordinate_grid(n, device)
     coord = x[0]
-    px = _profile_1d(coord, dr["centre"][..., 0], dr["k"][..., 0], params.sigma)   # [B, P, N] along x
-    py = _profile_1d(coord, dr["centre"][..., 1], dr["k"][..., 1], params.sigma)   # [B, P, N] along y
+    px = _profile_1d(coord, dr["centre"][..., 0], dr["k"][..., 0], params.sigma)  # [B, P, N] along x
+    py = _profile_1d(coord, dr["centre"][..., 1], dr["k"][..., 1], params.sigma)  # [B, P, N] along y
     rot = torch.polar(torch.ones_like(dr["offset"]), dr["offset"] + dr["phase"].unsqueeze(1))  # [B, G, P]
-    psi = torch.einsum("bgp,bpi,bpj->bgij", rot, py, px)                           # [B, G, N, N]
+    psi = torch.einsum("bgp,bpi,bpj->bgij", rot, py, px)  # [B, G, N, N]
 
     re, im = psi.real, psi.imag
-    sq = re * re + im * im                                                          # [B, G, N, N]
+    sq = re * re + im * im  # [B, G, N, N]
     # how many channels show each component of each group (the last group may be partial)
     chan = torch.arange(c)
     counts = torch.zeros(psi.shape[1], 3, dtype=torch.float32)
     counts.index_put_((chan // 3, chan % 3), torch.ones(c), accumulate=True)
-    counts = counts.to(device)                                                      # [G, 3]
+    counts = counts.to(device)  # [G, 3]
     s_lin = ((re * re).mean(dim=(2, 3)) * counts[:, 0] + (im * im).mean(dim=(2, 3)) * counts[:, 1]).sum(1)
-    s_sq = ((sq * sq).mean(dim=(2, 3)) * counts[:, 2]).sum(1)                       # [B]
-    target = c * params.amplitude ** 2
+    s_sq = ((sq * sq).mean(dim=(2, 3)) * counts[:, 2]).sum(1)  # [B]
+    target = c * params.amplitude**2
     # a^2 solves s_sq * t^2 + s_lin * t - target = 0 (positive root, in a cancellation-free form)
     a2 = (2.0 * target) / (s_lin + torch.sqrt(s_lin * s_lin + 4.0 * s_sq * target)).clamp_min(1e-30)
     a = torch.sqrt(a2)[:, None, None, None]
-    comps = torch.stack([a * re, a * im, a2[:, None, None, None] * sq], dim=2)     # [B, G, 3, N, N]
+    comps = torch.stack([a * re, a * im, a2[:, None, None, None] * sq], dim=2)  # [B, G, 3, N, N]
     return comps.flatten(1, 2)[:, :c].float().contiguous()

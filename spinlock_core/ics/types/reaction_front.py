@@ -40,7 +40,8 @@ Cost: O(B F N^2) (plus 3 FFTs per front for ``irregular``); a few tens of ms for
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -55,16 +56,19 @@ __all__ = ["ReactionFrontParams", "reaction_front", "reaction_front_draws"]
 
 class ReactionFrontParams(ICParams):
     front_shape: Literal["planar", "circular", "irregular"] = Field("planar", description="shape of the fronts")
-    front_width: float = Field(0.025, gt=0, le=0.2, description=(
-        "w in (1 + tanh(d / w)) / 2, fraction of the domain side"))
-    front_width_range: Optional[tuple[float, float]] = Field(None, description=(
-        "(lo, hi): when given, w ~ U[lo, hi) per sample (overrides front_width)"))
+    front_width: float = Field(
+        0.025, gt=0, le=0.2, description=("w in (1 + tanh(d / w)) / 2, fraction of the domain side")
+    )
+    front_width_range: tuple[float, float] | None = Field(
+        None, description=("(lo, hi): when given, w ~ U[lo, hi) per sample (overrides front_width)")
+    )
     num_fronts: int = Field(1, ge=1, le=64, description="number of fronts (burnt regions, united)")
-    irregularity_length_scale: float = Field(0.12, gt=0, le=0.5, description=(
-        "correlation length of the GRF whose level set is the front (irregular only)"))
+    irregularity_length_scale: float = Field(
+        0.12, gt=0, le=0.5, description=("correlation length of the GRF whose level set is the front (irregular only)")
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "ReactionFrontParams":
+    def _check(self) -> ReactionFrontParams:
         if self.front_width_range is not None:
             lo, hi = self.front_width_range
             if not 0 < lo <= hi <= 0.2:
@@ -83,12 +87,11 @@ def _draws(gens: Sequence[torch.Generator], params: ReactionFrontParams) -> dict
         else:
             width.append(torch.full((1,), params.front_width))
         u.append(torch.rand((f, 4), generator=g))
-    uu = torch.stack(u)                                       # [B, F, 4]
+    uu = torch.stack(u)  # [B, F, 4]
     out = {"width": torch.cat(width), "u": uu}
     if params.front_shape == "planar":
         angle = 2 * math.pi * uu[..., 0]
-        out.update(angle=angle, k=nearest_lattice_direction(angle), offset=uu[..., 1],
-                   band=0.3 + 0.4 * uu[..., 2])
+        out.update(angle=angle, k=nearest_lattice_direction(angle), offset=uu[..., 1], band=0.3 + 0.4 * uu[..., 2])
     elif params.front_shape == "circular":
         out.update(centre=uu[..., :2], radius=0.15 + 0.3 * uu[..., 2])
     else:
@@ -114,20 +117,28 @@ def _irregular_distance(noise: torch.Tensor, threshold: torch.Tensor, ell: float
     return (g - threshold[..., None, None]) / grad
 
 
-@register_ic("reaction_front", tier="tier1", domain="chemistry",
-             description="tanh reaction fronts (planar band, circle or GRF level set); channels product / reactant / reaction zone",
-             params_model=ReactionFrontParams)
-def reaction_front(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                   params: ReactionFrontParams) -> torch.Tensor:
+@register_ic(
+    "reaction_front",
+    tier="tier1",
+    domain="chemistry",
+    description="tanh reaction fronts (planar band, circle or GRF level set); channels product / reactant / reaction zone",
+    params_model=ReactionFrontParams,
+)
+def reaction_front(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: ReactionFrontParams
+) -> torch.Tensor:
     n = grid_size
     gens = sample_generators(seeds)
     dr = {k: v.to(device) for k, v in _draws(gens, params).items()}
     x, y = coordinate_grid(n, device)
     if params.front_shape == "planar":
-        k = dr["k"].double()                                                     # [B, F, 2]
-        ph = (k[..., 0, None, None] * x.double() + k[..., 1, None, None] * y.double()
-              - dr["offset"].double()[..., None, None])
-        phi = ph - torch.floor(ph)                                               # [B, F, N, N]
+        k = dr["k"].double()  # [B, F, 2]
+        ph = (
+            k[..., 0, None, None] * x.double()
+            + k[..., 1, None, None] * y.double()
+            - dr["offset"].double()[..., None, None]
+        )
+        phi = ph - torch.floor(ph)  # [B, F, N, N]
         a = dr["band"].double()[..., None, None]
         dist_phase = torch.where(phi < a, torch.minimum(phi, a - phi), -torch.minimum(phi - a, 1.0 - phi))
         d = (dist_phase / k.norm(dim=-1)[..., None, None]).float()
@@ -138,8 +149,8 @@ def reaction_front(seeds: Sequence[int], grid_size: int, num_channels: int, devi
     else:
         noise = torch.stack([torch.randn((params.num_fronts, n, n), generator=g) for g in gens]).to(device)
         d = _irregular_distance(noise, dr["threshold"], params.irregularity_length_scale)
-    ci = 0.5 * (1.0 + torch.tanh(d / dr["width"][:, None, None, None]))       # [B, F, N, N]
-    prog = 1.0 - torch.prod(1.0 - ci, dim=1)                                     # [B, N, N]
-    comps = torch.stack([prog, 1.0 - prog, 4.0 * prog * (1.0 - prog)], dim=1)   # [B, 3, N, N]
+    ci = 0.5 * (1.0 + torch.tanh(d / dr["width"][:, None, None, None]))  # [B, F, N, N]
+    prog = 1.0 - torch.prod(1.0 - ci, dim=1)  # [B, N, N]
+    comps = torch.stack([prog, 1.0 - prog, 4.0 * prog * (1.0 - prog)], dim=1)  # [B, 3, N, N]
     idx = torch.arange(num_channels, device=device) % 3
     return comps[:, idx].float().contiguous()

@@ -32,8 +32,9 @@ of ``m`` genes per new gene; ``hub``: the hub ``randint(n)`` then ``U[0,1)^[n, n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -42,18 +43,24 @@ from ..grid import coordinate_grid, periodic_gaussian_1d
 from ..registry import ICParams, register_ic
 from ..spectral import normalise_rms, sample_generators
 
-__all__ = ["RegulatoryNetworkParams", "regulatory_network", "GeneNetworks", "draw_gene_networks",
-           "gene_kernels"]
+__all__ = ["RegulatoryNetworkParams", "regulatory_network", "GeneNetworks", "draw_gene_networks", "gene_kernels"]
 
 
 class RegulatoryNetworkParams(ICParams):
-    topology: Literal["random", "scale_free", "hub"] = Field("scale_free", description=(
-        "network structure: random (Erdős–Rényi), scale_free (Barabási–Albert), hub (master regulator)"))
+    topology: Literal["random", "scale_free", "hub"] = Field(
+        "scale_free",
+        description=("network structure: random (Erdős–Rényi), scale_free (Barabási–Albert), hub (master regulator)"),
+    )
     network_size: int = Field(16, ge=2, le=256, description="number of genes n")
-    connection_probability: float = Field(0.2, ge=0, le=1, description=(
-        "link probability p (scale_free: m = max(1, round(p (n-1) / 2)) links per new gene)"))
-    spatial_decay: float = Field(0.08, gt=0, le=0.25, description=(
-        "width of each gene's Gaussian kernel, fraction of the domain side"))
+    connection_probability: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description=("link probability p (scale_free: m = max(1, round(p (n-1) / 2)) links per new gene)"),
+    )
+    spatial_decay: float = Field(
+        0.08, gt=0, le=0.25, description=("width of each gene's Gaussian kernel, fraction of the domain side")
+    )
     iterations: int = Field(5, ge=0, le=1000, description="steps of x <- tanh(W x + noise)")
     noise_level: float = Field(0.1, ge=0, description="std of the noise added to W x at each step")
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
@@ -74,7 +81,7 @@ class GeneNetworks:
 def _scale_free(n: int, m: int, g: torch.Generator) -> torch.Tensor:
     a = torch.zeros(n, n, dtype=torch.bool)
     m = min(m, n - 1)
-    a[: m + 1, : m + 1] = True                                       # initial clique
+    a[: m + 1, : m + 1] = True  # initial clique
     a.fill_diagonal_(False)
     deg = a.sum(1).double()
     for i in range(m + 1, n):
@@ -90,8 +97,9 @@ def _erdos_renyi(n: int, p: float, g: torch.Generator) -> torch.Tensor:
     return upper | upper.T
 
 
-def draw_gene_networks(seeds: Sequence[int], params: RegulatoryNetworkParams,
-                       device: torch.device | str = "cpu") -> GeneNetworks:
+def draw_gene_networks(
+    seeds: Sequence[int], params: RegulatoryNetworkParams, device: torch.device | str = "cpu"
+) -> GeneNetworks:
     """Draw and iterate each sample's network (see the module docstring for the draw order)."""
     n, p = params.network_size, params.connection_probability
     adj, wts, x0s, noises, pos = [], [], [], [], []
@@ -113,7 +121,7 @@ def draw_gene_networks(seeds: Sequence[int], params: RegulatoryNetworkParams,
     adjacency = torch.stack(adj).to(device)
     weights = torch.stack(wts).to(device) * adjacency
     x = torch.stack(x0s).to(device)
-    noise = torch.stack(noises).to(device)                           # [B, T, n]
+    noise = torch.stack(noises).to(device)  # [B, T, n]
     for t in range(params.iterations):
         x = torch.tanh(torch.einsum("bij,bj->bi", weights, x) + params.noise_level * noise[:, t])
     return GeneNetworks(adjacency, weights, x, torch.stack(pos).to(device))
@@ -128,16 +136,21 @@ def gene_kernels(positions: torch.Tensor, grid_size: int, spatial_decay: float) 
     return periodic_gaussian_1d(coord, positions[..., 1], sigma), periodic_gaussian_1d(coord, positions[..., 0], sigma)
 
 
-@register_ic("regulatory_network", tier="tier4", domain="genomics",
-             description="expression field of a signed gene-regulatory network (random / scale-free / hub) in space",
-             params_model=RegulatoryNetworkParams)
-def regulatory_network(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                       params: RegulatoryNetworkParams) -> torch.Tensor:
+@register_ic(
+    "regulatory_network",
+    tier="tier4",
+    domain="genomics",
+    description="expression field of a signed gene-regulatory network (random / scale-free / hub) in space",
+    params_model=RegulatoryNetworkParams,
+)
+def regulatory_network(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: RegulatoryNetworkParams
+) -> torch.Tensor:
     net = draw_gene_networks(seeds, params, device)
     ky, kx = gene_kernels(net.positions, grid_size, params.spatial_decay)
     n = params.network_size
     assign = torch.zeros(n, num_channels, device=device)
-    assign[torch.arange(n), torch.arange(n) % num_channels] = 1.0     # gene i -> channel i mod C
-    coeff = net.state[:, :, None] * assign[None]                      # [B, n, C]
+    assign[torch.arange(n), torch.arange(n) % num_channels] = 1.0  # gene i -> channel i mod C
+    coeff = net.state[:, :, None] * assign[None]  # [B, n, C]
     field = torch.einsum("bnc,bni,bnj->bcij", coeff, ky, kx)
     return normalise_rms(field, params.amplitude)

@@ -24,7 +24,7 @@ envelope). The sample is scaled to RMS ``amplitude`` over ``(C, H, W)``.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, field_validator
@@ -42,12 +42,18 @@ def lorentz_factor(velocity: float) -> float:
 
 
 class RelativisticWavePacketParams(ICParams):
-    velocity: float = Field(0.8, ge=0, le=0.99, description=(
-        "packet speed in units of c (0 <= v <= 0.99); gamma = 1/sqrt(1 - v^2)"))
-    sigma: float = Field(0.1, gt=0, le=0.25, description=(
-        "rest-frame envelope width: std across the motion; sigma/gamma along it (domain units)"))
-    wavenumber_range: tuple[float, float] = Field((4.0, 12.0), description=(
-        "carrier wavenumber drawn per sample from U[min, max), cycles per domain"))
+    velocity: float = Field(
+        0.8, ge=0, le=0.99, description=("packet speed in units of c (0 <= v <= 0.99); gamma = 1/sqrt(1 - v^2)")
+    )
+    sigma: float = Field(
+        0.1,
+        gt=0,
+        le=0.25,
+        description=("rest-frame envelope width: std across the motion; sigma/gamma along it (domain units)"),
+    )
+    wavenumber_range: tuple[float, float] = Field(
+        (4.0, 12.0), description=("carrier wavenumber drawn per sample from U[min, max), cycles per domain")
+    )
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @field_validator("wavenumber_range")
@@ -58,11 +64,16 @@ class RelativisticWavePacketParams(ICParams):
         return v
 
 
-@register_ic("relativistic_wave_packet", tier="tier4", domain="relativistic physics",
-             description="Gaussian wave packet Lorentz-contracted along its velocity, carrier along the motion",
-             params_model=RelativisticWavePacketParams)
-def relativistic_wave_packet(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                             params: RelativisticWavePacketParams) -> torch.Tensor:
+@register_ic(
+    "relativistic_wave_packet",
+    tier="tier4",
+    domain="relativistic physics",
+    description="Gaussian wave packet Lorentz-contracted along its velocity, carrier along the motion",
+    params_model=RelativisticWavePacketParams,
+)
+def relativistic_wave_packet(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: RelativisticWavePacketParams
+) -> torch.Tensor:
     n = grid_size
     k_lo, k_hi = params.wavenumber_range
     rows = []
@@ -72,7 +83,7 @@ def relativistic_wave_packet(seeds: Sequence[int], grid_size: int, num_channels:
         k = k_lo + (k_hi - k_lo) * torch.rand((1,), generator=g, dtype=torch.float64)
         phase = 2 * math.pi * torch.rand((1,), generator=g, dtype=torch.float64)
         rows.append(torch.cat([centre, theta, k, phase]))
-    d = torch.stack(rows).to(device)                                # [B, 5]
+    d = torch.stack(rows).to(device)  # [B, 5]
     theta, k = d[:, 2], d[:, 3]
     ex, ey = torch.cos(theta), torch.sin(theta)
     gamma = lorentz_factor(params.velocity)
@@ -82,7 +93,7 @@ def relativistic_wave_packet(seeds: Sequence[int], grid_size: int, num_channels:
     cov[:, 0, 0, 0] = s_par * ex * ex + s_perp * ey * ey
     cov[:, 0, 1, 1] = s_par * ey * ey + s_perp * ex * ex
     cov[:, 0, 0, 1] = cov[:, 0, 1, 0] = (s_par - s_perp) * ex * ey
-    carrier = torch.stack([k * ex, k * ey], dim=-1)[:, None]        # [B, 1, 2]
+    carrier = torch.stack([k * ex, k * ey], dim=-1)[:, None]  # [B, 1, 2]
     spec = gaussian_packet_spectrum(n, d[:, None, :2], carrier, d[:, None, 4], cov)
     psi = torch.fft.ifft2(spec) * (n * n)
     return normalise_rms(quadratures(psi, num_channels), params.amplitude)

@@ -37,7 +37,8 @@ GRF of length ``noise_length_scale`` when it is > 0).
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -55,25 +56,38 @@ _DIRECTIONS = ((1, 0), (0, 1), (1, 1), (1, -1))
 
 
 class ShannonEntropyParams(ICParams):
-    entropy_pattern: Literal["gradient", "patchy", "random"] = Field("gradient", description=(
-        "spatial map of the local entropy: periodic ramp, smooth GRF patches or random cells"))
-    entropy_range: tuple[float, float] = Field((0.5, 2.0), description=(
-        "(H_lo, H_hi): local differential entropy bounds in nats (unit Gaussian = 1.419)"))
-    patch_size: float = Field(0.125, gt=0, le=1, description=(
-        "patchy: correlation length of the map; random: cell side (1/round(1/patch_size)); "
-        "fraction of the domain side"))
-    noise_length_scale: float = Field(0.0, ge=0, le=0.5, description=(
-        "correlation length of the unit noise z, fraction of the domain side; 0 = white noise"))
-    normalise: bool = Field(True, description=(
-        "scale the sample to RMS amplitude (shifts all local entropies by one constant)"))
+    entropy_pattern: Literal["gradient", "patchy", "random"] = Field(
+        "gradient", description=("spatial map of the local entropy: periodic ramp, smooth GRF patches or random cells")
+    )
+    entropy_range: tuple[float, float] = Field(
+        (0.5, 2.0), description=("(H_lo, H_hi): local differential entropy bounds in nats (unit Gaussian = 1.419)")
+    )
+    patch_size: float = Field(
+        0.125,
+        gt=0,
+        le=1,
+        description=(
+            "patchy: correlation length of the map; random: cell side (1/round(1/patch_size)); "
+            "fraction of the domain side"
+        ),
+    )
+    noise_length_scale: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description=("correlation length of the unit noise z, fraction of the domain side; 0 = white noise"),
+    )
+    normalise: bool = Field(
+        True, description=("scale the sample to RMS amplitude (shifts all local entropies by one constant)")
+    )
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample when normalise is true")
 
     @model_validator(mode="after")
-    def _check(self) -> "ShannonEntropyParams":
+    def _check(self) -> ShannonEntropyParams:
         lo, hi = self.entropy_range
         if lo > hi:
             raise ValueError(f"entropy_range must be (low, high) with low <= high, got {self.entropy_range}")
-        if not (-10.0 <= lo and hi <= 10.0):
+        if not (lo >= -10.0 and hi <= 10.0):
             raise ValueError(f"entropy_range must lie in [-10, 10] nats, got {self.entropy_range}")
         return self
 
@@ -82,8 +96,9 @@ def _cells(patch_size: float) -> int:
     return max(1, round(1.0 / patch_size))
 
 
-def _draw_maps(gens: Sequence[torch.Generator], n: int, params: ShannonEntropyParams, device: torch.device
-               ) -> torch.Tensor:
+def _draw_maps(
+    gens: Sequence[torch.Generator], n: int, params: ShannonEntropyParams, device: torch.device
+) -> torch.Tensor:
     """Draw each sample's map randoms (advancing ``gens``) and build ``m``: ``[B, N, N]`` in [0, 1]."""
     heads, extras = [], []
     m_cells = _cells(params.patch_size)
@@ -95,7 +110,7 @@ def _draw_maps(gens: Sequence[torch.Generator], n: int, params: ShannonEntropyPa
             extras.append(torch.randn((n, n), generator=g))
         elif params.entropy_pattern == "random":
             extras.append(torch.rand((m_cells, m_cells), generator=g))
-    head = torch.tensor(heads, dtype=torch.float32, device=device)[:, :, None, None]   # [B, 5, 1, 1]
+    head = torch.tensor(heads, dtype=torch.float32, device=device)[:, :, None, None]  # [B, 5, 1, 1]
     p, q, psi, ox, oy = head.unbind(1)
     x, y = coordinate_grid(n, device)
     if params.entropy_pattern == "gradient":
@@ -105,11 +120,12 @@ def _draw_maps(gens: Sequence[torch.Generator], n: int, params: ShannonEntropyPa
         lo = g.amin(dim=(-2, -1), keepdim=True)
         hi = g.amax(dim=(-2, -1), keepdim=True)
         return (g - lo) / (hi - lo).clamp_min(1e-12)
-    levels = torch.stack(extras).to(device)                                             # [B, M, M]
-    col = torch.floor((x - ox) * m_cells).long() % m_cells                              # [B, N, N]
+    levels = torch.stack(extras).to(device)  # [B, M, M]
+    col = torch.floor((x - ox) * m_cells).long() % m_cells  # [B, N, N]
     row = torch.floor((y - oy) * m_cells).long() % m_cells
-    return torch.gather(levels.reshape(len(heads), -1), 1, (row * m_cells + col).reshape(len(heads), -1)
-                        ).reshape(len(heads), n, n)
+    return torch.gather(levels.reshape(len(heads), -1), 1, (row * m_cells + col).reshape(len(heads), -1)).reshape(
+        len(heads), n, n
+    )
 
 
 def _entropy(m: torch.Tensor, params: ShannonEntropyParams) -> torch.Tensor:
@@ -117,21 +133,27 @@ def _entropy(m: torch.Tensor, params: ShannonEntropyParams) -> torch.Tensor:
     return lo + (hi - lo) * m
 
 
-def entropy_map(seeds: Sequence[int], grid_size: int, device: torch.device | str,
-                params: ShannonEntropyParams) -> torch.Tensor:
+def entropy_map(
+    seeds: Sequence[int], grid_size: int, device: torch.device | str, params: ShannonEntropyParams
+) -> torch.Tensor:
     """``[B, N, N]`` requested local entropy ``H(r)`` in nats (before any normalisation): the
     map :func:`shannon_entropy` uses for the same seeds."""
     return _entropy(_draw_maps(sample_generators(seeds), grid_size, params, torch.device(device)), params)
 
 
-@register_ic("shannon_entropy", tier="tier2", domain="information theory",
-             description="Gaussian noise with local differential entropy following a gradient/patchy/random map",
-             params_model=ShannonEntropyParams)
-def shannon_entropy(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                    params: ShannonEntropyParams) -> torch.Tensor:
+@register_ic(
+    "shannon_entropy",
+    tier="tier2",
+    domain="information theory",
+    description="Gaussian noise with local differential entropy following a gradient/patchy/random map",
+    params_model=ShannonEntropyParams,
+)
+def shannon_entropy(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: ShannonEntropyParams
+) -> torch.Tensor:
     n = grid_size
     gens = sample_generators(seeds)
-    h = _entropy(_draw_maps(gens, n, params, device), params)                          # [B, N, N]
+    h = _entropy(_draw_maps(gens, n, params, device), params)  # [B, N, N]
     z = torch.stack([torch.randn((num_channels, n, n), generator=g) for g in gens]).to(device)
     if params.noise_length_scale > 0:
         z = grf_from_noise(z, params.noise_length_scale, 1.0)

@@ -32,7 +32,7 @@ draw): angle ``U[0, 2 pi)``, position ``U[0, 1)``, then white noise ``N(0, 1)^[C
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field
@@ -45,17 +45,22 @@ __all__ = ["ShockFrontParams", "shock_front", "shock_draws", "shock_normal"]
 
 
 class ShockFrontParams(ICParams):
-    position: Optional[float] = Field(
-        None, ge=0, le=1, description="shock position as the phase k.r of the front (None = U[0, 1) per sample)")
-    angle: Optional[float] = Field(
-        None, description="direction of the shock normal in radians, snapped to a periodic lattice direction "
-                          "(None = U[0, 2 pi) per sample)")
+    position: float | None = Field(
+        None, ge=0, le=1, description="shock position as the phase k.r of the front (None = U[0, 1) per sample)"
+    )
+    angle: float | None = Field(
+        None,
+        description="direction of the shock normal in radians, snapped to a periodic lattice direction "
+        "(None = U[0, 2 pi) per sample)",
+    )
     width: float = Field(0.015, gt=0, le=0.03, description="tanh width w of the fronts, fraction of the side")
     amplitude_ratio: float = Field(2.0, gt=0, le=100, description="downstream / upstream state ratio A")
     fluctuation_amplitude: float = Field(
-        0.1, ge=0, le=10, description="std of the post-shock fluctuations, in units of the upstream state")
+        0.1, ge=0, le=10, description="std of the post-shock fluctuations, in units of the upstream state"
+    )
     fluctuation_length_scale: float = Field(
-        0.05, gt=0, le=0.5, description="correlation length of the post-shock fluctuations, fraction of the side")
+        0.05, gt=0, le=0.5, description="correlation length of the post-shock fluctuations, fraction of the side"
+    )
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
 
 
@@ -67,8 +72,9 @@ def shock_normal(angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (kx // g).float(), (ky // g).float()
 
 
-def shock_draws(seeds: Sequence[int], num_channels: int, grid_size: int,
-                params: ShockFrontParams) -> dict[str, torch.Tensor]:
+def shock_draws(
+    seeds: Sequence[int], num_channels: int, grid_size: int, params: ShockFrontParams
+) -> dict[str, torch.Tensor]:
     """Per-sample draws, on the CPU: ``angle [B]`` (before snapping, the param when given),
     ``position [B]`` and ``noise [B, C, N, N]`` (empty ``[B, 0]`` when there are no fluctuations)."""
     ang, pos, noise = [], [], []
@@ -84,20 +90,25 @@ def shock_draws(seeds: Sequence[int], num_channels: int, grid_size: int,
     return {"angle": torch.cat(ang), "position": torch.cat(pos), "noise": torch.stack(noise)}
 
 
-@register_ic("shock_front", tier="tier3", domain="relativistic physics",
-             description="planar tanh shock (periodic pair of fronts) with post-shock GRF fluctuations",
-             params_model=ShockFrontParams)
-def shock_front(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                params: ShockFrontParams) -> torch.Tensor:
+@register_ic(
+    "shock_front",
+    tier="tier3",
+    domain="relativistic physics",
+    description="planar tanh shock (periodic pair of fronts) with post-shock GRF fluctuations",
+    params_model=ShockFrontParams,
+)
+def shock_front(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: ShockFrontParams
+) -> torch.Tensor:
     d = shock_draws(seeds, num_channels, grid_size, params)
     kx, ky = shock_normal(d["angle"])
     knorm = torch.sqrt(kx * kx + ky * ky)
-    kx, ky, knorm = (t.to(device)[:, None, None, None] for t in (kx, ky, knorm))   # [B, 1, 1, 1]
+    kx, ky, knorm = (t.to(device)[:, None, None, None] for t in (kx, ky, knorm))  # [B, 1, 1, 1]
     pos = d["position"].to(device)[:, None, None, None]
     x, y = coordinate_grid(grid_size, device)
-    u = periodic_delta(kx * x + ky * y, pos - 0.25)                   # offset from the slab centre
+    u = periodic_delta(kx * x + ky * y, pos - 0.25)  # offset from the slab centre
     scale = knorm * params.width
-    s = 0.5 * (torch.tanh((u + 0.25) / scale) - torch.tanh((u - 0.25) / scale))   # [B, 1, N, N]
+    s = 0.5 * (torch.tanh((u + 0.25) / scale) - torch.tanh((u - 0.25) / scale))  # [B, 1, N, N]
     field = 1.0 + (params.amplitude_ratio - 1.0) * s
     field = field.expand(-1, num_channels, -1, -1)
     if params.fluctuation_amplitude > 0:

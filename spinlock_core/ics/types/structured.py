@@ -18,7 +18,8 @@ sample is then scaled to RMS ``amplitude`` over ``(C, H, W)``. A type listed twi
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -36,16 +37,23 @@ STRUCTURE_KINDS: tuple[str, ...] = ("circle", "stripe", "blob")
 class StructuredParams(ICParams):
     num_structures: int = Field(5, ge=1, le=1000, description="number of structures per sample")
     structure_types: list[Literal["circle", "stripe", "blob"]] = Field(
-        default_factory=lambda: list(STRUCTURE_KINDS), min_length=1,
-        description="kinds to draw from, uniformly (circle, stripe, blob)")
+        default_factory=lambda: list(STRUCTURE_KINDS),
+        min_length=1,
+        description="kinds to draw from, uniformly (circle, stripe, blob)",
+    )
     amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
 
 
-@register_ic("structured", tier="baseline", domain="stochastic fields",
-             description="random circles, stripes and Gaussian blobs, each in a random channel",
-             params_model=StructuredParams)
-def structured(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-               params: StructuredParams) -> torch.Tensor:
+@register_ic(
+    "structured",
+    tier="baseline",
+    domain="stochastic fields",
+    description="random circles, stripes and Gaussian blobs, each in a random channel",
+    params_model=StructuredParams,
+)
+def structured(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: StructuredParams
+) -> torch.Tensor:
     s, n = params.num_structures, grid_size
     kinds = torch.tensor([STRUCTURE_KINDS.index(t) for t in params.structure_types])
     rows = []
@@ -58,7 +66,7 @@ def structured(seeds: Sequence[int], grid_size: int, num_channels: int, device: 
         phase = 2 * math.pi * torch.rand((s,), generator=g)
         amp = torch.randn((s,), generator=g)
         rows.append(torch.stack([kind, chan, centre[:, 0], centre[:, 1], u, angle, phase, amp], dim=1))
-    p = torch.stack(rows).to(device)                                  # [B, S, 8]
+    p = torch.stack(rows).to(device)  # [B, S, 8]
     kind, chan = p[..., 0].long(), p[..., 1].long()
     cx, cy, u, angle, phase, amp = (p[..., i, None, None] for i in range(2, 8))  # [B, S, 1, 1]
     x, y = coordinate_grid(n, device)
@@ -67,10 +75,10 @@ def structured(seeds: Sequence[int], grid_size: int, num_channels: int, device: 
     circle = torch.clamp(0.5 + (0.05 + 0.15 * u - rho) * n, 0.0, 1.0)
     kx, ky = lattice_wavevector(1.0 + 5.0 * u, angle)
     stripe = torch.sin(2 * math.pi * (kx * x + ky * y) + phase)
-    blob = torch.exp(-rho**2 / (2 * (0.03 + 0.12 * u) ** 2))
+    blob = torch.exp(-(rho**2) / (2 * (0.03 + 0.12 * u) ** 2))
     k = kind[..., None, None]
-    shapes = torch.where(k == 0, circle, torch.where(k == 1, stripe, blob)) * amp   # [B, S, N, N]
+    shapes = torch.where(k == 0, circle, torch.where(k == 1, stripe, blob)) * amp  # [B, S, N, N]
 
-    onehot = torch.nn.functional.one_hot(chan, num_channels).to(shapes.dtype)       # [B, S, C]
+    onehot = torch.nn.functional.one_hot(chan, num_channels).to(shapes.dtype)  # [B, S, C]
     field = torch.einsum("bsc,bsij->bcij", onehot, shapes)
     return normalise_rms(field, params.amplitude)

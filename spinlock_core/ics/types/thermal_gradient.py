@@ -41,8 +41,9 @@ per channel for the perturbation.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -51,15 +52,25 @@ from ..grid import coordinate_grid
 from ..registry import ICParams, register_ic
 from ..spectral import grf_from_noise, sample_generators
 
-__all__ = ["ThermalGradientParams", "thermal_gradient", "thermal_gradient_draws",
-           "LATTICE_DIRECTIONS", "nearest_lattice_direction", "smooth_sawtooth"]
+__all__ = [
+    "ThermalGradientParams",
+    "thermal_gradient",
+    "thermal_gradient_draws",
+    "LATTICE_DIRECTIONS",
+    "nearest_lattice_direction",
+    "smooth_sawtooth",
+]
 
 _MODES = ("x", "y", "diagonal", "arbitrary")
 
 
 def _primitive_directions(max_index: int) -> torch.Tensor:
-    dirs = [(p, q) for p in range(-max_index, max_index + 1) for q in range(-max_index, max_index + 1)
-            if (p, q) != (0, 0) and math.gcd(abs(p), abs(q)) == 1]
+    dirs = [
+        (p, q)
+        for p in range(-max_index, max_index + 1)
+        for q in range(-max_index, max_index + 1)
+        if (p, q) != (0, 0) and math.gcd(abs(p), abs(q)) == 1
+    ]
     dirs.sort(key=lambda v: math.atan2(v[1], v[0]) % (2 * math.pi))
     return torch.tensor(dirs, dtype=torch.float32)
 
@@ -94,21 +105,32 @@ def smooth_sawtooth(phi: torch.Tensor, width: float) -> torch.Tensor:
 
 
 class ThermalGradientParams(ICParams):
-    direction: Literal["random", "x", "y", "diagonal", "arbitrary"] = Field("random", description=(
-        "ramp direction: x / y (random sign), diagonal (one of 4), arbitrary (U[0, 2 pi) snapped to a "
-        "lattice direction), random (one of those four modes per sample)"))
-    temperature_range: tuple[float, float] = Field((0.0, 1.0), description=(
-        "(T_min, T_max): temperature at the cold and hot ends of the ramp (field units)"))
+    direction: Literal["random", "x", "y", "diagonal", "arbitrary"] = Field(
+        "random",
+        description=(
+            "ramp direction: x / y (random sign), diagonal (one of 4), arbitrary (U[0, 2 pi) snapped to a "
+            "lattice direction), random (one of those four modes per sample)"
+        ),
+    )
+    temperature_range: tuple[float, float] = Field(
+        (0.0, 1.0), description=("(T_min, T_max): temperature at the cold and hot ends of the ramp (field units)")
+    )
     exponent: float = Field(1.0, gt=0, le=10, description="beta: T = T_min + (T_max - T_min) * h^beta, h in [0, 1]")
     noise_level: float = Field(0.1, ge=0, description="std of the GRF perturbation, temperature units")
     noise_length_scale: float = Field(0.04, gt=0, le=1, description="correlation length of the perturbation")
-    wrap: Literal["smooth", "jump"] = Field("smooth", description=(
-        "how the periodic ramp returns: smooth (Gaussian-smoothed sawtooth) or jump (discontinuity)"))
-    wrap_width: float = Field(0.05, gt=0, le=0.15, description=(
-        "std of the smoothing of the wrap for wrap='smooth', fraction of the ramp period"))
+    wrap: Literal["smooth", "jump"] = Field(
+        "smooth",
+        description=("how the periodic ramp returns: smooth (Gaussian-smoothed sawtooth) or jump (discontinuity)"),
+    )
+    wrap_width: float = Field(
+        0.05,
+        gt=0,
+        le=0.15,
+        description=("std of the smoothing of the wrap for wrap='smooth', fraction of the ramp period"),
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "ThermalGradientParams":
+    def _check(self) -> ThermalGradientParams:
         lo, hi = self.temperature_range
         if not lo < hi:
             raise ValueError(f"temperature_range must satisfy T_min < T_max, got {self.temperature_range}")
@@ -138,15 +160,19 @@ def _ramp_draws(gens: Sequence[torch.Generator], params: ThermalGradientParams) 
         angles.append(a)
         offsets.append(float(u[2]))
     angle = torch.tensor(angles, dtype=torch.float32)
-    return {"angle": angle, "k": nearest_lattice_direction(angle),
-            "offset": torch.tensor(offsets, dtype=torch.float32)}
+    return {"angle": angle, "k": nearest_lattice_direction(angle), "offset": torch.tensor(offsets, dtype=torch.float32)}
 
 
-@register_ic("thermal_gradient", tier="tier1", domain="thermodynamics",
-             description="periodic linear / power-law temperature ramp along a lattice direction plus a GRF perturbation",
-             params_model=ThermalGradientParams)
-def thermal_gradient(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                     params: ThermalGradientParams) -> torch.Tensor:
+@register_ic(
+    "thermal_gradient",
+    tier="tier1",
+    domain="thermodynamics",
+    description="periodic linear / power-law temperature ramp along a lattice direction plus a GRF perturbation",
+    params_model=ThermalGradientParams,
+)
+def thermal_gradient(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: ThermalGradientParams
+) -> torch.Tensor:
     n = grid_size
     gens = sample_generators(seeds)
     dr = _ramp_draws(gens, params)
@@ -157,11 +183,11 @@ def thermal_gradient(seeds: Sequence[int], grid_size: int, num_channels: int, de
     off = dr["offset"].to(device=device, dtype=torch.float64)
     x, y = coordinate_grid(n, device)
     ph = k[:, 0, None, None] * x.double() + k[:, 1, None, None] * y.double() - off[:, None, None]
-    phi = ph - torch.floor(ph)                                              # [B, N, N] in [0, 1)
+    phi = ph - torch.floor(ph)  # [B, N, N] in [0, 1)
     h = smooth_sawtooth(phi, params.wrap_width) if params.wrap == "smooth" else phi
     t_lo, t_hi = params.temperature_range
     temp = (t_lo + (t_hi - t_lo) * h.pow(params.exponent)).float().unsqueeze(1)
     field = temp.expand(-1, num_channels, -1, -1)
     if noise is not None:
-        field = field + grf_from_noise(noise, params.noise_length_scale, params.noise_level ** 2)
+        field = field + grf_from_noise(noise, params.noise_length_scale, params.noise_level**2)
     return field.contiguous()

@@ -41,7 +41,8 @@ Per sample, draws in this order: ``u_lambda ~ U[0,1)`` (always; used only with
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -57,18 +58,28 @@ _SH_EPS, _SH_DT = 0.3, 0.5
 
 class TuringPatternParams(ICParams):
     pattern_type: Literal["spots", "stripes", "labyrinth", "mixed"] = Field(
-        "spots", description="spots (hexagonal), stripes, labyrinth (disordered stripes) or mixed (spot + stripe domains)")
+        "spots",
+        description="spots (hexagonal), stripes, labyrinth (disordered stripes) or mixed (spot + stripe domains)",
+    )
     wavelength: float = Field(0.125, gt=0, le=0.5, description="pattern wavelength lambda, fraction of the domain side")
-    wavelength_range: Optional[tuple[float, float]] = Field(None, description=(
-        "(lo, hi): when given, lambda ~ U[lo, hi) per sample (overrides wavelength)"))
-    perturbation_amplitude: float = Field(0.1, ge=0, description=(
-        "std of the per-channel GRF perturbation (length lambda / 2) relative to the unit-RMS pattern"))
-    refine_steps: int = Field(0, ge=0, le=100, description=(
-        "number of Swift-Hohenberg steps applied to the pattern (0 = the analytic pattern)"))
+    wavelength_range: tuple[float, float] | None = Field(
+        None, description=("(lo, hi): when given, lambda ~ U[lo, hi) per sample (overrides wavelength)")
+    )
+    perturbation_amplitude: float = Field(
+        0.1,
+        ge=0,
+        description=("std of the per-channel GRF perturbation (length lambda / 2) relative to the unit-RMS pattern"),
+    )
+    refine_steps: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description=("number of Swift-Hohenberg steps applied to the pattern (0 = the analytic pattern)"),
+    )
     amplitude: float = Field(1.0, gt=0, description="overall scale: RMS of the pattern")
 
     @model_validator(mode="after")
-    def _check(self) -> "TuringPatternParams":
+    def _check(self) -> TuringPatternParams:
         if self.wavelength_range is not None:
             lo, hi = self.wavelength_range
             if not 0 < lo <= hi <= 0.5:
@@ -90,9 +101,9 @@ def _scalar_draws(gens: Sequence[torch.Generator], params: TuringPatternParams) 
         phi.append(2 * math.pi * torch.rand((1,), generator=g))
     lam_t, th = torch.cat(lam), torch.cat(theta)
     f = 1.0 / lam_t
-    angles = th[:, None] + torch.tensor([0.0, 2 * math.pi / 3])              # [B, 2]
+    angles = th[:, None] + torch.tensor([0.0, 2 * math.pi / 3])  # [B, 2]
     k12 = torch.round(f[:, None, None] * torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1))
-    k = torch.cat([k12, -(k12[:, :1] + k12[:, 1:])], dim=1)                   # [B, 3, 2]
+    k = torch.cat([k12, -(k12[:, :1] + k12[:, 1:])], dim=1)  # [B, 3, 2]
     return {"wavelength": lam_t, "theta": th, "r0": torch.stack(r0), "phi": torch.cat(phi), "k": k}
 
 
@@ -102,14 +113,15 @@ def turing_pattern_draws(seeds: Sequence[int], params: TuringPatternParams) -> d
     return _scalar_draws(sample_generators(seeds), params)
 
 
-def swift_hohenberg_refine(u: torch.Tensor, wavenumber: torch.Tensor, steps: int, quadratic: float,
-                           eps: float = _SH_EPS, dt: float = _SH_DT) -> torch.Tensor:
+def swift_hohenberg_refine(
+    u: torch.Tensor, wavenumber: torch.Tensor, steps: int, quadratic: float, eps: float = _SH_EPS, dt: float = _SH_DT
+) -> torch.Tensor:
     """``steps`` semi-implicit Swift-Hohenberg steps on ``u [B, N, N]`` (critical wavenumber
     ``wavenumber [B]`` in cycles per domain); see the module docstring."""
     n = u.shape[-1]
     kx, ky = wavenumber_grid(n, u.device, half=True)
     q2 = (kx * kx + ky * ky).to(u.dtype)
-    lin = eps - (1.0 - q2 / (wavenumber.to(u.dtype)[:, None, None] ** 2)) ** 2      # [B, N, N/2+1]
+    lin = eps - (1.0 - q2 / (wavenumber.to(u.dtype)[:, None, None] ** 2)) ** 2  # [B, N, N/2+1]
     denom = 1.0 - dt * lin
     uh = torch.fft.rfft2(u)
     for _ in range(steps):
@@ -119,26 +131,35 @@ def swift_hohenberg_refine(u: torch.Tensor, wavenumber: torch.Tensor, steps: int
     return u
 
 
-@register_ic("turing_pattern", tier="tier1", domain="biology",
-             description="Turing patterns (hexagonal spots, stripes, labyrinth, spot/stripe mixture) at wavelength lambda",
-             params_model=TuringPatternParams)
-def turing_pattern(seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device,
-                   params: TuringPatternParams) -> torch.Tensor:
+@register_ic(
+    "turing_pattern",
+    tier="tier1",
+    domain="biology",
+    description="Turing patterns (hexagonal spots, stripes, labyrinth, spot/stripe mixture) at wavelength lambda",
+    params_model=TuringPatternParams,
+)
+def turing_pattern(
+    seeds: Sequence[int], grid_size: int, num_channels: int, device: torch.device, params: TuringPatternParams
+) -> torch.Tensor:
     n, kind = grid_size, params.pattern_type
     lam_min = params.wavelength_range[0] if params.wavelength_range is not None else params.wavelength
     if lam_min * n < 3:
-        raise ValueError(f"turing_pattern: wavelength {lam_min} is below 3 pixels on a {n}^2 grid "
-                         f"(need wavelength >= {3 / n:.4g})")
+        raise ValueError(
+            f"turing_pattern: wavelength {lam_min} is below 3 pixels on a {n}^2 grid (need wavelength >= {3 / n:.4g})"
+        )
     gens = sample_generators(seeds)
     dr = {k: v.to(device) for k, v in _scalar_draws(gens, params).items()}
-    lab_noise = (torch.stack([torch.randn((n, n), generator=g) for g in gens]).to(device)
-                 if kind == "labyrinth" else None)
-    mask_noise = (torch.stack([torch.randn((n, n), generator=g) for g in gens]).to(device)
-                  if kind == "mixed" else None)
-    pert_noise = (torch.stack([torch.randn((num_channels, n, n), generator=g) for g in gens]).to(device)
-                  if params.perturbation_amplitude > 0 else None)
+    lab_noise = (
+        torch.stack([torch.randn((n, n), generator=g) for g in gens]).to(device) if kind == "labyrinth" else None
+    )
+    mask_noise = torch.stack([torch.randn((n, n), generator=g) for g in gens]).to(device) if kind == "mixed" else None
+    pert_noise = (
+        torch.stack([torch.randn((num_channels, n, n), generator=g) for g in gens]).to(device)
+        if params.perturbation_amplitude > 0
+        else None
+    )
 
-    f = 1.0 / dr["wavelength"]                                                  # [B]
+    f = 1.0 / dr["wavelength"]  # [B]
     x, y = coordinate_grid(n, device)
     k = dr["k"]
     ox, oy = dr["r0"][:, 0, None, None], dr["r0"][:, 1, None, None]
@@ -172,6 +193,6 @@ def turing_pattern(seeds: Sequence[int], grid_size: int, num_channels: int, devi
         ell = (0.5 * dr["wavelength"]).double()
         kx, ky = wavenumber_grid(n, device)
         wp = torch.exp(-2 * math.pi**2 * ell[:, None, None] ** 2 * (kx * kx + ky * ky))
-        wp = normalise_weights(wp, params.perturbation_amplitude ** 2)[:, None]       # [B, 1, N, N]
+        wp = normalise_weights(wp, params.perturbation_amplitude**2)[:, None]  # [B, 1, N, N]
         field = field + filter_noise(pert_noise, wp)
     return params.amplitude * field
