@@ -1,24 +1,43 @@
-"""Sensors and schedules.
+"""Sensors and schedules: keep the dataset complete and current without anyone clicking.
 
 * ``grid_sizes_sensor``: keeps the dynamic grid-size partitions in step with the config.
-* ``stale_features_sensor`` (every 30 s) and ``nightly_feature_refresh`` (03:00): re-extract
-  ``sdf_features`` for exactly the partitions whose feature file was extracted under another
-  features config hash than the current one (the features YAML is re-read on every tick, so an
-  edit needs no code reload). Partitions never extracted are left to normal materialization.
+* ``stale_features_sensor`` (every 30 s) and ``nightly_feature_refresh`` (03:00): extract
+  ``sdf_features`` for exactly the partitions whose rollouts have no features yet or features
+  from another features config hash (the YAML is re-read on every tick, so an edit needs no
+  code reload). Each run also executes the rollouts' blocking checks first, so features are
+  never extracted from a partition that fails them.
+* ``index_sensor`` (every 30 s): rebuilds ``dataset_index`` whenever the index does not
+  describe the files (any rollouts or feature file changed, added or removed since it was
+  built), once no other run is in progress; after a sensor, a backfill, a UI materialization
+  or the CLI alike.
 
-Duplicates are avoided twice: a partition with a queued or running ``sdf_features`` run for the
-current hash is skipped, and each request's ``run_key`` names the current hash, the stored hash
-and the feature file's modification time, so a tick can never re-request the same stale state,
-while a revert (A → B → A) produces new keys and re-extracts again.
+Duplicates are avoided twice: partitions with a queued or running run for the same target
+are skipped, and each request's ``run_key`` names the state it answers (hashes, file
+modification times), so a tick never re-requests the same state while a revert (A → B → A)
+produces new keys.
 """
+
+import hashlib
+import json
 
 import dagster as dg
 
 from spinlock_assets.partitions import GRID_DIMENSION, partition_key
 from spinlock_assets.resources import SpinlockConfig
-from spinlock_core import pipeline
 from spinlock_core.config import ConfigError
+from spinlock_core.dataset import DatasetError, index_problems
+from spinlock_core.dataset.index import index_sources
 from spinlock_core.features import features_config_hash
+from spinlock_core.stages import features_config, layout_of, stale_feature_partitions
+
+__all__ = [
+    "FEATURES_HASH_TAG",
+    "build_grid_sizes_sensor",
+    "stale_feature_requests",
+    "build_feature_automation",
+    "index_request",
+    "build_index_sensor",
+]
 
 FEATURES_HASH_TAG = "spinlock/features_hash"
 _ACTIVE = [
@@ -27,6 +46,7 @@ _ACTIVE = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+_ROLLOUT_CHECKS = ("rollouts_schema", "rollouts_finite")
 
 
 def build_grid_sizes_sensor() -> dg.SensorDefinition:
@@ -49,47 +69,58 @@ def build_grid_sizes_sensor() -> dg.SensorDefinition:
 
 
 def stale_feature_requests(instance: dg.DagsterInstance, spinlock: SpinlockConfig) -> list[dg.RunRequest] | str:
-    """Run requests re-extracting stale feature partitions, or a reason to skip (str)."""
+    """Run requests extracting missing or stale feature partitions, or a reason to skip (str)."""
     cfg = spinlock.load()
+    if not cfg.features.extract:
+        return "features.extract is false"
     try:
-        fcfg = pipeline.features_config(cfg)
+        fcfg = features_config(cfg)
     except ConfigError as exc:
-        return f"features config invalid, nothing re-extracted: {exc}"
+        return f"features config invalid, nothing extracted: {exc}"
     current = features_config_hash(fcfg)
+    layout = layout_of(cfg)
     grids = set(instance.get_dynamic_partitions(GRID_DIMENSION))
+    checks = [dg.AssetCheckKey(dg.AssetKey("rollouts_hdf5"), name) for name in _ROLLOUT_CHECKS]
     requests = []
-    for batch, grid, stored in pipeline.stale_feature_partitions(cfg, fcfg):
-        if stored is None or str(grid) not in grids or batch >= cfg.sampling.num_batches:
-            continue  # never extracted, or not a partition of this experiment
-        key = str(partition_key(batch, grid))
+    for part, stored in stale_feature_partitions(layout, current):
+        if str(part.grid) not in grids or part.batch >= cfg.sampling.num_batches:
+            continue  # not a partition of this experiment
+        key = str(partition_key(part))
         active = instance.get_run_records(
             dg.RunsFilter(statuses=_ACTIVE, tags={"dagster/partition": key, FEATURES_HASH_TAG: current}), limit=1
         )
         if active:
             continue
-        mtime = pipeline.features_file(cfg, batch, grid).stat().st_mtime_ns
+        src = layout.rollouts(part)
+        fpath = layout.features(part)
+        state = f"{stored or 'none'}:{src.stat().st_mtime_ns}:{fpath.stat().st_mtime_ns if fpath.exists() else 0}"
         requests.append(
             dg.RunRequest(
-                run_key=f"{key}:{current}:{stored}:{mtime}",
+                run_key=f"{key}:{current}:{state}",
                 partition_key=key,
-                tags={FEATURES_HASH_TAG: current, "spinlock/stale_hash": stored},
+                asset_selection=[dg.AssetKey("sdf_features")],
+                asset_check_keys=checks,
+                tags={FEATURES_HASH_TAG: current, "spinlock/stale_hash": stored or "none"},
             )
         )
     if not requests:
-        return f"every extracted partition is current (features hash {current})"
+        return f"every partition's features are current (features hash {current})"
     return requests
 
 
-def build_feature_automation(sdf_features: dg.AssetsDefinition) -> list:
+def build_feature_automation(sdf_features: dg.AssetsDefinition) -> list[dg.SensorDefinition | dg.ScheduleDefinition]:
     """``stale_features_sensor`` and ``nightly_feature_refresh`` targeting ``sdf_features``."""
+    target = dg.AssetSelection.assets(sdf_features) | dg.AssetSelection.checks(
+        *[dg.AssetCheckKey(dg.AssetKey("rollouts_hdf5"), n) for n in _ROLLOUT_CHECKS]
+    )
 
     @dg.sensor(
         name="stale_features_sensor",
-        target=[sdf_features],
+        target=target,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Re-extracts sdf_features for exactly the partitions extracted under an older features "
-        "config hash (the features YAML is re-read each tick).",
+        description="Extracts sdf_features for exactly the partitions whose rollouts have no features or features "
+        "from another features config hash (the features YAML is re-read each tick).",
     )
     def stale_features_sensor(context: dg.SensorEvaluationContext, spinlock: SpinlockConfig) -> dg.SensorResult:
         out = stale_feature_requests(context.instance, spinlock)
@@ -99,10 +130,10 @@ def build_feature_automation(sdf_features: dg.AssetsDefinition) -> list:
 
     @dg.schedule(
         name="nightly_feature_refresh",
-        target=[sdf_features],
+        target=target,
         cron_schedule="0 3 * * *",
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Nightly: the same stale-partition re-extraction as stale_features_sensor.",
+        description="Nightly: the same stale-partition extraction as stale_features_sensor.",
     )
     def nightly_feature_refresh(context: dg.ScheduleEvaluationContext, spinlock: SpinlockConfig):
         out = stale_feature_requests(context.instance, spinlock)
@@ -111,3 +142,44 @@ def build_feature_automation(sdf_features: dg.AssetsDefinition) -> list:
         return out
 
     return [stale_features_sensor, nightly_feature_refresh]
+
+
+def index_request(instance: dg.DagsterInstance, spinlock: SpinlockConfig) -> dg.RunRequest | str:
+    """A run request rebuilding the index when it is stale and nothing else runs, or why not (str)."""
+    cfg = spinlock.load()
+    layout = layout_of(cfg)
+    if not layout.rollout_partitions():
+        return "no rollouts yet"
+    try:
+        problems = index_problems(layout)
+    except DatasetError as exc:
+        problems = [str(exc)]
+    if not problems:
+        return "index.h5 is current"
+    active = list(instance.get_run_records(dg.RunsFilter(statuses=_ACTIVE), limit=20))
+    if active:
+        return f"index.h5 is stale ({problems[0]}); waiting for {len(active)} run(s) in progress"
+    state = hashlib.sha256(json.dumps(index_sources(layout), sort_keys=True).encode()).hexdigest()[:16]
+    return dg.RunRequest(
+        run_key=f"index:{state}",
+        asset_selection=[dg.AssetKey("dataset_index")],
+        tags={"spinlock/reason": problems[0][:200]},
+    )
+
+
+def build_index_sensor(dataset_index: dg.AssetsDefinition) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="index_sensor",
+        target=[dataset_index],
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Rebuilds dataset_index when any rollouts or feature file changed, appeared or disappeared since "
+        "the index was built (after sensors, backfills, UI or CLI runs), once no other run is in progress.",
+    )
+    def index_sensor(context: dg.SensorEvaluationContext, spinlock: SpinlockConfig) -> dg.SensorResult:
+        out = index_request(context.instance, spinlock)
+        if isinstance(out, str):
+            return dg.SensorResult(skip_reason=dg.SkipReason(out))
+        return dg.SensorResult(run_requests=[out])
+
+    return index_sensor

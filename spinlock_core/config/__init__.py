@@ -5,11 +5,13 @@ Typical use::
     from spinlock_core.config import load_config
     cfg = load_config("configs/experiments/default.yaml", {"simulation.device": "cpu"})
     cfg.sobol_dimensions()   # [(name, ParamSpec), ...] in Sobol dimension order
-    cfg.config_hash()        # 16 hex digits identifying the config
+    cfg.config_hash()        # 16 hex digits: what changes the data (not paths, names, grids)
+    cfg.stage_hashes()       # one hash per stage (points, specs, rollouts)
 
 See :mod:`spinlock_core.config.models` for the section map and each model's conventions.
 """
 
+from spinlock_core.config.hashing import StageHashes, canonical_hash, stage_hashes
 from spinlock_core.config.input_generation import InputGenerationConfig
 from spinlock_core.config.loader import ConfigError, apply_overrides, config_hash, load_config, save_config
 from spinlock_core.config.models import (
@@ -32,6 +34,9 @@ __all__ = [
     "load_config",
     "save_config",
     "config_hash",
+    "stage_hashes",
+    "StageHashes",
+    "canonical_hash",
     "apply_overrides",
     "ConfigError",
     "SUPPORTED_VERSIONS",

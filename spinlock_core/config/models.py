@@ -22,8 +22,6 @@ Validated configs are frozen (assigning a field raises); derive a changed config
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -31,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 
 from spinlock_core.config._errors import problems_error
 from spinlock_core.config._yaml import dump_yaml
+from spinlock_core.config.hashing import StageHashes, stage_hashes
 from spinlock_core.config.input_generation import InputGenerationConfig
 from spinlock_core.config.parameter_space import ParameterSpace
 from spinlock_core.config.params import ChoiceParam, ContinuousParam, IntegerParam
@@ -271,20 +270,19 @@ class ExperimentConfig(BaseModel):
                 )
         return dims
 
-    def config_hash(self) -> str:
-        """First 16 hex digits of the SHA-256 of the config's canonical JSON.
+    def stage_hashes(self) -> StageHashes:
+        """The hash of each stage's output (:mod:`spinlock_core.config.hashing`)."""
+        return stage_hashes(self)
 
-        The JSON is ``model_dump(mode="json")`` with sorted keys, plus the ordered Sobol
-        dimensions (sorting keys would otherwise hide a change of dimension order, which
-        changes every sample). Any change of any value changes the hash, including metadata
-        and ``output_dir``.
+    def config_hash(self) -> str:
+        """The dataset's data identity: the rollouts stage hash (16 hex digits).
+
+        It covers everything that changes the generated data and nothing else: not
+        ``dataset.output_dir`` (a moved dataset keeps its identity), not ``metadata``, not the
+        grid sizes (a partition dimension), not renders or checks' thresholds
+        (:mod:`spinlock_core.config.hashing`).
         """
-        payload = {
-            "config": self.model_dump(mode="json"),
-            "sobol_dimensions": [[name, spec.model_dump(mode="json")] for name, spec in self.sobol_dimensions()],
-        }
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        return stage_hashes(self).rollouts
 
     def to_yaml(self) -> str:
         """YAML text that :func:`~spinlock_core.config.load_config` reads back to an equal config."""

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
+from spinlock_core.device import resolve_device
 from spinlock_core.features.families import FAMILY_REGISTRY
 from spinlock_core.features.ops import zero_rows
 from spinlock_core.features.registry import FeatureRegistry
@@ -76,9 +77,7 @@ class FeatureExtractor:
 
     def __init__(self, cfg: BaseModel, device: torch.device | str = "auto") -> None:
         self.cfg = cfg
-        if str(device) == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = resolve_device(device, setting="extraction.device")
         self.registry = FeatureRegistry.from_config(cfg)
         self.max_elements = int(cfg.extraction.max_chunk_elements)
         self.seconds_by_family: dict[str, float] = {}

@@ -1,4 +1,4 @@
-"""Rendering of fields to 8-bit RGB images and videos: colormaps, the IC gallery, dataset renders.
+"""Rendering of fields to 8-bit RGB images and videos: colormaps, the IC gallery, frame layouts.
 
 Conventions (details in :mod:`.colors` and :mod:`.gallery`): fields are ``[C, H, W]``;
 images are ``numpy uint8 [H, W, 3]`` (row 0 at the top); normalisation uses per-field robust
@@ -6,12 +6,10 @@ images are ``numpy uint8 [H, W, 3]`` (row 0 at the top); normalisation uses per-
 closed-form formulas (cubehelix, Green 2011; a blue–white–red diverging map; OKLab ramps
 ``ember`` and ``lagoon`` in :mod:`.palettes`).
 
-Dataset renders (``spinlock visualize-dataset``, the ``renders`` asset): :mod:`.aggregates`
-(statistics over the M realizations of one operator at one step, and their registry),
-:mod:`.source` (stored frames or an exact replay), :mod:`.frames` (layout, colour
-normalisation modes), :mod:`.export` (MP4 / GIF / PNG, atomic) and :mod:`.dataset` (entry
-points :func:`render_dataset`, :func:`render_partition_preview`, :func:`render_preview_stage`).
-Pure library: numpy, torch, Pillow and imageio-ffmpeg; no Dagster.
+Compute only (arrays in, images and encoded files out): :mod:`.aggregates` (statistics over
+the M realizations of one operator at one step, and their registry), :mod:`.frames` (layout,
+colour normalisation modes), :mod:`.export` (MP4 / GIF / PNG, atomic). Rendering a dataset
+(reading or replaying its operators) is a stage: :mod:`spinlock_core.stages.renders`.
 """
 
 from __future__ import annotations
@@ -32,16 +30,6 @@ from .colors import (
     symmetric_limits,
     to_uint8,
 )
-from .dataset import (
-    FORMATS,
-    PreviewResult,
-    RenderOptions,
-    RenderSummary,
-    render_dataset,
-    render_partition_preview,
-    render_preview_stage,
-    resolve_outputs,
-)
 from .export import GifWriter, Mp4Writer, PngFramesWriter, thumbnail_png
 from .frames import FrameOptions, FrameRenderer
 from .gallery import (
@@ -58,7 +46,6 @@ from .gallery import (
     type_key,
 )
 from .palettes import ALL_COLORMAPS, PALETTES, robust_range
-from .source import RenderSource, load_source, replay_operators
 
 __all__ = [
     "COLORMAPS",
@@ -94,19 +81,8 @@ __all__ = [
     "robust_range",
     "FrameOptions",
     "FrameRenderer",
-    "RenderSource",
-    "load_source",
-    "replay_operators",
     "Mp4Writer",
     "GifWriter",
     "PngFramesWriter",
     "thumbnail_png",
-    "FORMATS",
-    "RenderOptions",
-    "RenderSummary",
-    "PreviewResult",
-    "resolve_outputs",
-    "render_dataset",
-    "render_partition_preview",
-    "render_preview_stage",
 ]

@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import imageio_ffmpeg
 import numpy as np
 from PIL import Image
+
+from spinlock_core.files import tmp_path_for
 
 __all__ = [
     "FrameSink",
@@ -70,12 +71,9 @@ class FrameSink:
         self.count = 0
         self.size: tuple[int, int] | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = tmp_path_for(self.path, keep_suffix=not self.is_dir)
         if self.is_dir:
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
-        else:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp" + self.suffix, dir=self.path.parent)
-            os.close(fd)
-            self.tmp = Path(tmp)
+            self.tmp.mkdir()
 
     def write(self, frame: np.ndarray) -> None:
         raise NotImplementedError
@@ -93,7 +91,6 @@ class FrameSink:
             raise ValueError(f"{self.path}: no frames written")
         try:
             self._finish()
-            os.chmod(self.tmp, 0o755 if self.is_dir else 0o644)  # mkstemp/mkdtemp create 0600/0700
             os.replace(self.tmp, self.path)
         except BaseException:
             self.abort()

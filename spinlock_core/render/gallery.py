@@ -31,8 +31,8 @@ dataset's per-sample IC streams ``(IC, sample)``.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from spinlock_core.files import write_bytes_atomic
 from spinlock_core.ics import IC_REGISTRY, TIERS, generate_ics, ic_names_by_tier
 from spinlock_core.seeding import Stream, derive_seed
 
@@ -245,14 +246,6 @@ def save_png(img: np.ndarray, path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise ValueError(f"output {path} is a directory; give a file name such as gallery.png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(a).save(fh, format="PNG")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return write_bytes_atomic(path, buf.getvalue())

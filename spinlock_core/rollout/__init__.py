@@ -1,31 +1,18 @@
-"""Rollouts: update policies, the batched engine and the operator-sensitivity measurement.
+"""Rollouts: update policies and the batched engine (many operators x realizations x steps).
 
-The sensitivity names (:mod:`spinlock_core.rollout.sensitivity`) are imported on first use:
-they need the feature families, which a plain rollout does not.
+The engine measures operator sensitivity through a :class:`SensitivityProbe` it is handed
+(:class:`spinlock_core.sensitivity.SensitivityMeter`); it never imports the measurement.
 """
 
-from spinlock_core.rollout.engine import PRECISIONS, ChunkResult, RolloutStats, resolve_device, run_rollouts, time_axis
-from spinlock_core.rollout.policies import POLICIES, policy_coefficients
-
-_SENSITIVITY_NAMES = (
-    "SENSITIVITY_VERSION",
-    "measure_sensitivity",
-    "sensitivity_for_specs",
-    "sensitivity_feature_names",
-    "sensitivity_params_hash",
-    "sensitivity_params_json",
-    "perturbation_direction",
-    "stored_sensitivity",
+from spinlock_core.rollout.engine import (
+    PRECISIONS,
+    ChunkResult,
+    RolloutStats,
+    SensitivityProbe,
+    run_rollouts,
+    time_axis,
 )
-
-
-def __getattr__(name: str):
-    if name in _SENSITIVITY_NAMES:
-        from spinlock_core.rollout import sensitivity
-
-        return getattr(sensitivity, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from spinlock_core.rollout.policies import POLICIES, policy_coefficients
 
 __all__ = [
     "POLICIES",
@@ -33,8 +20,7 @@ __all__ = [
     "PRECISIONS",
     "ChunkResult",
     "RolloutStats",
-    "resolve_device",
+    "SensitivityProbe",
     "run_rollouts",
     "time_axis",
-    *_SENSITIVITY_NAMES,
 ]

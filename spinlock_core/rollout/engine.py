@@ -19,8 +19,9 @@ Execution: operators are grouped into buckets of identical layer structure
 operators and realizations. Finished chunks are handed to ``on_chunk`` (e.g. a writer thread)
 while the next chunk computes.
 
-Operator sensitivity (``sensitivity=params``, the ``operator_sensitivity`` family's config):
-each chunk's bank is measured before it steps (:func:`~spinlock_core.rollout.sensitivity.measure_sensitivity`,
+Operator sensitivity (``sensitivity=probe``, a :class:`SensitivityProbe`, e.g.
+:class:`spinlock_core.sensitivity.SensitivityMeter`): each chunk's bank is measured before it
+steps (``probe.measure``,
 realization 0's step-1 draws held fixed, at most M perturbed inputs per forward pass) and the
 values travel in :attr:`ChunkResult.sensitivity`. The measurement runs in float32 with TF32 off
 (a 16-bit rollout is measured on a float32 copy of the same weights) and never touches the
@@ -33,28 +34,30 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from spinlock_core.operators.bank import OperatorBank, bucket_key
+from spinlock_core.operators.bank import OperatorBank, StochasticDraws, bucket_key
 from spinlock_core.operators.spec import OperatorSpec
 from spinlock_core.rollout.policies import policy_coefficients
 
-__all__ = ["ChunkResult", "RolloutStats", "run_rollouts", "resolve_device", "PRECISIONS", "time_axis"]
+__all__ = ["ChunkResult", "RolloutStats", "SensitivityProbe", "run_rollouts", "PRECISIONS", "time_axis"]
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda``/``cuda:N`` must be available."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"simulation.device is {name!r} but CUDA is not available here (use 'auto' or 'cpu')")
-    return dev
+class SensitivityProbe(Protocol):
+    """Measures a bank's operators before they step (:class:`spinlock_core.sensitivity.SensitivityMeter`).
+
+    ``measure(bank, ics [g, C, H, W], draws, eval_batch)`` returns ``[g, F]`` values; it must not
+    touch the bank's state or random streams (trajectories do not depend on it).
+    """
+
+    def measure(
+        self, bank: OperatorBank, ics: torch.Tensor, draws: StochasticDraws, eval_batch: int
+    ) -> torch.Tensor: ...
 
 
 def time_axis(num_steps: int, store_trajectories: bool) -> list[int]:
@@ -139,7 +142,7 @@ def run_rollouts(
     width_quantum: int | None = None,
     max_chunk_bytes: int = 1 << 30,
     deterministic: bool = True,
-    sensitivity: Any = None,
+    sensitivity: SensitivityProbe | None = None,
     on_chunk: Callable[[ChunkResult], None],
 ) -> RolloutStats:
     """Roll out every operator from its initial condition for M realizations and T steps.
@@ -158,8 +161,7 @@ def run_rollouts(
         width_quantum: base widths are padded to a multiple of it (default 4 on CPU, 16 on CUDA).
         max_chunk_bytes: bound on a chunk's host trajectory buffer.
         deterministic: deterministic cuDNN algorithms on CUDA (bit-identical reruns).
-        sensitivity: None, or the ``operator_sensitivity`` family config
-            (:class:`~spinlock_core.features.families.operator_sensitivity.OperatorSensitivityConfig`):
+        sensitivity: None, or a :class:`SensitivityProbe` (``spinlock_core.sensitivity``):
             measure every operator before it steps (see the module docstring); the values
             arrive as :attr:`ChunkResult.sensitivity`. Trajectories do not depend on it.
         on_chunk: called with each finished :class:`ChunkResult` (in bucket order).
@@ -188,8 +190,6 @@ def run_rollouts(
         specs, quantum, operators_per_chunk, m * ts * c * h * w * 4, max_chunk_bytes, act_bytes, activation_budget(dev)
     )
     ics_dev = ics.to(device=dev, dtype=torch.float32)
-    if sensitivity is not None and not getattr(sensitivity, "enabled", True):
-        sensitivity = None
     buffers: dict[str, torch.Tensor] = {}  # one (pinned on CUDA) host buffer, reused across chunks
     with (
         torch.inference_mode(),
@@ -233,21 +233,19 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def _measure(specs, ics, bank, seeds, width, m, num_steps, dev, dtype, mode, params, stats):
+def _measure(specs, ics, bank, seeds, width, m, num_steps, dev, dtype, mode, probe: SensitivityProbe, stats):
     """Sensitivity of the chunk's operators; returns (values [g, F] numpy, step-1 draws of ``bank`` or None)."""
-    from spinlock_core.rollout.sensitivity import measure_sensitivity
-
     t0 = time.perf_counter()
     _, _, h, w = ics.shape
     if dtype == torch.float32:
         draws1 = bank.draw(1, seeds, h, w)
-        vals = measure_sensitivity(bank, ics, draws1, params, eval_batch=m)
+        vals = probe.measure(bank, ics, draws1, m)
     else:  # 16-bit rollout: measure a float32 copy (same weights, realization 0's draws)
         draws1 = None
         twin = OperatorBank(
             specs, width, num_realizations=1, num_steps=num_steps, device=dev, dtype=torch.float32, conv_mode=mode
         )
-        vals = measure_sensitivity(twin, ics, twin.draw(1, [[s[0]] for s in seeds], h, w), params, eval_batch=m)
+        vals = probe.measure(twin, ics, twin.draw(1, [[s[0]] for s in seeds], h, w), m)
         del twin
     out = vals.cpu().numpy().astype(np.float32)
     stats.sensitivity_seconds += time.perf_counter() - t0

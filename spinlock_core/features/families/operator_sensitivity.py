@@ -2,7 +2,7 @@
 
 Granularity ``operator``: one row of values per sample (operator), stored ``[n, F]`` in the
 partition file's ``/operator_sensitivity/values``. These features are **measured on the live
-operator during the rollout** (:mod:`spinlock_core.rollout.sensitivity`), not computed from
+operator during the rollout** (:mod:`spinlock_core.sensitivity`), not computed from
 stored fields, so :meth:`OperatorSensitivityFamily.compute` is never called by the driver.
 
 What is measured
@@ -261,5 +261,5 @@ class OperatorSensitivityFamily(Family):
         raise NotImplementedError(
             "operator_sensitivity is measured on the live operator, not on stored fields: it is stored by the "
             "rollout (run_rollouts(..., sensitivity=cfg) -> /operator_sensitivity/values) or recomputed from the "
-            "operator specs with spinlock_core.rollout.sensitivity.sensitivity_for_specs(specs, ics, cfg)"
+            "operator specs with spinlock_core.sensitivity.sensitivity_for_specs(specs, ics, cfg)"
         )

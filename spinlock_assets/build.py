@@ -1,0 +1,68 @@
+"""Building Spinlock's Dagster definitions from the stage table (the ``defs`` module is :mod:`.definitions`).
+
+:func:`build_definitions` claims ``$DAGSTER_HOME`` for the experiment
+(:func:`spinlock_assets.home.claim_home`): another experiment's home is refused with a message
+naming both. Set ``SPINLOCK_EXECUTOR=in_process`` to run every step in the run's own process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import dagster as dg
+
+from spinlock_assets.assets import build_assets, by_name
+from spinlock_assets.automation import build_feature_automation, build_grid_sizes_sensor, build_index_sensor
+from spinlock_assets.checks import build_checks
+from spinlock_assets.home import claim_home
+from spinlock_assets.partitions import make_partitions
+from spinlock_assets.resources import SpinlockConfig
+from spinlock_core.config import ExperimentConfig, load_config
+from spinlock_core.stages import PROJECT_ROOT, enabled_stages
+
+__all__ = ["DEFAULT_CONFIG", "GENERATE_JOB", "INDEX_JOB", "build_definitions", "generate_selection"]
+
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "experiments" / "default.yaml"
+GENERATE_JOB = "generate"
+INDEX_JOB = "index"
+
+
+def generate_selection(cfg: ExperimentConfig) -> list[str]:
+    """The partitioned stages ``spinlock generate`` and backfills materialize under ``cfg``."""
+    return [s.name for s in enabled_stages(cfg)]
+
+
+def build_definitions(
+    config_path: str | Path, overrides: Mapping[str, object] | None = None, *, claim: bool = True
+) -> dg.Definitions:
+    """Definitions for the experiment at ``config_path`` (with validated dotted overrides).
+
+    ``claim``: record the experiment in ``$DAGSTER_HOME`` (when set) and refuse another's home.
+    """
+    path = str(Path(config_path).resolve())
+    cfg = load_config(path, dict(overrides) if overrides else None)
+    if claim and os.environ.get("DAGSTER_HOME"):
+        claim_home(Path(os.environ["DAGSTER_HOME"]), cfg)
+    partitions = make_partitions(cfg)
+    assets = build_assets(cfg, partitions)
+    (sdf_features, dataset_index) = by_name(assets, "sdf_features", "dataset_index")
+    in_process = os.environ.get("SPINLOCK_EXECUTOR", "") == "in_process"
+    generated = by_name(assets, *generate_selection(cfg))
+    feature_sensor, nightly = build_feature_automation(sdf_features)
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=build_checks(assets, partitions),
+        sensors=[build_grid_sizes_sensor(), feature_sensor, build_index_sensor(dataset_index)],
+        schedules=[nightly],
+        jobs=[
+            dg.define_asset_job(
+                GENERATE_JOB, selection=dg.AssetSelection.assets(*generated), partitions_def=partitions
+            ),
+            dg.define_asset_job(INDEX_JOB, selection=dg.AssetSelection.assets(dataset_index)),
+        ],
+        resources={"spinlock": SpinlockConfig(config_path=path, overrides_json=json.dumps(dict(overrides or {})))},
+        executor=dg.in_process_executor if in_process else dg.multiprocess_executor.configured({"max_concurrent": 2}),
+    )

@@ -1,0 +1,83 @@
+"""The Dagster home (``DAGSTER_HOME``) of an experiment: created with Spinlock's settings, never shared.
+
+* :func:`prepare_home` resolves ``$DAGSTER_HOME`` (default ``./dagster_home``, made absolute),
+  checks it is a writable directory and writes Spinlock's ``dagster.yaml`` when it has none
+  (pools, run queue, run monitoring with :class:`~spinlock_assets.launcher.SpinlockRunLauncher`);
+* :func:`claim_home` records which experiment the home belongs to (``spinlock_experiment.json``:
+  experiment name and dataset directory) and refuses another one: two experiments in one
+  home would share partitions and asset history. Changing the config of the same experiment
+  (same name, same dataset) is allowed: its partitions then show as stale.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from spinlock_core.config import ExperimentConfig
+from spinlock_core.dataset import write_text_atomic
+from spinlock_core.stages import PROJECT_ROOT
+
+__all__ = ["IDENTITY_FILE", "HomeError", "prepare_home", "claim_home", "home_identity"]
+
+IDENTITY_FILE = "spinlock_experiment.json"
+TEMPLATE = PROJECT_ROOT / "dagster_home" / "dagster.yaml"
+
+
+class HomeError(Exception):
+    """The Dagster home cannot be used (not writable, or another experiment's)."""
+
+
+def prepare_home(path: str | Path | None = None) -> Path:
+    """The absolute Dagster home (``path``, else ``$DAGSTER_HOME``, else ``./dagster_home``), ready to use.
+
+    Sets ``DAGSTER_HOME`` in this process's environment.
+
+    Raises:
+        HomeError: it is a file, or cannot be created or written.
+    """
+    home = Path(path or os.environ.get("DAGSTER_HOME") or (Path.cwd() / "dagster_home")).expanduser().resolve()
+    if home.exists() and not home.is_dir():
+        raise HomeError(f"DAGSTER_HOME {home} is a file, not a directory")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HomeError(f"DAGSTER_HOME {home} cannot be created: {exc.strerror or exc}") from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise HomeError(f"DAGSTER_HOME {home} is not writable (Dagster stores run history there)")
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(TEMPLATE, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def home_identity(cfg: ExperimentConfig) -> dict[str, str]:
+    """What identifies an experiment in a home: its name and absolute dataset directory."""
+    return {"experiment": cfg.metadata.name, "dataset": str(Path(cfg.dataset.output_dir).resolve())}
+
+
+def claim_home(home: Path, cfg: ExperimentConfig) -> None:
+    """Record that ``home`` belongs to ``cfg``'s experiment, or refuse another experiment's home.
+
+    Raises:
+        HomeError: the home holds another experiment (the message says which and what to do).
+    """
+    ident = home_identity(cfg)
+    path = Path(home) / IDENTITY_FILE
+    if path.exists():
+        try:
+            have = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            have = None
+        if isinstance(have, dict) and have.get("experiment") and have != ident:
+            raise HomeError(
+                f"DAGSTER_HOME {home} belongs to experiment {have.get('experiment')!r} (dataset {have.get('dataset')}), "
+                f"not to {ident['experiment']!r} (dataset {ident['dataset']}): two experiments in one home would share "
+                f"partitions and asset history. Use another home, e.g. DAGSTER_HOME={Path(home).parent}/"
+                f"dagster_home_{ident['experiment']}, or remove {path} if the old experiment is gone"
+            )
+        if have == ident:
+            return
+    write_text_atomic(path, json.dumps(ident, indent=1) + "\n")

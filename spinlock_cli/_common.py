@@ -1,0 +1,123 @@
+"""What every command shares: the one error helper, config lookup, and stopping on a signal.
+
+:func:`run_interruptible` runs a command's work in a worker thread while the main thread
+waits: SIGINT (Ctrl-C) or SIGTERM then stops the command within a second, whatever the work
+is blocked on (a pool slot, a compression thread, a C call). Before exiting it runs the
+command's cleanup (delete this process's temporary files, mark its Dagster runs canceled and
+free their pool claims), so no half file is left behind and no later run waits for this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+__all__ = [
+    "PROJECT_ROOT",
+    "DEFAULT_CONFIG",
+    "fail",
+    "config_arg",
+    "Interrupted",
+    "run_interruptible",
+    "one_line_errors",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "experiments" / "default.yaml"
+T = TypeVar("T")
+_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def fail(msg: str, code: int = 2) -> int:
+    """Print ``spinlock: error: msg`` on stderr and return ``code`` (2 input, 1 data)."""
+    print(f"spinlock: error: {msg}", file=sys.stderr, flush=True)
+    return code
+
+
+def config_arg(args: argparse.Namespace) -> str:
+    """--config, else $SPINLOCK_CONFIG, else the shipped default experiment."""
+    return getattr(args, "config", None) or os.environ.get("SPINLOCK_CONFIG") or str(DEFAULT_CONFIG)
+
+
+def one_line_errors(parser: argparse.ArgumentParser, command: str) -> None:
+    """Make argparse errors of ``parser`` one line ``spinlock: error: <command>: ...``, exit 2."""
+
+    def error(message: str) -> NoReturn:
+        print(f"spinlock: error: {command}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = error  # type: ignore[method-assign]
+
+
+class Interrupted(Exception):
+    """The command was stopped by a signal (raised only where no hard exit is wanted)."""
+
+
+def run_interruptible(
+    work: Callable[[], T],
+    *,
+    cleanup: Callable[[int], None] | None = None,
+    tick: Callable[[], None] | None = None,
+    tick_seconds: float = 2.0,
+) -> T:
+    """Run ``work()`` in a worker thread; return its result or re-raise its exception.
+
+    On SIGINT or SIGTERM: print what happens, call ``cleanup(signum)`` (best effort, bounded by
+    the caller), and exit the process at once with 130 (SIGINT) or 143 (SIGTERM). ``tick()``
+    runs in the main thread every ``tick_seconds`` while the work runs (progress, waiting notes).
+    Outside the main thread (e.g. inside a test worker) ``work()`` simply runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return work()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # re-raised in the main thread
+            box["error"] = exc
+
+    got: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        got.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in _EXIT}
+    thread = threading.Thread(target=target, name="spinlock-command", daemon=True)
+    try:
+        thread.start()
+        last_tick = time.monotonic()
+        while thread.is_alive():
+            thread.join(0.2)
+            if got:
+                signum = got[0]
+                name = signal.Signals(signum).name
+                print(f"\nspinlock: {name}: stopping (cleaning up) ...", file=sys.stderr, flush=True)
+                if cleanup is not None:
+                    try:
+                        cleanup(signum)
+                    except Exception as exc:  # the exit must happen regardless
+                        print(f"spinlock: cleanup after {name} incomplete: {exc}", file=sys.stderr, flush=True)
+                print(f"spinlock: stopped by {name}", file=sys.stderr, flush=True)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(_EXIT[signum])
+            if tick is not None and time.monotonic() - last_tick >= tick_seconds:
+                last_tick = time.monotonic()
+                try:
+                    tick()
+                except Exception:  # a progress note never kills the command
+                    pass
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]

@@ -1,0 +1,255 @@
+"""``spinlock generate``: materialize every partition of an experiment through Dagster, then the index.
+
+Order of work, so that a bad input writes nothing and a crash blocks nothing:
+
+1. the config, its features config and the device are validated (exit 2 on a problem);
+2. preflight: the output directory and ``DAGSTER_HOME`` are usable, the home belongs to this
+   experiment, and the estimated disk and memory needs fit (``--dry-run`` prints the plan and
+   a measured time estimate, and stops);
+3. runs of this home whose processes are gone are marked failed and their pool claims freed;
+   temporary files of dead writers in the dataset are removed;
+4. ``experiment.yaml`` and the manifest are written, then every partition runs the same
+   ``generate`` job as the UI (assets and their asset checks, in-process), grid-major, then the
+   ``index`` job. While a run waits for a pool slot the command says which run holds it.
+
+Ctrl-C or SIGTERM stops within a second: temporary files of this process are deleted and its
+runs are marked canceled with their claims freed (exit 130 / 143).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from spinlock_cli._common import fail, run_interruptible
+
+__all__ = ["add_parser", "run", "overrides_of"]
+
+_OVERRIDES = {
+    "total_samples": "sampling.total_samples",
+    "batch_size": "sampling.batch_size",
+    "seed": "sampling.sobol.seed",
+    "output": "dataset.output_dir",
+    "device": "simulation.device",
+    "num_realizations": "simulation.num_realizations",
+    "num_timesteps": "simulation.num_timesteps",
+    "grid_sizes": "simulation.grid_sizes",
+    "precision": "simulation.precision",
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    g = sub.add_parser(
+        "generate",
+        help="materialize every partition of an experiment through Dagster",
+        description="Validates everything first (config, paths, DAGSTER_HOME, disk and memory), then runs the "
+        "generate job (every stage and its asset checks) per partition and builds the index. Exit 0 done, "
+        "1 a run or check failed, 2 bad config/argument/path (nothing written), 130/143 interrupted.",
+    )
+    g.add_argument("--config", required=True, help="experiment YAML (e.g. configs/experiments/default.yaml)")
+    g.add_argument("--total-samples", type=int, help="override sampling.total_samples")
+    g.add_argument("--batch-size", type=int, help="override sampling.batch_size (samples per partition)")
+    g.add_argument("--output", help="override dataset.output_dir (a directory)")
+    g.add_argument("--device", help="override simulation.device (auto, cpu, cuda, cuda:N)")
+    g.add_argument("--num-realizations", type=int, help="override simulation.num_realizations")
+    g.add_argument("--num-timesteps", type=int, help="override simulation.num_timesteps")
+    g.add_argument("--grid-sizes", type=int, nargs="+", help="override simulation.grid_sizes")
+    g.add_argument("--precision", help="override simulation.precision (float32, bfloat16, float16)")
+    g.add_argument("--seed", type=int, help="override sampling.sobol.seed (the root seed)")
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (partitions, bytes, memory, measured time estimate) and stop",
+    )
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=run)
+
+
+def overrides_of(args: argparse.Namespace) -> dict[str, object]:
+    return {key: getattr(args, attr) for attr, key in _OVERRIDES.items() if getattr(args, attr, None) is not None}
+
+
+def _step_error(res: Any) -> str:
+    """The innermost error of a failed run, and the failed checks."""
+    failed_checks = [e for e in res.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"]
+    if failed_checks:
+        return "; ".join(
+            f"asset check {e.asset_key.to_user_string()}:{e.check_name} failed: {e.description}"
+            for e in failed_checks[:3]
+        )
+    for ev in res.all_events:
+        if ev.is_step_failure:
+            err = ev.event_specific_data.error
+            while getattr(err, "cause", None) is not None:
+                err = err.cause
+            return f"step {ev.step_key}: {err.message.strip()}"
+    return "unknown failure"
+
+
+def _time_estimate(cfg: Any) -> str:
+    """Measure a small rollout here and extrapolate (the dry run's time estimate)."""
+    import tempfile
+
+    from spinlock_core.config import load_config
+    from spinlock_core.dataset import PartitionId
+    from spinlock_core.stages import rollout_stage, sobol_stage, specs_stage
+
+    sim = cfg.simulation
+    probe_n = min(4, cfg.sampling.batch_size)
+    probe_t = min(2, sim.num_timesteps)
+    with tempfile.TemporaryDirectory() as tmp:
+        pcfg = load_config(
+            cfg.model_dump(mode="json"),
+            {
+                "sampling.batch_size": probe_n,
+                "simulation.num_timesteps": probe_t,
+                "dataset.output_dir": tmp,
+                "simulation.grid_sizes": [max(sim.grid_sizes)],
+                "sampling.total_samples": max(probe_n, 1),
+            },
+        )
+        sobol_stage(pcfg, 0)
+        specs_stage(pcfg, 0)
+        t0 = time.perf_counter()
+        rollout_stage(pcfg, PartitionId(grid=max(sim.grid_sizes), batch=0))
+        dt = time.perf_counter() - t0
+    per_step = dt / (probe_n * probe_t)
+    area = sum(g * g for g in sim.grid_sizes) / max(sim.grid_sizes) ** 2
+    est = per_step * cfg.sampling.total_samples * sim.num_timesteps * area
+    return (
+        f"rollouts about {est:.0f} s here ({probe_n} operators x {probe_t} steps at grid "
+        f"{max(sim.grid_sizes)} took {dt:.2f} s; scaled by samples, steps and grid area; features and "
+        "renders add to it)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from spinlock_core.config import ConfigError, load_config
+    from spinlock_core.device import DeviceError, resolve_device
+    from spinlock_core.stages import features_config
+    from spinlock_core.stages.plan import preflight
+
+    try:
+        cfg = load_config(args.config, overrides_of(args) or None)
+        fcfg = features_config(cfg) if cfg.features.extract else None
+    except ConfigError as exc:
+        return fail(str(exc))
+    try:
+        device = resolve_device(cfg.simulation.device, setting="simulation.device")
+    except DeviceError as exc:
+        return fail(str(exc))
+    plan, problems = preflight(cfg, fcfg)
+    if problems:
+        return fail("cannot generate:\n" + "\n".join(f"  - {p}" for p in problems))
+    if args.dry_run:
+        print(f"plan for {cfg.metadata.name} -> {cfg.dataset.output_dir} on {device}:")
+        for line in plan.lines():
+            print(f"  {line}")
+        print(f"  time: {_time_estimate(cfg)}")
+        return 0
+    from spinlock_assets.home import HomeError, claim_home, prepare_home
+
+    try:
+        home = prepare_home()
+        claim_home(home, cfg)
+    except HomeError as exc:
+        return fail(str(exc))
+    return _generate(cfg, home, quiet=args.quiet)
+
+
+def _generate(cfg: Any, home: Path, *, quiet: bool) -> int:
+    import dagster as dg
+    from tqdm import tqdm
+
+    from spinlock_assets.build import GENERATE_JOB, INDEX_JOB, build_definitions
+    from spinlock_assets.partitions import ensure_grid_partitions, partition_key
+    from spinlock_assets.runs import PID_TAG, pool_waits, process_tags, sweep
+    from spinlock_core.dataset import merge_manifest, remove_stale_temps, write_text_atomic
+    from spinlock_core.files import own_temps, remove_quietly
+    from spinlock_core.stages import layout_of, manifest_of, partition
+
+    layout = layout_of(cfg)
+    instance = dg.DagsterInstance.get()
+    for line in sweep(instance).lines():
+        print(f"spinlock: {line}", file=sys.stderr)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    for tmp in remove_stale_temps(layout.root):
+        print(f"spinlock: removed {tmp} (left by a writer that is gone)", file=sys.stderr)
+    write_text_atomic(layout.experiment, cfg.to_yaml())
+    merge_manifest(layout, manifest_of(cfg))
+    ensure_grid_partitions(instance, cfg.simulation.grid_sizes)
+    defs = build_definitions(layout.experiment.resolve(), claim=False)
+    job, index_job = defs.resolve_job_def(GENERATE_JOB), defs.resolve_job_def(INDEX_JOB)
+    tags = {**process_tags(), "spinlock/cli": "generate"}
+    quiet_logs = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # failures reported below
+    parts = [partition(b, g) for g in cfg.simulation.grid_sizes for b in range(cfg.sampling.num_batches)]
+    n_total = cfg.sampling.total_samples * len(cfg.simulation.grid_sizes)
+    print(
+        f"spinlock: {cfg.metadata.name}: {cfg.sampling.total_samples} samples x grids {cfg.simulation.grid_sizes} "
+        f"in {len(parts)} partitions -> {layout.root}  (DAGSTER_HOME={home})",
+        file=sys.stderr,
+    )
+    said: set[str] = set()
+
+    def mine() -> list[str]:
+        recs = instance.get_run_records(
+            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={PID_TAG: tags[PID_TAG]})
+        )
+        return [r.dagster_run.run_id for r in recs]
+
+    def tick() -> None:
+        for w in pool_waits(instance, mine()):
+            note = f"waiting for a slot of pool {w.pool!r} ({w.slots} slot(s)), held by: " + (
+                "; ".join(w.holders) or "nobody (it is being assigned)"
+            )
+            if note not in said:
+                said.add(note)
+                tqdm.write(
+                    f"spinlock: {note}  (spinlock runs --clear frees slots of runs whose process is gone)",
+                    file=sys.stderr,
+                )
+
+    def cleanup(signum: int) -> None:
+        for tmp in own_temps(layout.root):
+            remove_quietly(tmp)
+        for rec in instance.get_run_records(
+            dg.RunsFilter(
+                statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING], tags={PID_TAG: tags[PID_TAG]}
+            )
+        ):
+            instance.report_run_canceled(rec.dagster_run, "Spinlock: stopped by a signal")
+            instance.event_log_storage.free_concurrency_slots_for_run(rec.dagster_run.run_id)
+
+    def work() -> int:
+        t0 = time.perf_counter()
+        with tqdm(total=n_total, unit="sample", disable=quiet, file=sys.stderr) as bar:
+            for part in parts:
+                bar.set_description(f"grid {part.grid} batch {part.batch:04d}")
+                res = job.execute_in_process(
+                    partition_key=partition_key(part),
+                    instance=instance,
+                    run_config=quiet_logs,
+                    raise_on_error=False,
+                    tags=tags,
+                )
+                if not res.success:
+                    bar.close()
+                    return fail(f"partition {part.key} failed: {_step_error(res)} (run {res.run_id} in {home})", 1)
+                start, stop = cfg.sampling.batch_bounds(part.batch)
+                bar.update(stop - start)
+                bar.set_postfix(samples_per_s=f"{bar.n / (time.perf_counter() - t0):.1f}")
+        res = index_job.execute_in_process(instance=instance, run_config=quiet_logs, raise_on_error=False, tags=tags)
+        if not res.success:
+            return fail(f"building the dataset index failed: {_step_error(res)} (run {res.run_id} in {home})", 1)
+        dt = time.perf_counter() - t0
+        print(
+            f"spinlock: done: {n_total} samples ({cfg.sampling.total_samples} x {len(cfg.simulation.grid_sizes)} grids) "
+            f"in {dt:.1f} s ({n_total / dt:.2f} samples/s); dataset {layout.root} (index {layout.index})",
+            file=sys.stderr,
+        )
+        return 0
+
+    return run_interruptible(work, cleanup=cleanup, tick=tick)

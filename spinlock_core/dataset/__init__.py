@@ -1,0 +1,92 @@
+"""The dataset contract: every file Spinlock writes or reads, and nothing else.
+
+This package is the only code that knows paths, HDF5 (:mod:`.hdf5` is the only importer of
+h5py) and file attributes. Compute packages never import it; stages compose the two.
+
+* layout and identity: :class:`DatasetLayout` (paths of every file kind), :class:`PartitionId`,
+  the :class:`Manifest` (expected partitions, hashes), :mod:`.schema` (inside the HDF5 files);
+* writers (atomic: temporary name, then rename): :class:`PartitionWriter` (rollouts),
+  :class:`FeatureFileWriter`, :func:`write_points` / :func:`write_specs`,
+  :func:`write_render_record`, :func:`build_index`;
+* readers: :func:`open_dataset` (rollouts), :class:`HDF5FeatureReader`, :func:`read_points`,
+  :func:`read_specs`, :func:`read_manifest`; they serve current data or raise one
+  :class:`DatasetError` naming the file and the fix (missing partitions, stale index, files
+  referring outside the dataset);
+* inspection and validation: :func:`dataset_info`, :func:`validate_files`, the file checks
+  behind the Dagster asset checks (:mod:`.checks`).
+"""
+
+from spinlock_core.files import remove_stale_temps, write_text_atomic
+
+from . import schema
+from .batch_files import PointsFile, SpecsFile, read_points, read_specs, write_points, write_specs
+from .checks import CheckOutcome
+from .errors import DatasetError
+from .feature_reader import HDF5FeatureReader, find_feature_files
+from .features import FeatureFileWriter, FeatureTable, StoredRegistry
+from .index import IndexSummary, build_index, index_problems
+from .inspect import dataset_info, format_info, layout_tree
+from .layout import FILE_KINDS, DatasetLayout, PartitionId, batch_key
+from .manifest import Manifest, merge_manifest, read_manifest, write_manifest
+from .partition import Compression, PartitionWriter, byte_shuffle
+from .renders import read_render_record, write_render_record
+from .report import ValidationReport
+from .rollouts import DatasetReader, RowSelection, open_dataset, stored_sensitivity
+from .schema import DIMS, SCHEMA_VERSION, schema_markdown
+from .sources import missing_partitions
+from .validate import validate_files
+from .validate_rollouts import iter_nonfinite, validate_structure
+
+__all__ = [
+    # layout and identity
+    "DatasetLayout",
+    "PartitionId",
+    "batch_key",
+    "FILE_KINDS",
+    "Manifest",
+    "read_manifest",
+    "write_manifest",
+    "merge_manifest",
+    "schema",
+    "SCHEMA_VERSION",
+    "DIMS",
+    "schema_markdown",
+    "DatasetError",
+    # writers
+    "PartitionWriter",
+    "Compression",
+    "byte_shuffle",
+    "FeatureFileWriter",
+    "FeatureTable",
+    "PointsFile",
+    "SpecsFile",
+    "write_points",
+    "write_specs",
+    "write_render_record",
+    "build_index",
+    "IndexSummary",
+    "write_text_atomic",
+    "remove_stale_temps",
+    # readers
+    "DatasetReader",
+    "RowSelection",
+    "open_dataset",
+    "stored_sensitivity",
+    "HDF5FeatureReader",
+    "StoredRegistry",
+    "find_feature_files",
+    "read_points",
+    "read_specs",
+    "read_render_record",
+    "missing_partitions",
+    "index_problems",
+    # inspection and validation
+    "dataset_info",
+    "format_info",
+    "layout_tree",
+    "ValidationReport",
+    "validate_files",
+    "validate_structure",
+    "iter_nonfinite",
+    "CheckOutcome",
+]

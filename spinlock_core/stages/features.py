@@ -1,0 +1,247 @@
+"""Stage ``sdf_features``: extract one partition's SDF features into its feature file.
+
+Reads ``/outputs/fields`` in batches of ``extraction.batch_size`` samples (the next batch is
+read and decompressed in a background thread while the current one is computed), extracts
+every enabled family on the device, summarises each sample, and writes
+``features/grid_G/batch_B.h5`` atomically (:class:`~spinlock_core.dataset.FeatureFileWriter`).
+
+Operator-sensitivity features come from the partition file (measured during rollout) when
+they were measured with the current parameters; otherwise they are re-measured by rebuilding
+the operators from their stored specs (same weights and noise seeds), or masked with the
+reason when that is not possible.
+
+:func:`features_stage` refuses rollouts made from another experiment config than the current
+one; :func:`extract_partition` extracts any partition file as it is (``spinlock
+extract-features``); :func:`stale_feature_partitions` lists what re-extraction must redo.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from spinlock_core.config import ExperimentConfig
+from spinlock_core.dataset import DatasetLayout, FeatureFileWriter, FeatureTable, PartitionId, stored_sensitivity
+from spinlock_core.dataset import hdf5 as H
+from spinlock_core.dataset import schema as S
+from spinlock_core.dataset.codec import decode_attr, decode_strings
+from spinlock_core.features import (
+    FEATURES_VERSION,
+    GRANULARITY_AXES,
+    FeatureBlock,
+    FeatureExtractor,
+    features_config_hash,
+    summarize,
+    summary_names,
+)
+from spinlock_core.operators import OperatorSpec
+from spinlock_core.sensitivity import sensitivity_feature_names, sensitivity_for_specs, sensitivity_params_hash
+from spinlock_core.stages.context import StaleInput, features_config, layout_of
+
+__all__ = [
+    "FeatureSummary",
+    "extract_partition",
+    "features_stage",
+    "stored_features_hash",
+    "stale_feature_partitions",
+    "operator_values",
+]
+
+
+@dataclass
+class FeatureSummary:
+    """What one extraction did (Dagster metadata, CLI output)."""
+
+    path: str
+    source: str
+    num_samples: int
+    num_features: int
+    num_summary_columns: int
+    nan_fraction: float
+    masked: dict[str, str]
+    seconds: float
+    samples_per_s: float
+    config_hash: str
+    device: str
+    seconds_by_family: dict[str, float] = field(default_factory=dict)
+
+
+def operator_values(src: H.File, cfg: BaseModel, device: str) -> tuple[dict[str, np.ndarray], str]:
+    """Operator-sensitivity values of the partition ``src`` (``{name: [n]}``) and, for missing ones, why.
+
+    Uses the table measured during rollout when its parameters match the features config;
+    otherwise rebuilds the operators from ``/metadata/operator_specs`` and measures them at their
+    stored initial conditions on ``device`` (weights and noise are drawn on the device, so values
+    measured on another kind of device than the rollout's differ, like the trajectories would).
+    """
+    fam_cfg = getattr(cfg, "operator_sensitivity", None)
+    if fam_cfg is None or not fam_cfg.enabled:
+        return {}, "operator_sensitivity disabled"
+    stored = stored_sensitivity(src)
+    if stored is not None and stored[2] == sensitivity_params_hash(fam_cfg):
+        values, names, _ = stored
+        return {n: values[:, j] for j, n in enumerate(names)}, "not stored with the rollout"
+    if S.META.OPERATOR_SPECS not in src or S.INPUTS_FIELDS not in src:
+        return {}, "partition file holds no operator specs or initial conditions to measure"
+    specs = [OperatorSpec.from_dict(json.loads(v)) for v in decode_strings(src[S.META.OPERATOR_SPECS][()]).tolist()]
+    ics = src[S.INPUTS_FIELDS][()]
+    m = int(src[S.OUTPUTS_FIELDS].shape[1]) if S.OUTPUTS_FIELDS in src else 3
+    values = sensitivity_for_specs(specs, ics, fam_cfg, device, eval_batch=max(1, m))
+    names = sensitivity_feature_names(fam_cfg, int(ics.shape[1]))
+    return {n: values[:, j] for j, n in enumerate(names)}, "not measured"
+
+
+def _tables(blocks: Mapping[str, FeatureBlock]) -> dict[str, FeatureTable]:
+    return {
+        k: FeatureTable(b.category, b.granularity, GRANULARITY_AXES[b.granularity], b.names, b.values, b.masked)
+        for k, b in blocks.items()
+    }
+
+
+def extract_partition(
+    partition_file: str | Path,
+    cfg: BaseModel,
+    *,
+    out_path: str | Path | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> FeatureSummary:
+    """Extract the features of ``partition_file`` under features config ``cfg`` (atomic write).
+
+    Args:
+        partition_file: a rollout partition file.
+        cfg: validated features config.
+        out_path: where to write (default: the partition's feature file in its dataset).
+        device: overrides ``cfg.extraction.device``.
+        batch_size: overrides ``cfg.extraction.batch_size``.
+        progress: called with the number of samples done after each batch.
+        attrs: extra root attributes (partition key, ...).
+    """
+    t0 = time.perf_counter()
+    src_path = Path(partition_file)
+    layout = DatasetLayout.of_partition_file(src_path)
+    out = Path(out_path) if out_path is not None else layout.features_for(src_path)
+    extractor = FeatureExtractor(cfg, device or cfg.extraction.device)  # type: ignore[attr-defined]
+    bs = int(batch_size or cfg.extraction.batch_size)  # type: ignore[attr-defined]
+    chash = features_config_hash(cfg)
+    with H.open_read(src_path, root=layout.root) as src:
+        fields = src[S.OUTPUTS_FIELDS]
+        n, _, _, c = (int(v) for v in fields.shape[:4])
+        names = summary_names(extractor.registry, cfg.aggregation, c)  # type: ignore[attr-defined]
+        op_values, op_reason = operator_values(src, cfg, str(extractor.device))
+        writer = FeatureFileWriter(
+            out,
+            src,
+            registry_json=extractor.registry.to_json(),
+            config_json=json.dumps(cfg.model_dump(mode="json")),
+            config_hash=chash,
+            version=FEATURES_VERSION,
+            summary_names=names,
+            aggregation_json=json.dumps(cfg.aggregation.model_dump(mode="json")),  # type: ignore[attr-defined]
+            attrs=dict(attrs or {}),
+        )
+        masked: dict[str, str] = {}
+        nan_total = 0
+        live_total = 0
+        with writer, ThreadPoolExecutor(max_workers=1) as pool:
+            bounds = [(lo, min(n, lo + bs)) for lo in range(0, n, bs)]
+            pending = pool.submit(lambda b: fields[b[0] : b[1]], bounds[0]) if bounds else None
+            for k, (lo, hi) in enumerate(bounds):
+                assert pending is not None
+                traj = pending.result()
+                if k + 1 < len(bounds):
+                    pending = pool.submit(lambda b: fields[b[0] : b[1]], bounds[k + 1])
+                tb = time.perf_counter()
+                ops = {key: v[lo:hi] for key, v in op_values.items()}
+                blocks = extractor.extract(traj, ops, op_reason)
+                got_names, summary = summarize(blocks, cfg.aggregation)  # type: ignore[attr-defined]
+                if got_names != names:
+                    raise RuntimeError("summary columns differ from the registry's (extractor bug)")
+                dt = time.perf_counter() - tb
+                writer.write(slice(lo, hi), _tables(blocks), summary, np.full(hi - lo, dt / (hi - lo)))
+                for blk in blocks.values():
+                    masked.update(blk.masked)
+                    keep = [j for j, nm in enumerate(blk.names) if nm not in blk.masked]
+                    if keep:
+                        v = blk.values[..., keep]
+                        nan_total += int((~np.isfinite(v)).sum())
+                        live_total += int(v.size)
+                if progress is not None:
+                    progress(hi - lo)
+    seconds = time.perf_counter() - t0
+    return FeatureSummary(
+        path=str(out),
+        source=str(src_path),
+        num_samples=n,
+        num_features=extractor.registry.num_features,
+        num_summary_columns=len(names),
+        nan_fraction=float(nan_total / live_total) if live_total else 0.0,
+        masked=masked,
+        seconds=seconds,
+        samples_per_s=n / seconds if seconds > 0 else float("inf"),
+        config_hash=chash,
+        device=str(extractor.device),
+        seconds_by_family=dict(extractor.seconds_by_family),
+    )
+
+
+def features_stage(
+    cfg: ExperimentConfig,
+    part: PartitionId,
+    *,
+    features_cfg: BaseModel | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> FeatureSummary:
+    """Extract the features of partition ``part`` of the experiment into its feature file.
+
+    Raises:
+        DatasetError: no rollouts file for the partition; StaleInput: its rollouts were made
+            from another config than ``cfg`` (re-materialize ``rollouts_hdf5`` first).
+    """
+    layout = layout_of(cfg)
+    src = layout.rollouts(part)
+    with H.open_read(src, root=layout.root) as f:
+        made_from = str(decode_attr(f.attrs.get("config_hash", "")))
+    want = cfg.config_hash()
+    if made_from != want:
+        raise StaleInput(
+            src,
+            f"rollouts made from config hash {made_from}, the current config's is {want}",
+            f"re-materialize rollouts_hdf5 for partition {part.key} first",
+        )
+    fcfg = features_cfg if features_cfg is not None else features_config(cfg)
+    return extract_partition(src, fcfg, progress=progress, attrs={"batch": part.batch, "partition_key": part.key})
+
+
+def stored_features_hash(path: Path) -> str | None:
+    """The features config hash a feature file was extracted with (None: no readable file)."""
+    if not Path(path).is_file():
+        return None
+    try:
+        with H.open_read(path) as f:
+            return str(decode_attr(f[S.SDF].attrs["config_hash"]))
+    except Exception:  # unreadable or not a feature file: counts as missing
+        return None
+
+
+def stale_feature_partitions(layout: DatasetLayout, current_hash: str) -> list[tuple[PartitionId, str | None]]:
+    """Partitions with rollouts whose features are missing (None) or from another features config.
+
+    Returns ``(partition, stored hash or None)`` for each, grid-major.
+    """
+    out = []
+    for p in layout.rollout_partitions():
+        stored = stored_features_hash(layout.features(p))
+        if stored != current_hash:
+            out.append((p, stored))
+    return out
