@@ -18,6 +18,7 @@ from pathlib import Path
 
 from spinlock_core.config import ExperimentConfig
 from spinlock_core.dataset import write_text_atomic
+from spinlock_core.files import writable_dir_problem
 from spinlock_core.stages import PROJECT_ROOT
 
 __all__ = ["IDENTITY_FILE", "HomeError", "prepare_home", "claim_home", "home_identity"]
@@ -45,8 +46,9 @@ def prepare_home(path: str | Path | None = None) -> Path:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HomeError(f"DAGSTER_HOME {home} cannot be created: {exc.strerror or exc}") from None
-    if not os.access(home, os.W_OK | os.X_OK):
-        raise HomeError(f"DAGSTER_HOME {home} is not writable (Dagster stores run history there)")
+    why = writable_dir_problem(home)
+    if why is not None:
+        raise HomeError(f"DAGSTER_HOME: {why} (Dagster stores run history there)")
     if not (home / "dagster.yaml").exists():
         shutil.copy(TEMPLATE, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)

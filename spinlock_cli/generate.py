@@ -201,16 +201,17 @@ def _generate(cfg: Any, home: Path, *, quiet: bool) -> int:
         return [r.dagster_run.run_id for r in recs]
 
     def tick() -> None:
-        for w in pool_waits(instance, mine()):
+        waits = pool_waits(instance, mine())
+        for w in waits:
             note = f"waiting for a slot of pool {w.pool!r} ({w.slots} slot(s)), held by: " + (
                 "; ".join(w.holders) or "nobody (it is being assigned)"
             )
             if note not in said:
                 said.add(note)
-                tqdm.write(
-                    f"spinlock: {note}  (spinlock runs --clear frees slots of runs whose process is gone)",
-                    file=sys.stderr,
-                )
+                tqdm.write(f"spinlock: {note}", file=sys.stderr)
+        if waits:  # a holder that died meanwhile: mark its run failed and free its slot, so this run proceeds
+            for line in sweep(instance).lines():
+                tqdm.write(f"spinlock: {line}", file=sys.stderr)
 
     def cleanup(signum: int) -> None:
         for tmp in own_temps(layout.root):

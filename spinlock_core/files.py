@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,7 @@ __all__ = [
     "remove_quietly",
     "write_bytes_atomic",
     "write_text_atomic",
+    "writable_dir_problem",
     "temp_owner_pid",
     "pid_alive",
     "remove_stale_temps",
@@ -98,6 +100,24 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def writable_dir_problem(directory: Path) -> str | None:
+    """Why files cannot be created in ``directory`` (None: they can).
+
+    Probes by creating and deleting a temporary file (permission bits do not tell for root,
+    read-only mounts or full quotas); nothing is left behind.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return f"{directory} is not a directory"
+    try:
+        fd, name = tempfile.mkstemp(prefix=".spinlock-probe.", dir=directory)
+    except OSError as exc:
+        return f"{directory} is not writable ({exc.strerror or exc})"
+    os.close(fd)
+    remove_quietly(Path(name))
+    return None
 
 
 def temp_owner_pid(path: Path) -> int | None:

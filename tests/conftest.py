@@ -1,26 +1,25 @@
-"""Shared fixtures: a tiny experiment derived from the shipped default config."""
+"""Shared fixtures: a tiny experiment derived from the shipped default config (spinlock_core.testing)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from spinlock_fixtures import DEFAULT, ROOT, tiny_overrides  # noqa: F401
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture
 def tiny_cfg(tmp_path):
-    from spinlock_core.config import load_config
+    from spinlock_core.testing import tiny_config
 
-    return load_config(DEFAULT, tiny_overrides(tmp_path / "data"))
+    return tiny_config(tmp_path / "data")
 
 
 @pytest.fixture
 def tiny_config_file(tmp_path):
-    from spinlock_core.config import load_config, save_config
+    from spinlock_core.config import save_config
+    from spinlock_core.testing import tiny_config
 
-    cfg = load_config(DEFAULT, tiny_overrides(tmp_path / "data"))
     path = tmp_path / "tiny.yaml"
-    save_config(cfg, path)
+    save_config(tiny_config(tmp_path / "data"), path)
     return path

@@ -37,6 +37,7 @@ __all__ = [
     "Group",
     "VirtualLayout",
     "VirtualSource",
+    "ExternalLink",
     "STR_DTYPE",
     "H5PY_VERSION",
     "is_string_dtype",
@@ -56,6 +57,7 @@ Dataset = h5py.Dataset
 Group = h5py.Group
 VirtualLayout = h5py.VirtualLayout
 VirtualSource = h5py.VirtualSource
+ExternalLink = h5py.ExternalLink
 STR_DTYPE = h5py.string_dtype("utf-8")
 H5PY_VERSION: str = h5py.__version__
 _REDIRECTING_ENV = ("HDF5_VDS_PREFIX", "HDF5_EXT_PREFIX")

@@ -95,6 +95,11 @@ def _check_feature_names(model: BaseModel) -> BaseModel:
             problems.append(f"{fam.name}: unknown feature name(s) {unknown}; allowed: {allowed}")
     if problems:
         raise ValueError("; ".join(problems))
+    if not any(fam.selected(getattr(model, fam.name)) for fam in families()):
+        raise ValueError(
+            "every feature is disabled (all families off, or every feature excluded): enable at least one "
+            "family, or set features.extract: false in the experiment config to skip feature extraction"
+        )
     return model
 
 

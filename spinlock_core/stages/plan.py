@@ -21,7 +21,6 @@ naming the setting to change; nothing is created.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from pydantic import BaseModel
 
 from spinlock_core.config import ExperimentConfig
 from spinlock_core.features import GRANULARITY_AXES, FeatureRegistry
+from spinlock_core.files import writable_dir_problem
 from spinlock_core.operators import KNOBS
 
 __all__ = ["Plan", "make_plan", "check_plan", "preflight", "format_bytes", "available_memory"]
@@ -200,11 +200,9 @@ def preflight(cfg: ExperimentConfig, fcfg: BaseModel | None = None) -> tuple[Pla
     if out.exists() and not out.is_dir():
         problems.append(f"dataset.output_dir {out} exists and is a file, not a directory")
     else:
-        parent = _existing_parent(out)
-        if not parent.is_dir():
-            problems.append(f"dataset.output_dir {out}: {parent} is not a directory")
-        elif not os.access(parent, os.W_OK | os.X_OK):
-            problems.append(f"dataset.output_dir {out}: {parent} is not writable")
+        why = writable_dir_problem(_existing_parent(out))
+        if why is not None:
+            problems.append(f"dataset.output_dir {out}: {why}")
     plan = make_plan(cfg, fcfg)
     if not problems:
         problems += check_plan(plan, out)

@@ -1,0 +1,252 @@
+"""Faults of processes: kill -9 while holding the gpu pool slot, Ctrl-C and SIGTERM, dead writers' files.
+
+Before the fix a ``spinlock generate`` killed with SIGKILL kept the single ``gpu`` slot and every
+later run in the same ``DAGSTER_HOME`` waited forever, silently, ignoring Ctrl-C and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spinlock_core.testing import DEFAULT_CONFIG, assert_no_temp_files
+
+PY = sys.executable
+
+# A run that takes the gpu pool slot and sleeps (like a generate killed in its rollouts step).
+HOLDER = """
+import time, dagster as dg
+
+@dg.op(pool="gpu")
+def hold():
+    print("HOLDING", flush=True)
+    time.sleep(600)
+
+@dg.job
+def holder():
+    hold()
+
+holder.execute_in_process(instance=dg.DagsterInstance.get())
+"""
+
+TINY = [
+    "--total-samples",
+    "4",
+    "--batch-size",
+    "4",
+    "--grid-sizes",
+    "16",
+    "--num-timesteps",
+    "2",
+    "--device",
+    "cpu",
+    "--quiet",
+]
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DAGSTER_HOME"] = str(home)
+    env.pop("SPINLOCK_CONFIG", None)
+    return env
+
+
+def _home(tmp_path: Path) -> Path:
+    from spinlock_assets.home import TEMPLATE
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(TEMPLATE.read_text())
+    return home
+
+
+def _start_holder(tmp_path: Path, home: Path) -> subprocess.Popen:
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER)
+    proc = subprocess.Popen(
+        [PY, str(script)], env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # blocks until the slot is held
+    assert "HOLDING" in line
+    return proc
+
+
+def _generate(home: Path, out: Path, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PY, "-m", "spinlock_cli", "generate", "--config", str(DEFAULT_CONFIG), "--output", str(out), *TINY, *extra],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_killed_slot_holder_does_not_block_the_next_generate(tmp_path):
+    home = _home(tmp_path)
+    holder = _start_holder(tmp_path, home)
+    holder.kill()  # SIGKILL: the run stays STARTED and keeps the gpu slot
+    holder.wait()
+    runs = subprocess.run(
+        [PY, "-m", "spinlock_cli", "runs"], env=_env(home), capture_output=True, text=True, timeout=120
+    )
+    assert runs.returncode == 0, runs.stderr
+    assert "1/1 slots claimed" in runs.stdout and "would be marked failed" in runs.stdout
+    res = _generate(home, tmp_path / "ds")  # finishes instead of waiting forever
+    assert res.returncode == 0, res.stderr
+    assert "marked failed (process gone)" in res.stderr
+    after = subprocess.run(
+        [PY, "-m", "spinlock_cli", "runs"], env=_env(home), capture_output=True, text=True, timeout=120
+    )
+    assert "0/1 slots claimed" in after.stdout
+
+
+def test_a_waiting_generate_names_the_holder_and_proceeds_when_it_dies(tmp_path):
+    home = _home(tmp_path)
+    holder = _start_holder(tmp_path, home)
+    gen = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "spinlock_cli",
+            "generate",
+            "--config",
+            str(DEFAULT_CONFIG),
+            "--output",
+            str(tmp_path / "ds"),
+            *TINY,
+        ],
+        env=_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        seen = ""
+        assert gen.stderr is not None
+        while "waiting for a slot of pool 'gpu'" not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += gen.stderr.readline()
+        assert "held by: step hold of run" in seen and "alive" in seen
+        holder.kill()
+        holder.wait()
+        out, err = gen.communicate(timeout=180)
+        assert gen.returncode == 0, seen + err
+        assert "marked failed (process gone)" in seen + err
+    finally:
+        for p in (holder, gen):
+            if p.poll() is None:
+                p.kill()
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_a_waiting_generate_within_seconds(tmp_path, sig, code):
+    home = _home(tmp_path)
+    holder = _start_holder(tmp_path, home)
+    try:
+        gen = subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "spinlock_cli",
+                "generate",
+                "--config",
+                str(DEFAULT_CONFIG),
+                "--output",
+                str(tmp_path / "ds"),
+                *TINY,
+            ],
+            env=_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert gen.stderr is not None
+        seen, deadline = "", time.monotonic() + 120
+        while "waiting for a slot" not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += gen.stderr.readline()
+        t0 = time.monotonic()
+        gen.send_signal(sig)
+        gen.wait(timeout=10)
+        assert time.monotonic() - t0 < 10
+        assert gen.returncode == code
+        assert_no_temp_files(tmp_path / "ds")
+    finally:
+        holder.kill()
+        holder.wait()
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.get() as inst:
+            mine = [r for r in inst.get_run_records() if r.dagster_run.tags.get("spinlock/cli") == "generate"]
+            assert mine and all(r.dagster_run.status == dg.DagsterRunStatus.CANCELED for r in mine)
+    finally:
+        os.environ.pop("DAGSTER_HOME", None)
+
+
+def test_sigterm_during_a_rollout_leaves_no_half_file(tmp_path):
+    home = _home(tmp_path)
+    out = tmp_path / "ds"
+    gen = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "spinlock_cli",
+            "generate",
+            "--config",
+            str(DEFAULT_CONFIG),
+            "--output",
+            str(out),
+            "--total-samples",
+            "64",
+            "--batch-size",
+            "64",
+            "--grid-sizes",
+            "64",
+            "--num-timesteps",
+            "40",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        env=_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list((out / "partitions").rglob("*.tmp")):  # the partition file is being written
+        assert gen.poll() is None, gen.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    gen.send_signal(signal.SIGTERM)
+    gen.wait(timeout=10)
+    assert time.monotonic() - t0 < 10 and gen.returncode == 143
+    assert_no_temp_files(out)
+    assert not list((out / "partitions").rglob("*.h5"))  # nothing half-written took a final name
+
+
+def test_temp_files_of_dead_writers_are_removed_by_the_next_generate(tmp_path):
+    home = _home(tmp_path)
+    out = tmp_path / "ds"
+    dead = subprocess.Popen([PY, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    stale = out / "partitions" / "grid_0016" / f"batch_0000.h5.{dead.pid}.0123abcd.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a file")
+    live = out / "partitions" / "grid_0016" / f"batch_0001.h5.{os.getpid()}.0123abcd.tmp"
+    live.write_bytes(b"someone is writing this")
+    res = _generate(home, out)
+    assert res.returncode == 0, res.stderr
+    assert not stale.exists() and f"removed {stale}" in res.stderr
+    assert live.exists()  # a live writer's file is left alone
