@@ -15,13 +15,14 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from spinlock_core.config import ExperimentConfig
 from spinlock_core.dataset import write_text_atomic
-from spinlock_core.files import writable_dir_problem
+from spinlock_core.files import file_lock, writable_dir_problem
 from spinlock_core.stages import PROJECT_ROOT
 
-__all__ = ["IDENTITY_FILE", "HomeError", "prepare_home", "claim_home", "home_identity"]
+__all__ = ["IDENTITY_FILE", "HomeError", "prepare_home", "claim_home", "home_identity", "open_instance"]
 
 IDENTITY_FILE = "spinlock_experiment.json"
 TEMPLATE = PROJECT_ROOT / "dagster_home" / "dagster.yaml"
@@ -68,18 +69,45 @@ def claim_home(home: Path, cfg: ExperimentConfig) -> None:
     """
     ident = home_identity(cfg)
     path = Path(home) / IDENTITY_FILE
-    if path.exists():
+    with file_lock(Path(home) / ".spinlock-instance.lock"):  # two experiments racing for an empty home
+        if path.exists():
+            try:
+                have = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                have = None
+            if isinstance(have, dict) and have.get("experiment") and have != ident:
+                raise HomeError(
+                    f"DAGSTER_HOME {home} belongs to experiment {have.get('experiment')!r} (dataset "
+                    f"{have.get('dataset')}), not to {ident['experiment']!r} (dataset {ident['dataset']}): two "
+                    f"experiments in one home would share partitions and asset history. Use another home, e.g. "
+                    f"DAGSTER_HOME={Path(home).parent}/dagster_home_{ident['experiment']}, or remove {path} if the "
+                    "old experiment is gone"
+                )
+            if have == ident:
+                return
+        write_text_atomic(path, json.dumps(ident, indent=1) + "\n")
+
+
+def open_instance(home: Path) -> Any:
+    """The Dagster instance of ``home``, its storages created under a lock.
+
+    Two processes opening a fresh SQLite home at once would both create its tables and one would
+    fail ("table alembic_version already exists"); the first one creates them, the other waits.
+
+    Raises:
+        HomeError: the instance cannot be opened (its storage is damaged or unreachable).
+    """
+    import dagster as dg
+
+    with file_lock(Path(home) / ".spinlock-instance.lock"):
         try:
-            have = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            have = None
-        if isinstance(have, dict) and have.get("experiment") and have != ident:
+            instance = dg.DagsterInstance.get()
+            instance.get_run_records(limit=1)  # creates the run storage
+            instance.get_dynamic_partitions("grid_size")  # the event log storage
+            instance.all_instigator_state()  # the schedule storage
+        except Exception as exc:
             raise HomeError(
-                f"DAGSTER_HOME {home} belongs to experiment {have.get('experiment')!r} (dataset {have.get('dataset')}), "
-                f"not to {ident['experiment']!r} (dataset {ident['dataset']}): two experiments in one home would share "
-                f"partitions and asset history. Use another home, e.g. DAGSTER_HOME={Path(home).parent}/"
-                f"dagster_home_{ident['experiment']}, or remove {path} if the old experiment is gone"
-            )
-        if have == ident:
-            return
-    write_text_atomic(path, json.dumps(ident, indent=1) + "\n")
+                f"DAGSTER_HOME {home}: the Dagster instance cannot be opened ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
+    return instance

@@ -165,14 +165,18 @@ def _generate(cfg: Any, home: Path, *, quiet: bool) -> int:
     from tqdm import tqdm
 
     from spinlock_assets.build import GENERATE_JOB, INDEX_JOB, build_definitions
+    from spinlock_assets.home import HomeError, open_instance
     from spinlock_assets.partitions import ensure_grid_partitions, partition_key
     from spinlock_assets.runs import PID_TAG, pool_waits, process_tags, sweep
     from spinlock_core.dataset import merge_manifest, remove_stale_temps, write_text_atomic
-    from spinlock_core.files import own_temps, remove_quietly
+    from spinlock_core.files import own_temps, remove_own_temps, remove_quietly
     from spinlock_core.stages import layout_of, manifest_of, partition
 
     layout = layout_of(cfg)
-    instance = dg.DagsterInstance.get()
+    try:
+        instance = open_instance(home)
+    except HomeError as exc:
+        return fail(str(exc))
     for line in sweep(instance).lines():
         print(f"spinlock: {line}", file=sys.stderr)
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -229,13 +233,19 @@ def _generate(cfg: Any, home: Path, *, quiet: bool) -> int:
         with tqdm(total=n_total, unit="sample", disable=quiet, file=sys.stderr) as bar:
             for part in parts:
                 bar.set_description(f"grid {part.grid} batch {part.batch:04d}")
-                res = job.execute_in_process(
-                    partition_key=partition_key(part),
-                    instance=instance,
-                    run_config=quiet_logs,
-                    raise_on_error=False,
-                    tags=tags,
-                )
+                try:
+                    res = job.execute_in_process(
+                        partition_key=partition_key(part),
+                        instance=instance,
+                        run_config=quiet_logs,
+                        raise_on_error=False,
+                        tags=tags,
+                    )
+                except Exception as exc:  # Dagster could not run or record the run (its storage failed)
+                    bar.close()
+                    remove_own_temps(layout.root)
+                    raise RuntimeError(f"partition {part.key}: the run could not be executed or recorded: "
+                                       f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
                 if not res.success:
                     bar.close()
                     return fail(f"partition {part.key} failed: {_step_error(res)} (run {res.run_id} in {home})", 1)

@@ -7,6 +7,8 @@ they run (see :mod:`spinlock_cli`).
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Sequence
 
@@ -35,6 +37,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spinlock: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # never a traceback: one line, and how to get the traceback
+        if os.environ.get("SPINLOCK_DEBUG"):
+            raise
+        what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        hint = _os_hint(exc)
+        print(f"spinlock: error: {args.command}: {type(exc).__name__}: {what}{hint} "
+              "(SPINLOCK_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _os_hint(exc: BaseException) -> str:
+    """A hint for errors of the machine rather than of Spinlock (a full disk, a file-size limit)."""
+    text = f"{exc} {exc.__cause__ or ''}"
+    errno_ = getattr(exc, "errno", None)
+    if errno_ in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or "disk I/O error" in text:
+        return " -- is the disk (of the dataset or of DAGSTER_HOME) full?"
+    if errno_ == errno.EFBIG or "File too large" in text:
+        return " -- a file-size limit was reached (ulimit -f)"
+    return ""
 
 
 if __name__ == "__main__":

@@ -31,18 +31,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from spinlock_assets.home import HomeError, prepare_home
+    from spinlock_assets.home import HomeError, open_instance, prepare_home
 
     try:
         home = prepare_home()
     except HomeError as exc:
         return fail(str(exc))
-    import dagster as dg
 
     from spinlock_assets.runs import pool_waits, sweep
     from spinlock_core.dataset import remove_stale_temps
 
-    with dg.DagsterInstance.get() as instance:
+    try:
+        instance = open_instance(home)
+    except HomeError as exc:
+        return fail(str(exc))
+    with instance:
         report = sweep(instance, dry_run=not args.clear)
         storage = instance.event_log_storage
         print(f"DAGSTER_HOME {home}")

@@ -30,7 +30,7 @@ import numpy as np
 from . import hdf5 as H
 from . import schema as S
 from .errors import DatasetError
-from .sources import dataset_root_of
+from .layout import dataset_root_of
 from .validate_rollouts import iter_nonfinite, validate_structure
 
 __all__ = [
@@ -232,5 +232,7 @@ def features_nan(path: str | Path, max_nan_fraction: float = DEFAULT_MAX_FEATURE
     ok = frac <= float(max_nan_fraction)
     rel = "<=" if ok else ">"
     return CheckOutcome(
-        ok, f"NaN fraction {frac:.3g} {rel} {max_nan_fraction:g} over {total} values of clean realizations", meta
+        ok,
+        f"non-finite (NaN or Inf) fraction {frac:.3g} {rel} {max_nan_fraction:g} over {total} values of clean realizations",
+        meta,
     )

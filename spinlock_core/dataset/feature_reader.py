@@ -30,9 +30,9 @@ from .codec import decode_attr
 from .errors import DatasetError
 from .features import StoredRegistry
 from .index import index_problems
-from .layout import DatasetLayout
+from .layout import DatasetLayout, dataset_root_of
 from .rows import RowIndexedFiles, RowSelection
-from .sources import dataset_root_of, missing_partitions
+from .sources import missing_partitions
 
 __all__ = ["HDF5FeatureReader", "find_feature_files"]
 

@@ -155,6 +155,12 @@ class StoredRegistry:
     def to_json(self) -> str:
         return self._json
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StoredRegistry) and [s.info for s in self.specs] == [s.info for s in other.specs]
+
+    def __hash__(self) -> int:
+        return hash(tuple(s.name for s in self.specs))
+
 
 class FeatureFileWriter:
     """Write one partition's features in row batches, atomically (tmp file renamed on close).

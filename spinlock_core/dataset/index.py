@@ -44,8 +44,9 @@ from . import schema as S
 from .codec import decode_attr, decode_strings, json_dumps
 from .errors import DatasetError
 from .features import write_feature_views
-from .layout import DatasetLayout
+from .layout import DatasetLayout, PartitionId
 from .manifest import read_manifest
+from .validate_rollouts import validate_structure
 
 __all__ = ["IndexSummary", "build_index", "index_sources", "index_problems"]
 
@@ -239,16 +240,41 @@ def build_index(dataset_dir: str | Path | DatasetLayout) -> IndexSummary:
             "materialize rollouts_hdf5 (spinlock generate) first",
         )
     sources = index_sources(layout)  # before reading: a file written meanwhile makes the index stale
+    for p in paths:  # a malformed partition would be indexed as zeros or crash: refuse it by name
+        report = validate_structure(p, check_data=False, root=layout.root)
+        if not report.ok:
+            raise DatasetError(
+                p,
+                f"cannot be indexed: {report.errors[0]}",
+                f"see spinlock validate --dataset {layout.root}; re-materialize the partition",
+            )
     try:
         parts = [_read_part(p, layout.root) for p in paths]
         _check_agreement(parts)
-    except ValueError as exc:
+    except DatasetError:
+        raise
+    except Exception as exc:  # inconsistent partitions (ValueError) or anything the checks missed
         raise DatasetError(layout.root, f"cannot index: {exc}") from None
     manifest = read_manifest(layout)
     present = set(layout.rollout_partitions())
     missing = [p.key for p in (manifest.expected_partitions() if manifest else []) if p not in present]
     feature_parts = set(layout.feature_partitions())
+    try:
+        return _write_index(layout, parts, sources, present, feature_parts, missing)
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise DatasetError(layout.index, f"cannot be written ({type(exc).__name__}: {exc})") from None
 
+
+def _write_index(
+    layout: DatasetLayout,
+    parts: list[_Part],
+    sources: list[dict[str, Any]],
+    present: set[PartitionId],
+    feature_parts: set[PartitionId],
+    missing: list[str],
+) -> IndexSummary:
     # Global row order: (grid size, global sample index).
     part_id = np.concatenate([np.full(p.sample_index.size, i) for i, p in enumerate(parts)])
     local_row = np.concatenate([np.arange(p.sample_index.size) for p in parts])

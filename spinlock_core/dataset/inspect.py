@@ -18,6 +18,7 @@ import numpy as np
 from . import hdf5 as H
 from . import schema as S
 from .codec import decode_strings
+from .errors import DatasetError
 from .layout import DatasetLayout
 from .manifest import read_manifest
 from .rollouts import open_dataset
@@ -72,8 +73,23 @@ def dataset_info(path: Path) -> dict[str, Any]:
 
     A directory missing expected partitions is described from the partitions present, and the
     missing ones are listed under ``missing`` (and by :func:`format_info`).
+
+    Raises:
+        DatasetError: a file cannot be read (one line naming it).
     """
-    path = Path(path)
+    try:
+        return _dataset_info(Path(path))
+    except DatasetError:
+        raise
+    except Exception as exc:  # damaged metadata the reader does not check
+        raise DatasetError(
+            path,
+            f"cannot be described ({type(exc).__name__}: {exc})",
+            f"spinlock validate --dataset {path} names the damaged files",
+        ) from None
+
+
+def _dataset_info(path: Path) -> dict[str, Any]:
     res = resolve(path, allow_missing=True)
     files = res.files
     info: dict[str, Any] = {"path": str(path), "missing": [], "expected_partitions": None}

@@ -32,6 +32,7 @@ __all__ = [
     "PartitionId",
     "batch_key",
     "DatasetLayout",
+    "dataset_root_of",
 ]
 
 EXPERIMENT_FILE = "experiment.yaml"
@@ -216,3 +217,15 @@ class DatasetLayout:
     def features_for(self, rollouts_file: str | Path) -> Path:
         """The feature file of the partition whose rollouts are ``rollouts_file``."""
         return self.features(self.partition_of(rollouts_file))
+
+
+def dataset_root_of(path: str | Path) -> Path:
+    """The dataset directory of a file inside one (``<root>/<kind>/grid_G/...``), else the file's directory.
+
+    It bounds what the file may refer to (:func:`spinlock_core.dataset.hdf5.open_read`).
+    """
+    path = Path(path)
+    try:
+        return DatasetLayout.of_partition_file(path).root
+    except ValueError:
+        return path.parent

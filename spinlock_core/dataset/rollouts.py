@@ -135,15 +135,17 @@ class DatasetReader(RowIndexedFiles):
         )
         for p, g in {tuple(k) for k in keys.tolist()}:
             ks = np.flatnonzero((keys[:, 0] == p) & (keys[:, 1] == g))
-            dset = self._files[p][path]
-            o = (dset.shape[-1] - g) // 2
-            d = (side - g) // 2
-            uniq, inv = np.unique(self._local[global_rows[ks]], return_inverse=True)
-            first: slice | np.ndarray = (
-                slice(int(uniq[0]), int(uniq[-1]) + 1) if uniq[-1] - uniq[0] + 1 == uniq.size else uniq
-            )
-            block = dset[(first, *mid, slice(o, o + g), slice(o, o + g))]
-            out[(ks, *mid, slice(d, d + g), slice(d, d + g))] = block[inv]
+            try:
+                dset = self._files[p][path]
+                o = (dset.shape[-1] - g) // 2
+                d = (side - g) // 2
+                uniq, inv = np.unique(self._local[global_rows[ks]], return_inverse=True)
+                contiguous = uniq[-1] - uniq[0] + 1 == uniq.size
+                first: slice | np.ndarray = slice(int(uniq[0]), int(uniq[-1]) + 1) if contiguous else uniq
+                block = dset[(first, *mid, slice(o, o + g), slice(o, o + g))]
+                out[(ks, *mid, slice(d, d + g), slice(d, d + g))] = block[inv]
+            except Exception as exc:  # a damaged chunk or a malformed file: one error naming it
+                raise self._read_error(p, path, exc) from None
         return out[0] if scalar else out
 
     def trajectories(self, rows: RowSelection = None, *, grid_size: int | None = None) -> np.ndarray:

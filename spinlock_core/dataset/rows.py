@@ -111,14 +111,28 @@ class RowIndexedFiles:
         """Per-row dataset ``path`` (leading axis = rows of each file) for ``rows``; strings decoded."""
         sel, scalar = self._select(rows, self.num_samples)
         parts, locs = self._part[sel], self._local[sel]
+        if any(path not in f for f in self._files):
+            bad = next(i for i, f in enumerate(self._files) if path not in f)
+            raise self._read_error(bad, path, KeyError("no such dataset"))
         first = self._files[0][path]
         out = np.empty((sel.size, *first.shape[1:]), dtype=first.dtype)
         for p in np.unique(parts).tolist():
             mine = parts == p
-            out[mine] = self._read_rows(self._files[p][path], locs[mine])
+            try:
+                out[mine] = self._read_rows(self._files[p][path], locs[mine])
+            except Exception as exc:  # a damaged or malformed file: one error naming it
+                raise self._read_error(p, path, exc) from None
         if first.dtype.kind == "O" or H.is_string_dtype(first.dtype):
             out = decode_strings(out)
         return out[0] if scalar else out
+
+    def _read_error(self, p: int, path: str, exc: BaseException) -> DatasetError:
+        name = self._files[p].filename
+        return DatasetError(
+            name,
+            f"cannot read /{path} ({type(exc).__name__}: {exc})",
+            "spinlock validate names every damaged file; re-materialize this partition",
+        )
 
     # ------------------------------------------------------------------ lifecycle
     @property

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from .errors import DatasetError
 from .index import index_problems
-from .layout import DatasetLayout, PartitionId
+from .layout import DatasetLayout, PartitionId, dataset_root_of
 from .manifest import read_manifest
 
-__all__ = ["Resolved", "dataset_root_of", "resolve", "missing_partitions"]
+__all__ = ["Resolved", "resolve", "missing_partitions"]
 
 _LISTED = 5
 
@@ -38,16 +38,6 @@ class Resolved:
     files: list[Path]
     root: Path
     layout: DatasetLayout | None
-
-
-def dataset_root_of(path: Path) -> Path:
-    """The dataset directory of a file inside one (``<root>/<kind>/grid_G/...`` or ``<root>/index.h5``),
-    else the file's own directory."""
-    path = Path(path)
-    try:
-        return DatasetLayout.of_partition_file(path).root
-    except ValueError:
-        return path.parent
 
 
 def _keys(parts: list[PartitionId]) -> str:
@@ -94,9 +84,7 @@ def resolve(path: str | Path, *, allow_missing: bool = False) -> Resolved:
         return Resolved("partitions", files, path, layout)
     if not path.is_file():
         raise DatasetError(path, "no such dataset file or directory")
-    root = dataset_root_of(path)
-    layout = DatasetLayout(root) if root != path.parent else None
-    if path.name == "index.h5" and (path.parent / "partitions").is_dir():
+    if path.name == "index.h5":  # an index is only served while it describes the files
         layout = DatasetLayout(path.parent)
         problems = index_problems(layout)
         if problems:
@@ -104,4 +92,5 @@ def resolve(path: str | Path, *, allow_missing: bool = False) -> Resolved:
                 path, "stale index: " + "; ".join(problems[:3]), f"rebuild it: spinlock index --dataset {path.parent}"
             )
         return Resolved("index", [path], path.parent, layout)
-    return Resolved("file", [path], root, layout)
+    root = dataset_root_of(path)
+    return Resolved("file", [path], root, DatasetLayout(root) if root != path.parent else None)

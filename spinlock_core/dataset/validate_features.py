@@ -20,8 +20,8 @@ from .checks import features_nan
 from .codec import decode_attr
 from .errors import DatasetError
 from .features import StoredRegistry
+from .layout import dataset_root_of
 from .report import ValidationReport
-from .sources import dataset_root_of
 
 __all__ = ["validate_feature_file"]
 

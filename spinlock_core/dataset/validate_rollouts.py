@@ -35,8 +35,8 @@ from . import hdf5 as H
 from . import schema as S
 from .codec import decode_attr, decode_strings
 from .errors import DatasetError
+from .layout import dataset_root_of
 from .report import MAX_LISTED, Collector, ValidationReport
-from .sources import dataset_root_of
 
 __all__ = ["ValidationReport", "validate_structure"]
 

@@ -35,6 +35,7 @@ __all__ = [
     "hashes_of",
     "manifest_of",
     "partition",
+    "rollouts_made_from",
     "library_versions",
 ]
 
@@ -68,6 +69,36 @@ def layout_of(cfg: ExperimentConfig) -> DatasetLayout:
 
 def partition(batch: int, grid: int) -> PartitionId:
     return PartitionId(grid=int(grid), batch=int(batch))
+
+
+def rollouts_made_from(cfg: ExperimentConfig, part: PartitionId, *, needed_by: str) -> Path:
+    """The partition's rollouts file, refused when missing or made from another config than ``cfg``.
+
+    Raises:
+        DatasetError: no rollouts file (materialize rollouts_hdf5 first); StaleInput: made from
+            another config.
+    """
+    from spinlock_core.dataset import hdf5 as H
+    from spinlock_core.dataset.codec import decode_attr
+
+    layout = layout_of(cfg)
+    src = layout.rollouts(part)
+    if not src.is_file():
+        raise DatasetError(
+            src,
+            f"no rollouts file for partition {part.key} ({needed_by} reads it)",
+            f"materialize rollouts_hdf5 for partition {part.key} first",
+        )
+    with H.open_read(src, root=layout.root) as f:
+        made_from = str(decode_attr(f.attrs.get("config_hash", "")))
+    want = cfg.config_hash()
+    if made_from != want:
+        raise StaleInput(
+            src,
+            f"rollouts made from config hash {made_from}, the current config's is {want}",
+            f"re-materialize rollouts_hdf5 for partition {part.key} first",
+        )
+    return src
 
 
 def features_config(cfg: ExperimentConfig) -> BaseModel:

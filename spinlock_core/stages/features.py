@@ -44,7 +44,7 @@ from spinlock_core.features import (
 )
 from spinlock_core.operators import OperatorSpec
 from spinlock_core.sensitivity import sensitivity_feature_names, sensitivity_for_specs, sensitivity_params_hash
-from spinlock_core.stages.context import StaleInput, features_config, layout_of
+from spinlock_core.stages.context import features_config, rollouts_made_from
 
 __all__ = [
     "FeatureSummary",
@@ -208,17 +208,7 @@ def features_stage(
         DatasetError: no rollouts file for the partition; StaleInput: its rollouts were made
             from another config than ``cfg`` (re-materialize ``rollouts_hdf5`` first).
     """
-    layout = layout_of(cfg)
-    src = layout.rollouts(part)
-    with H.open_read(src, root=layout.root) as f:
-        made_from = str(decode_attr(f.attrs.get("config_hash", "")))
-    want = cfg.config_hash()
-    if made_from != want:
-        raise StaleInput(
-            src,
-            f"rollouts made from config hash {made_from}, the current config's is {want}",
-            f"re-materialize rollouts_hdf5 for partition {part.key} first",
-        )
+    src = rollouts_made_from(cfg, part, needed_by="sdf_features")
     fcfg = features_cfg if features_cfg is not None else features_config(cfg)
     return extract_partition(src, fcfg, progress=progress, attrs={"batch": part.batch, "partition_key": part.key})
 

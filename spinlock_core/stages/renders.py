@@ -32,11 +32,9 @@ import numpy as np
 
 from spinlock_core.config import ExperimentConfig, RendersConfig
 from spinlock_core.dataset import DatasetLayout, PartitionId, write_render_record
-from spinlock_core.dataset import hdf5 as H
-from spinlock_core.dataset.codec import decode_attr
 from spinlock_core.render.export import FrameSink, GifWriter, Mp4Writer, PngFramesWriter, thumbnail_png, write_png
 from spinlock_core.render.frames import FrameOptions, FrameRenderer
-from spinlock_core.stages.context import StaleInput, hashes_of, layout_of
+from spinlock_core.stages.context import hashes_of, layout_of, rollouts_made_from
 from spinlock_core.stages.render_source import RenderSource, load_source
 
 __all__ = [
@@ -306,16 +304,8 @@ def render_preview_stage(cfg: ExperimentConfig, part: PartitionId) -> PreviewRes
     if not cfg.renders.enabled:
         return PreviewResult(None, None, b"", {"enabled": False})
     layout: DatasetLayout = layout_of(cfg)
-    src = layout.rollouts(part)
-    with H.open_read(src, root=layout.root) as f:
-        made_from = str(decode_attr(f.attrs.get("config_hash", "")))
+    src = rollouts_made_from(cfg, part, needed_by="renders")
     h = hashes_of(cfg)
-    if made_from != h.rollouts:
-        raise StaleInput(
-            src,
-            f"rollouts made from config hash {made_from}, the current config's is {h.rollouts}",
-            f"re-materialize rollouts_hdf5 for partition {part.key} first",
-        )
     video, poster = layout.render_video(part, cfg.renders.format), layout.render_poster(part)
     res = render_partition_preview(src, video, poster, cfg.renders)
     stats = {k: v for k, v in res.stats.items() if k != "outputs"}

@@ -22,7 +22,7 @@ from spinlock_core.dataset import DatasetError, DatasetLayout, ValidationReport,
 from spinlock_core.dataset import hdf5 as H
 from spinlock_core.dataset import schema as S
 from spinlock_core.dataset.codec import decode_attr, decode_strings
-from spinlock_core.dataset.sources import dataset_root_of
+from spinlock_core.dataset.layout import dataset_root_of
 from spinlock_core.operators import OperatorSpec
 from spinlock_core.stages.replay import replay_sample
 

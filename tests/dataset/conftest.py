@@ -1,27 +1,30 @@
-"""Fixtures for the storage tests."""
+"""Fixtures for the dataset-contract tests (files written with spinlock_core.testing)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from storage_helpers import Written, make_partition
+
+from spinlock_core.dataset import DatasetLayout, PartitionId
+from spinlock_core.testing import WrittenPartition, write_partition
 
 
 @pytest.fixture
-def four_partitions(tmp_path: Path) -> tuple[Path, list[Written]]:
-    """2 batches x 2 grid sizes (8, 16) under ``<tmp>/ds/partitions/``.
+def four_partitions(tmp_path: Path) -> tuple[Path, list[WrittenPartition]]:
+    """2 batches x 2 grid sizes (8, 16) under ``<tmp>/ds/partitions/grid_GGGG/batch_BBBB.h5``.
 
     As in the pipeline, every sample is generated at every grid size: batch 0 holds samples
     0..2, batch 1 samples 3..5, each at g = 8 and g = 16 (different content per grid).
     """
     root = tmp_path / "ds"
+    layout = DatasetLayout(root)
     written = []
     for b in range(2):
         for k, g in enumerate((8, 16)):
             written.append(
-                make_partition(
-                    root / "partitions" / f"grid_{g:04d}" / f"batch_{b:04d}.h5",
+                write_partition(
+                    layout.rollouts(PartitionId(grid=g, batch=b)),
                     start=3 * b,
                     n=3,
                     g=g,

@@ -1,8 +1,9 @@
-"""A writer SIGKILLed mid-way leaves no partial file at its path (only a *.tmp nobody reads)."""
+"""A writer SIGKILLed mid-way leaves no partial file at its path (only a <name>.<pid>.<8 hex>.tmp nobody reads)."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,9 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from storage_helpers import make_partition
 
-from spinlock_core.storage import build_index, find_partitions, open_dataset, validate_structure
+from spinlock_core.dataset import (
+    DatasetError,
+    DatasetLayout,
+    PartitionId,
+    build_index,
+    index_problems,
+    open_dataset,
+    validate_files,
+    validate_structure,
+)
+from spinlock_core.files import remove_stale_temps, temp_owner_pid
+from spinlock_core.testing import write_partition
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,7 +32,7 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from spinlock_core.storage import PartitionWriter
+    from spinlock_core.dataset import PartitionWriter
 
     n = 8
     with PartitionWriter(
@@ -62,30 +73,62 @@ def _kill_mid_write(path: Path, compression: str) -> int:
     return proc.pid
 
 
+def _only_temp_of(path: Path, pid: int, *finals: Path) -> Path:
+    """Beside ``finals``, ``path``'s directory holds exactly one file: ``<name>.<pid>.<8 hex>.tmp``."""
+    left = sorted(p for p in path.parent.iterdir() if p not in finals)
+    assert len(left) == 1, left
+    assert re.fullmatch(rf"{re.escape(path.name)}\.{pid}\.[0-9a-f]{{8}}\.tmp", left[0].name), left
+    assert temp_owner_pid(left[0]) == pid
+    return left[0]
+
+
+P0 = PartitionId(grid=8, batch=0)
+P1 = PartitionId(grid=8, batch=1)
+
+
 @pytest.mark.parametrize("compression", ["gzip", "lzf"])
 def test_killed_writer_leaves_no_file(tmp_path: Path, compression: str) -> None:
-    path = tmp_path / "partitions" / "b0000_g8.h5"
+    layout = DatasetLayout(tmp_path)
+    path = layout.rollouts(P0)
     pid = _kill_mid_write(path, compression)
     assert not path.exists()
-    assert sorted(p.name for p in path.parent.iterdir()) == [f"b0000_g8.h5.{pid}.tmp"]
+    tmp = _only_temp_of(path, pid)
     # nothing mistakes the leftover for data
-    assert find_partitions(tmp_path) == []
-    with pytest.raises(FileNotFoundError):
+    assert layout.rollout_partitions() == [] and layout.rollout_files() == []
+    with pytest.raises(DatasetError, match="holds no rollouts"):
         open_dataset(tmp_path)
-    assert not validate_structure(tmp_path).ok
+    with pytest.raises(DatasetError, match="no rollouts files"):
+        build_index(tmp_path)
+    assert not layout.index.exists()
+    report = validate_files(tmp_path)
+    assert not report.ok and any("holds no rollouts" in e for e in report.errors), report.format()
+    # the dead writer's temp file is recognised as such and swept
+    assert remove_stale_temps(tmp_path) == [tmp]
+    assert list(path.parent.iterdir()) == []
 
 
 def test_killed_rewrite_keeps_previous_complete_file(tmp_path: Path) -> None:
-    old = make_partition(tmp_path / "partitions" / "b0000_g8.h5", n=4, seed=3)
-    other = make_partition(tmp_path / "partitions" / "b0001_g8.h5", start=4, n=4, seed=4, batch=1)
+    layout = DatasetLayout(tmp_path)
+    old = write_partition(layout.rollouts(P0), n=4, seed=3)
+    other = write_partition(layout.rollouts(P1), start=4, n=4, seed=4, batch=1)
     pid = _kill_mid_write(old.path, "gzip")
-    assert (old.path.parent / f"{old.path.name}.{pid}.tmp").exists()
+    tmp = _only_temp_of(old.path, pid, old.path, other.path)
     with open_dataset(old.path) as r:
         np.testing.assert_array_equal(r.trajectories(), old.traj)
     assert validate_structure(old.path).ok
     # the index and the directory reader only see the two complete partitions
-    assert find_partitions(tmp_path) == [old.path, other.path]
-    build_index(find_partitions(tmp_path), tmp_path / "index.h5")
+    assert layout.rollout_files() == [old.path, other.path]
+    summary = build_index(tmp_path)
+    assert (summary.path, summary.partitions, summary.rows) == (layout.index, 2, 8)
+    assert index_problems(layout) == []
     with open_dataset(tmp_path) as r:
-        assert r.num_samples == 8
+        assert r.kind == "index" and r.num_samples == 8
         np.testing.assert_array_equal(r.trajectories(slice(0, 4)), old.traj)
+        np.testing.assert_array_equal(r.trajectories(slice(4, 8)), other.traj)
+    # reading and indexing leave the leftover alone; validation names it; the sweep removes it
+    assert tmp.exists()
+    report = validate_files(tmp_path)
+    assert report.ok, report.format()
+    rel = tmp.relative_to(tmp_path).as_posix()
+    assert any("1 temporary files of writers that are gone" in w and rel in w for w in report.warnings), report.warnings
+    assert remove_stale_temps(tmp_path) == [tmp] and layout.rollout_files() == [old.path, other.path]

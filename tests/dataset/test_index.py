@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -10,22 +11,37 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
-from storage_helpers import Written, make_partition
 
-from spinlock_core.storage import build_index, find_partitions, open_dataset, validate_structure
+from spinlock_core.dataset import (
+    DatasetError,
+    DatasetLayout,
+    PartitionId,
+    build_index,
+    index_problems,
+    open_dataset,
+    validate_files,
+    validate_structure,
+)
+from spinlock_core.testing import WrittenPartition, assert_no_temp_files, corrupt, write_partition
 
 G = 16
 
 
-def _expected(written: list[Written]) -> tuple[list[tuple[int, int]], dict[tuple[int, int], tuple[Written, int]]]:
+def _expected(
+    written: list[WrittenPartition],
+) -> tuple[list[tuple[int, int]], dict[tuple[int, int], tuple[WrittenPartition, int]]]:
     """Row order [(grid, sample)] and where each (grid, sample) lives (partition, row)."""
     where = {(w.traj.shape[-1], int(s)): (w, i) for w in written for i, s in enumerate(w.sample_index)}
     return sorted(where), where
 
 
-def test_index_rows_padding_and_metadata(four_partitions: tuple[Path, list[Written]]) -> None:
+def test_index_rows_padding_and_metadata(four_partitions: tuple[Path, list[WrittenPartition]]) -> None:
     root, written = four_partitions
-    index = build_index(find_partitions(root), root / "index.h5")
+    summary = build_index(root)
+    index = summary.path
+    assert index == root / "index.h5" and index_problems(DatasetLayout(root)) == []
+    assert (summary.partitions, summary.rows, summary.grid_sizes, summary.missing) == (4, 12, [8, 16], [])
+    assert not summary.features and "4 of 4 partitions have no features" in summary.features_note
     order, where = _expected(written)
     assert order == [(8, s) for s in range(6)] + [(16, s) for s in range(6)]
     with h5py.File(index, "r") as f:
@@ -70,10 +86,10 @@ def test_index_rows_padding_and_metadata(four_partitions: tuple[Path, list[Writt
 
 
 def test_index_survives_moving_the_directory(
-    four_partitions: tuple[Path, list[Written]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    four_partitions: tuple[Path, list[WrittenPartition]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, written = four_partitions
-    build_index(find_partitions(root), root / "index.h5")
+    build_index(root)
     moved = tmp_path / "elsewhere" / "renamed"
     moved.parent.mkdir()
     shutil.move(str(root), str(moved))
@@ -87,12 +103,15 @@ def test_index_survives_moving_the_directory(
         w, i = where[(8, 4)]
         np.testing.assert_array_equal(r.trajectories(order.index((8, 4)))[..., 4:12, 4:12], w.traj[i])
         np.testing.assert_array_equal(r.inputs(4, grid_size=8), w.inputs[i])
-    assert validate_structure(moved).ok
+    assert index_problems(DatasetLayout(moved)) == []  # still current: it records paths relative to the dataset
+    assert validate_structure(moved / "index.h5").ok
+    report = validate_files(moved)
+    assert report.ok and any("index.h5 is current" in c for c in report.checks), report.format()
 
 
-def test_xarray_opens_index_root_and_grid_groups(four_partitions: tuple[Path, list[Written]]) -> None:
+def test_xarray_opens_index_root_and_grid_groups(four_partitions: tuple[Path, list[WrittenPartition]]) -> None:
     root, written = four_partitions
-    index = build_index(find_partitions(root), root / "index.h5")
+    index = build_index(root).path
     order, where = _expected(written)
     with xr.open_dataset(index, engine="h5netcdf") as ds:
         t = ds["trajectories"]
@@ -108,11 +127,11 @@ def test_xarray_opens_index_root_and_grid_groups(four_partitions: tuple[Path, li
         np.testing.assert_array_equal(ds["trajectories"].sel(sample=5).values, w.traj[i])  # unique within a grid
 
 
-def test_reader_directory_without_index_matches_index(four_partitions: tuple[Path, list[Written]]) -> None:
+def test_reader_directory_without_index_matches_index(four_partitions: tuple[Path, list[WrittenPartition]]) -> None:
     root, _ = four_partitions
     copy = root.parent / "copy"
     shutil.copytree(root, copy)
-    build_index(find_partitions(root), root / "index.h5")
+    build_index(root)
     with open_dataset(root) as a, open_dataset(copy) as b:
         assert a.kind == "index" and b.kind == "partitions"
         assert a.shape_info == b.shape_info and a.num_samples == 12
@@ -130,19 +149,31 @@ def test_reader_directory_without_index_matches_index(four_partitions: tuple[Pat
         np.testing.assert_array_equal(a.rows_for_grid(16), range(6, 12))
 
 
-def test_missing_partition_is_reported(four_partitions: tuple[Path, list[Written]]) -> None:
+def test_missing_partition_is_reported(four_partitions: tuple[Path, list[WrittenPartition]]) -> None:
     root, written = four_partitions
-    index = build_index(find_partitions(root), root / "index.h5")
+    index = build_index(root).path
     written[1].path.unlink()  # HDF5 alone would read zeros silently
-    with pytest.raises(FileNotFoundError, match="grid_0016/batch_0000.h5"):
+    assert index_problems(DatasetLayout(root)) == ["partitions/grid_0016/batch_0000.h5 is gone"]
+    # the index named directly is stale: one error naming the gone file and the fix
+    with pytest.raises(DatasetError, match="stale index: partitions/grid_0016/batch_0000.h5 is gone") as exc:
         open_dataset(index)
+    assert exc.value.path == str(index) and "spinlock index --dataset" in exc.value.fix
+    assert "\n" not in str(exc.value)
+    # the directory is read through the partition files left (no manifest: nothing is expected)
+    with open_dataset(root) as r:
+        assert r.kind == "partitions" and r.num_samples == 9
+        np.testing.assert_array_equal(r.rows_for_grid(16), range(6, 9))
+        np.testing.assert_array_equal(r.sample_index[6:], [3, 4, 5])
     report = validate_structure(index)
     assert not report.ok and "missing partition files" in report.errors[0]
+    assert "grid_0016/batch_0000.h5" in report.errors[0]
+    report = validate_files(root)
+    assert any("index.h5 is stale" in e and "partitions/grid_0016/batch_0000.h5 is gone" in e for e in report.errors)
 
 
-def test_cross_grid_disagreement_is_reported(four_partitions: tuple[Path, list[Written]]) -> None:
+def test_cross_grid_disagreement_is_reported(four_partitions: tuple[Path, list[WrittenPartition]]) -> None:
     root, _ = four_partitions
-    index = build_index(find_partitions(root), root / "index.h5")
+    index = build_index(root).path
     with h5py.File(index, "r+") as f:
         f["metadata/ic_seeds"][7] += np.uint64(1)  # row 7 = sample 1 at g = 16
     errors = validate_structure(index).errors
@@ -160,11 +191,98 @@ def test_cross_grid_disagreement_is_reported(four_partitions: tuple[Path, list[W
     ],
 )
 def test_disagreeing_partitions_are_rejected(tmp_path: Path, change: dict, match: str) -> None:
-    a = make_partition(tmp_path / "partitions" / "a.h5", start=0, n=3)
+    layout = DatasetLayout(tmp_path)
+    write_partition(layout.rollouts(PartitionId(grid=8, batch=0)), start=0, n=3)
     kwargs = {"start": 0, "n": 3, "g": 16, "seed": 9}
     kwargs.update(change)
-    b = make_partition(tmp_path / "partitions" / "b.h5", **kwargs)
-    with pytest.raises(ValueError, match=match):
-        build_index([a.path, b.path], tmp_path / "index.h5")
-    assert not (tmp_path / "index.h5").exists()
-    assert not validate_structure(tmp_path).ok
+    # a second grid of batch 0, or (same grid) batch 1
+    other = PartitionId(grid=kwargs["g"], batch=0 if kwargs["g"] != 8 else 1)
+    write_partition(layout.rollouts(other), **kwargs)
+    with pytest.raises(DatasetError, match="cannot index: .*" + match) as exc:
+        build_index(tmp_path)
+    assert exc.value.path == str(tmp_path)
+    assert not layout.index.exists()
+    assert list(tmp_path.iterdir()) == [tmp_path / "partitions"]  # no temporary file left either
+    report = validate_files(tmp_path)
+    assert not report.ok
+    assert any("partitions inconsistent" in e and re.search(match, e) for e in report.errors), report.errors
+
+
+_RAW_ESCAPES = "LIBRARY BUG: build_index wraps only ValueError; {} from a malformed partition escapes raw"
+
+
+@pytest.mark.parametrize(
+    "how,kw",
+    [
+        ("truncated", {}),
+        ("empty", {}),
+        ("garbage", {}),
+        ("header_bitflip", {}),
+        pytest.param(
+            "dataset_removed",
+            {"dataset": "metadata/sample_index"},
+            marks=pytest.mark.xfail(reason=_RAW_ESCAPES.format("KeyError"), strict=True),
+        ),
+        pytest.param(
+            "dataset_removed",
+            {"dataset": "parameters/params"},
+            marks=pytest.mark.xfail(reason=_RAW_ESCAPES.format("KeyError"), strict=True),
+        ),
+        pytest.param(
+            "shape_changed",
+            {"dataset": "metadata/ic_types"},
+            marks=pytest.mark.xfail(reason=_RAW_ESCAPES.format("IndexError (in _copy_small)"), strict=True),
+        ),
+        pytest.param(
+            "dataset_removed",
+            {"dataset": "inputs/fields"},
+            marks=pytest.mark.xfail(
+                reason="LIBRARY BUG: build_index maps a partition without /inputs/fields (the index reads zeros)",
+                strict=True,
+            ),
+        ),
+    ],
+    ids=[
+        "truncated",
+        "empty",
+        "garbage",
+        "header_bitflip",
+        "no_sample_index",
+        "no_params",
+        "short_ic_types",
+        "no_inputs",
+    ],
+)
+def test_damaged_partition_is_refused_with_one_error(
+    four_partitions: tuple[Path, list[WrittenPartition]], how: str, kw: dict
+) -> None:
+    root, written = four_partitions
+    corrupt(written[1].path, how, **kw)  # grid 16, batch 0
+    with pytest.raises(DatasetError) as exc:
+        build_index(root)
+    assert "grid_0016/batch_0000.h5" in str(exc.value) and "\n" not in str(exc.value)
+    assert not (root / "index.h5").exists()
+    assert_no_temp_files(root)
+
+
+@pytest.mark.xfail(
+    reason="LIBRARY BUG: sources.resolve checks an index named directly only when <dir>/partitions is a directory; "
+    "otherwise open_dataset serves HDF5 fill values (zeros) for every row",
+    strict=True,
+)
+@pytest.mark.parametrize("where", ["partitions_removed", "index_copied_alone"])
+def test_index_without_its_partition_files_is_refused(
+    four_partitions: tuple[Path, list[WrittenPartition]], tmp_path: Path, where: str
+) -> None:
+    root, _ = four_partitions
+    index = build_index(root).path
+    if where == "index_copied_alone":
+        (tmp_path / "alone").mkdir()
+        index = Path(shutil.copy(index, tmp_path / "alone" / "index.h5"))
+    else:
+        shutil.rmtree(root / "partitions")
+    assert index_problems(DatasetLayout(index.parent))  # stale: every file it reads is gone
+    assert not validate_structure(index).ok  # the validator sees it
+    with pytest.raises(DatasetError) as exc:  # one error naming the index, never rows of zeros
+        open_dataset(index)
+    assert exc.value.path == str(index)

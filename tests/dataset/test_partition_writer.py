@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import threading
 import zlib
 from pathlib import Path
@@ -11,14 +13,14 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
-from storage_helpers import PARAM_NAMES, make_partition
 
-from spinlock_core.storage import PartitionWriter, byte_shuffle, open_dataset, validate_structure
+from spinlock_core.dataset import PartitionWriter, byte_shuffle, open_dataset, validate_structure
+from spinlock_core.testing import PARAM_NAMES, write_partition
 
 
 @pytest.mark.parametrize("compression,shuffle", [("gzip", True), ("gzip", False), ("lzf", True), ("none", False)])
 def test_round_trip_exact(tmp_path: Path, compression: str, shuffle: bool) -> None:
-    w = make_partition(tmp_path / "p.h5", compression=compression, shuffle=shuffle, n=5, chunk_rows=2)
+    w = write_partition(tmp_path / "p.h5", compression=compression, shuffle=shuffle, n=5, chunk_rows=2)
     with h5py.File(w.path, "r") as f:
         d = f["outputs/fields"]
         assert d.dtype == np.dtype("<f4")
@@ -52,7 +54,7 @@ def test_round_trip_exact(tmp_path: Path, compression: str, shuffle: bool) -> No
 
 
 def test_xarray_opens_partition_with_named_dims(tmp_path: Path) -> None:
-    w = make_partition(tmp_path / "p.h5", start=40, n=3, g=8, time_steps=[0, 5, 10, 15])
+    w = write_partition(tmp_path / "p.h5", start=40, n=3, g=8, time_steps=[0, 5, 10, 15])
     with xr.open_dataset(w.path, engine="h5netcdf") as ds:
         t = ds["trajectories"]
         assert t.dims == ("sample", "realization", "time", "channel", "y", "x")
@@ -88,7 +90,7 @@ def test_byte_shuffle_matches_hdf5_shuffle_filter(tmp_path: Path) -> None:
 
 
 def test_direct_chunks_are_plain_deflate_of_shuffled_bytes(tmp_path: Path) -> None:
-    w = make_partition(tmp_path / "p.h5", compression="gzip", shuffle=True, n=2)
+    w = write_partition(tmp_path / "p.h5", compression="gzip", shuffle=True, n=2)
     with h5py.File(w.path, "r") as f:
         d = f["outputs/fields"]
         assert d.compression_opts == 4
@@ -168,7 +170,7 @@ def test_incomplete_partition_is_not_committed(tmp_path: Path) -> None:
 
 
 def test_exception_in_context_removes_tmp_and_keeps_previous_file(tmp_path: Path) -> None:
-    old = make_partition(tmp_path / "p.h5", seed=5)
+    old = write_partition(tmp_path / "p.h5", seed=5)
     with pytest.raises(ZeroDivisionError):
         with PartitionWriter(
             old.path,
@@ -185,7 +187,9 @@ def test_exception_in_context_removes_tmp_and_keeps_previous_file(tmp_path: Path
             root_attrs={},
         ) as w:
             w.write_trajectories(slice(0, 4), np.ones((4, 2, 4, 2, 8, 8), np.float32))
-            assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+            # written under <name>.<pid>.<8 hex>.tmp beside the final file, never at p.h5 itself
+            tmps = [p.name for p in tmp_path.iterdir() if p.name != "p.h5"]
+            assert len(tmps) == 1 and re.fullmatch(rf"p\.h5\.{os.getpid()}\.[0-9a-f]{{8}}\.tmp", tmps[0]), tmps
             raise ZeroDivisionError
     assert [p.name for p in tmp_path.iterdir()] == ["p.h5"]
     with open_dataset(old.path) as r:

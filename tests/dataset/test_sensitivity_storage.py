@@ -1,4 +1,4 @@
-"""The optional /operator_sensitivity/values table: writer, validation, xarray, rollout_stage."""
+"""The optional /operator_sensitivity/values table: writer, validation, xarray, stored_sensitivity, rollout_stage."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
-from storage_helpers import PARAM_NAMES, make_partition
 
-from spinlock_core.storage import PartitionWriter, validate_structure
+from spinlock_core.dataset import PartitionId, PartitionWriter, stored_sensitivity, validate_structure
+from spinlock_core.testing import PARAM_NAMES, write_partition
 
 NAMES = ["sensitivity_lipschitz_eps0p01", "sensitivity_base_gain", "sensitivity_curvature"]
 
@@ -72,8 +72,6 @@ def write(
 
 
 def test_partition_with_sensitivity_round_trips_and_validates(tmp_path: Path) -> None:
-    from spinlock_core.rollout import stored_sensitivity
-
     vals = np.arange(9, dtype=np.float64).reshape(3, 3) / 7
     p = write(tmp_path / "s.h5", vals)
     with h5py.File(p, "r") as f:
@@ -90,12 +88,18 @@ def test_partition_with_sensitivity_round_trips_and_validates(tmp_path: Path) ->
     with xr.open_dataset(p, engine="h5netcdf") as ds:
         assert ds["sensitivity"].dims == ("sample", "sensitivity_feature")
         assert list(ds["sensitivity_feature"].values) == NAMES
-    got, names = stored_sensitivity(p)
-    assert names == NAMES and got.dtype == np.float32
+    with h5py.File(p, "r") as f:
+        stored = stored_sensitivity(f)
+    assert stored is not None
+    got, names, params_hash = stored
+    assert names == NAMES and params_hash == "0123456789abcdef"
+    assert got.dtype == np.float32 and got.shape == (3, 3)
+    np.testing.assert_array_equal(got, vals.astype(np.float32))
     # without the table: valid too, and stored_sensitivity says so
     q = write(tmp_path / "plain.h5", None)
-    assert validate_structure(q).ok and stored_sensitivity(q) is None
+    assert validate_structure(q).ok
     with h5py.File(q, "r") as f:
+        assert stored_sensitivity(f) is None
         assert "operator_sensitivity" not in f and "sensitivity_feature" not in f
 
 
@@ -131,40 +135,40 @@ def test_incomplete_or_inconsistent_tables_are_caught(tmp_path: Path) -> None:
 
 
 def test_old_layout_files_still_validate(tmp_path: Path) -> None:
-    w = make_partition(tmp_path / "old.h5")
+    w = write_partition(tmp_path / "old.h5")
     assert validate_structure(w.path).ok
 
 
 def test_rollout_stage_stores_sensitivity_unless_disabled(tiny_cfg, tmp_path: Path) -> None:
     import torch
 
-    from spinlock_core import pipeline
     from spinlock_core.config import load_config
     from spinlock_core.features.config import load_features_config
     from spinlock_core.operators import OperatorSpec
-    from spinlock_core.rollout import (
+    from spinlock_core.sensitivity import (
         sensitivity_feature_names,
         sensitivity_for_specs,
         sensitivity_params_hash,
-        stored_sensitivity,
     )
+    from spinlock_core.stages import features_config, layout_of, rollout_stage, sobol_stage, specs_stage
 
-    sob = pipeline.sobol_stage(tiny_cfg, 0)
-    specs = pipeline.specs_stage(tiny_cfg, sob)
-    pipeline.rollout_stage(tiny_cfg, sob, specs, 16)
-    path = pipeline.partition_path(tiny_cfg, 0, 16)
-    params = load_features_config(None).operator_sensitivity
+    part = PartitionId(grid=16, batch=0)
+    sobol_stage(tiny_cfg, 0)
+    specs_stage(tiny_cfg, 0)
+    rollout_stage(tiny_cfg, part)
+    path = layout_of(tiny_cfg).rollouts(part)
+    params = features_config(tiny_cfg).operator_sensitivity
     assert validate_structure(path).ok
-    got = stored_sensitivity(path, params)
-    assert got is not None
-    vals, names = got
-    assert names == sensitivity_feature_names(params, 3) and vals.shape == (3, len(names)) and np.isfinite(vals).all()
-    other = load_features_config({"operator_sensitivity": {"gain_alphas": [0.5, 2.0]}}).operator_sensitivity
-    assert sensitivity_params_hash(other) != sensitivity_params_hash(params)
-    assert stored_sensitivity(path, other) is None  # measured under other parameters: recompute
     with h5py.File(path, "r") as f:
+        got = stored_sensitivity(f)
+        assert got is not None
+        vals, names, params_hash = got
         stored_specs = [OperatorSpec.from_json(s) for s in f["metadata/operator_specs"][()]]
         ics = torch.from_numpy(f["inputs/fields"][()])
+    assert names == sensitivity_feature_names(params, 3) and vals.shape == (3, len(names)) and np.isfinite(vals).all()
+    assert params_hash == sensitivity_params_hash(params)  # measured under the current parameters
+    other = load_features_config({"operator_sensitivity": {"gain_alphas": [0.5, 2.0]}}).operator_sensitivity
+    assert sensitivity_params_hash(other) != params_hash  # measured under other parameters: recompute
     again = sensitivity_for_specs(stored_specs, ics, params, eval_batch=tiny_cfg.simulation.num_realizations)
     np.testing.assert_allclose(again, vals, rtol=1e-4, atol=1e-6)
     # disabled in the features config: no table
@@ -174,6 +178,10 @@ def test_rollout_stage_stores_sensitivity_unless_disabled(tiny_cfg, tmp_path: Pa
         tiny_cfg.model_dump(mode="json") | {"features": {"config": str(yaml)}},
         {"dataset.output_dir": str(tmp_path / "off")},
     )
-    pipeline.rollout_stage(cfg_off, sob, specs, 16)
-    off = pipeline.partition_path(cfg_off, 0, 16)
-    assert stored_sensitivity(off) is None and validate_structure(off).ok
+    sobol_stage(cfg_off, 0)
+    specs_stage(cfg_off, 0)
+    rollout_stage(cfg_off, part)
+    off = layout_of(cfg_off).rollouts(part)
+    assert validate_structure(off).ok
+    with h5py.File(off, "r") as f:
+        assert stored_sensitivity(f) is None and "operator_sensitivity" not in f
