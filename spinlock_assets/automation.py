@@ -108,7 +108,7 @@ def stale_feature_requests(instance: dg.DagsterInstance, spinlock: SpinlockConfi
     return requests
 
 
-def build_feature_automation(sdf_features: dg.AssetsDefinition) -> list[dg.SensorDefinition | dg.ScheduleDefinition]:
+def build_feature_automation(sdf_features: dg.AssetsDefinition) -> tuple[dg.SensorDefinition, dg.ScheduleDefinition]:
     """``stale_features_sensor`` and ``nightly_feature_refresh`` targeting ``sdf_features``."""
     target = dg.AssetSelection.assets(sdf_features) | dg.AssetSelection.checks(
         *[dg.AssetCheckKey(dg.AssetKey("rollouts_hdf5"), n) for n in _ROLLOUT_CHECKS]
@@ -141,7 +141,7 @@ def build_feature_automation(sdf_features: dg.AssetsDefinition) -> list[dg.Senso
             return dg.SkipReason(out)
         return out
 
-    return [stale_features_sensor, nightly_feature_refresh]
+    return stale_features_sensor, nightly_feature_refresh
 
 
 def index_request(instance: dg.DagsterInstance, spinlock: SpinlockConfig) -> dg.RunRequest | str:

@@ -28,10 +28,20 @@ def to_result(outcome: CheckOutcome, severity: dg.AssetCheckSeverity) -> dg.Asse
         passed=bool(outcome.passed),
         severity=severity,
         description=outcome.description,
-        metadata={
-            k: (dg.MetadataValue.json(v) if isinstance(v, list | dict) else v) for k, v in outcome.metadata.items()
-        },
+        metadata={k: _value(v) for k, v in outcome.metadata.items()},
     )
+
+
+def _value(v: object) -> dg.MetadataValue:
+    if isinstance(v, bool):
+        return dg.MetadataValue.bool(v)
+    if isinstance(v, int):
+        return dg.MetadataValue.int(v)
+    if isinstance(v, float):
+        return dg.MetadataValue.float(v)
+    if isinstance(v, str):
+        return dg.MetadataValue.text(v)
+    return dg.MetadataValue.json(v)  # type: ignore[arg-type]  # lists and dicts of plain values
 
 
 def _check(

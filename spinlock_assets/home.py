@@ -22,14 +22,26 @@ from spinlock_core.dataset import write_text_atomic
 from spinlock_core.files import file_lock, writable_dir_problem
 from spinlock_core.stages import PROJECT_ROOT
 
-__all__ = ["IDENTITY_FILE", "HomeError", "prepare_home", "claim_home", "home_identity", "open_instance"]
+__all__ = [
+    "IDENTITY_FILE",
+    "HomeError",
+    "InstanceError",
+    "prepare_home",
+    "claim_home",
+    "home_identity",
+    "open_instance",
+]
 
 IDENTITY_FILE = "spinlock_experiment.json"
 TEMPLATE = PROJECT_ROOT / "dagster_home" / "dagster.yaml"
 
 
 class HomeError(Exception):
-    """The Dagster home cannot be used (not writable, or another experiment's)."""
+    """The Dagster home cannot be used (not writable, or another experiment's): a bad input (exit 2)."""
+
+
+class InstanceError(HomeError):
+    """The home's Dagster instance cannot be opened (damaged storage, full disk): a runtime failure (exit 1)."""
 
 
 def prepare_home(path: str | Path | None = None) -> Path:

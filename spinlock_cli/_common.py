@@ -108,7 +108,7 @@ def run_interruptible(
                 print(f"spinlock: stopped by {name}", file=sys.stderr, flush=True)
                 sys.stdout.flush()
                 sys.stderr.flush()
-                os._exit(_EXIT[signum])
+                os._exit(_EXIT[signal.Signals(signum)])
             if tick is not None and time.monotonic() - last_tick >= tick_seconds:
                 last_tick = time.monotonic()
                 try:
@@ -120,4 +120,5 @@ def run_interruptible(
             signal.signal(s, h)
     if "error" in box:
         raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
+    value: T = box["value"]
+    return value

@@ -176,7 +176,7 @@ def _generate(cfg: Any, home: Path, *, quiet: bool) -> int:
     try:
         instance = open_instance(home)
     except HomeError as exc:
-        return fail(str(exc))
+        return fail(str(exc), 1)
     for line in sweep(instance).lines():
         print(f"spinlock: {line}", file=sys.stderr)
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -244,8 +244,10 @@ def _generate(cfg: Any, home: Path, *, quiet: bool) -> int:
                 except Exception as exc:  # Dagster could not run or record the run (its storage failed)
                     bar.close()
                     remove_own_temps(layout.root)
-                    raise RuntimeError(f"partition {part.key}: the run could not be executed or recorded: "
-                                       f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+                    raise RuntimeError(
+                        f"partition {part.key}: the run could not be executed or recorded: "
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                    ) from exc
                 if not res.success:
                     bar.close()
                     return fail(f"partition {part.key} failed: {_step_error(res)} (run {res.run_id} in {home})", 1)

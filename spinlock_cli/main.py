@@ -42,8 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         hint = _os_hint(exc)
-        print(f"spinlock: error: {args.command}: {type(exc).__name__}: {what}{hint} "
-              "(SPINLOCK_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(
+            f"spinlock: error: {args.command}: {type(exc).__name__}: {what}{hint} "
+            "(SPINLOCK_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

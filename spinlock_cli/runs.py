@@ -44,7 +44,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     try:
         instance = open_instance(home)
     except HomeError as exc:
-        return fail(str(exc))
+        return fail(str(exc), 1)
     with instance:
         report = sweep(instance, dry_run=not args.clear)
         storage = instance.event_log_storage

@@ -161,7 +161,7 @@ def write_partition(
     values = [json.dumps({"alpha": float(p[0]), "beta": int(10 * p[1])}) for p in params]
     idx = np.arange(start, start + n, dtype=np.int64)
     div = np.full((n, m), -1, dtype=np.int32) if diverged_step is None else np.asarray(diverged_step, dtype=np.int32)
-    meta = dict(
+    meta: dict[str, Any] = dict(
         sample_index=idx,
         ic_types=[IC_TYPES[i % 3] for i in idx],
         ic_base_types=[IC_TYPES[i % 3].split("_")[0] for i in idx],

@@ -192,7 +192,7 @@ class FeatureFileWriter:
         self.path = Path(path)
         self.tmp = tmp_path_for(self.path)
         self._src = source
-        self._meta = dict(
+        self._meta: dict[str, Any] = dict(
             registry_json=registry_json,
             config_json=config_json,
             config_hash=config_hash,

@@ -25,6 +25,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+from h5py import Dataset, ExternalLink, File, Group, VirtualLayout, VirtualSource
 
 from spinlock_core.files import commit_tmp, remove_quietly, tmp_path_for
 
@@ -52,12 +53,6 @@ __all__ = [
     "finish_variable",
 ]
 
-File = h5py.File
-Dataset = h5py.Dataset
-Group = h5py.Group
-VirtualLayout = h5py.VirtualLayout
-VirtualSource = h5py.VirtualSource
-ExternalLink = h5py.ExternalLink
 STR_DTYPE = h5py.string_dtype("utf-8")
 H5PY_VERSION: str = h5py.__version__
 _REDIRECTING_ENV = ("HDF5_VDS_PREFIX", "HDF5_EXT_PREFIX")

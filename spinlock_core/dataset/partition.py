@@ -143,7 +143,11 @@ class PartitionWriter:
         self._attrs = self._merge_root_attrs(dict(root_attrs or {}))
         self.sensitivity_names = _sensitivity_layout(sensitivity_names, sensitivity_params, sensitivity_params_hash)
         if self.sensitivity_names is not None:
-            params = sensitivity_params if isinstance(sensitivity_params, str) else json_dumps(dict(sensitivity_params))
+            params = (
+                sensitivity_params
+                if isinstance(sensitivity_params, str)
+                else json_dumps(dict(sensitivity_params or {}))
+            )
             self._sens_attrs = {
                 "names": json.dumps(self.sensitivity_names),
                 "params": params,
@@ -266,7 +270,7 @@ class PartitionWriter:
 
     def _encode(self, chunk: np.ndarray) -> bytes:
         raw = byte_shuffle(chunk) if self.shuffle else chunk.reshape(-1).view(np.uint8)
-        return zlib.compress(raw, self.compression_level)
+        return zlib.compress(raw, self.compression_level)  # type: ignore[arg-type]  # ndarray is a buffer
 
     def write_trajectories(self, rows: slice, data: np.ndarray) -> None:
         """Trajectories of ``rows``: ``data`` [r, M, Ts, C, g, g] float32 (thread-safe)."""

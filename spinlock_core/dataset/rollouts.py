@@ -143,7 +143,8 @@ class DatasetReader(RowIndexedFiles):
                 contiguous = uniq[-1] - uniq[0] + 1 == uniq.size
                 first: slice | np.ndarray = slice(int(uniq[0]), int(uniq[-1]) + 1) if contiguous else uniq
                 block = dset[(first, *mid, slice(o, o + g), slice(o, o + g))]
-                out[(ks, *mid, slice(d, d + g), slice(d, d + g))] = block[inv]
+                dst: tuple[Any, ...] = (ks, *mid, slice(d, d + g), slice(d, d + g))
+                out[dst] = block[inv]
             except Exception as exc:  # a damaged chunk or a malformed file: one error naming it
                 raise self._read_error(p, path, exc) from None
         return out[0] if scalar else out

@@ -89,7 +89,7 @@ def _max_width(cfg: ExperimentConfig) -> int:
     """Largest hidden width any operator of the parameter space can have (``base * 4``)."""
     spec = dict(cfg.parameter_space.dimensions()).get("base_channels")
     if spec is None:
-        base = int(KNOBS["base_channels"].default)
+        base = int(KNOBS["base_channels"].default)  # type: ignore[call-overload]  # the knob default is an int
     elif spec.type == "choice":
         base = max(int(c) for c in spec.choices)
     else:

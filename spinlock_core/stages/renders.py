@@ -161,7 +161,7 @@ def render_source(
     ``progress(done, total)`` is called after each frame is written.
     """
     t0 = time.perf_counter()
-    renderer = FrameRenderer(src.fields, src.steps, src.labels, frame_options)
+    renderer = FrameRenderer(src.fields, src.steps.tolist(), src.labels, frame_options)
     sinks: list[FrameSink] = []
     last: np.ndarray | None = None
     try:
@@ -282,7 +282,7 @@ def render_partition_preview(
     Returns the video and poster paths, the thumbnail (PNG bytes, at most 160 px wide) and the
     summary as a dict (``frames``, ``seconds``, ``frames_per_s``, ``source``, ...).
     """
-    cfg = cfg if cfg is not None else RendersConfig()
+    cfg = cfg if cfg is not None else RendersConfig.model_validate({})
     t0 = time.perf_counter()
     src = load_source(partition_file, n_operators=cfg.n_operators, steps=cfg.steps, stride=cfg.stride)
     kind = "video" if cfg.format == "mp4" else "gif"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
@@ -22,7 +23,9 @@ __all__ = ["global_points", "compute_points", "sobol_stage", "sobol_quality"]
 
 
 @lru_cache(maxsize=8)
-def _global_points_cached(n: int, d: int, seed: int, scramble: bool, method: str) -> np.ndarray:
+def _global_points_cached(
+    n: int, d: int, seed: int, scramble: bool, method: Literal["owen", "lms_shift"]
+) -> np.ndarray:
     pts = sobol_points(d, 0, n, seed=seed, scramble=scramble, method=method)
     pts.setflags(write=False)
     return pts
