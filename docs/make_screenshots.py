@@ -114,7 +114,7 @@ def prepare(args, tmp: Path):
 
 def materialize(args, cfg, config: Path, home: Path, tmp: Path) -> int:
     """``dagster asset materialize`` of --select for the first --batches partitions; returns how many succeeded."""
-    from spinlock_core.pipeline import batch_key
+    from spinlock_core.dataset import batch_key
 
     env = dict(os.environ, DAGSTER_HOME=str(home), SPINLOCK_CONFIG=str(config), SPINLOCK_EXECUTOR="in_process")
     grid = cfg.simulation.grid_sizes[0]
@@ -155,7 +155,7 @@ def materialize(args, cfg, config: Path, home: Path, tmp: Path) -> int:
 
 
 def start_ui(config: Path, home: Path, port: int, tmp: Path) -> tuple[subprocess.Popen, str, Path]:
-    from spinlock_assets import ops
+    from spinlock_assets import server
 
     env = dict(os.environ, DAGSTER_HOME=str(home), SPINLOCK_EXECUTOR="in_process")
     env.pop("SPINLOCK_CONFIG", None)
@@ -164,7 +164,7 @@ def start_ui(config: Path, home: Path, port: int, tmp: Path) -> tuple[subprocess
         [
             sys.executable,
             "-m",
-            "spinlock_assets.cli",
+            "spinlock_cli",
             "ui",
             "--config",
             str(config),
@@ -179,14 +179,14 @@ def start_ui(config: Path, home: Path, port: int, tmp: Path) -> tuple[subprocess
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    return proc, ops.server_url("127.0.0.1", port), ui_log
+    return proc, server.server_url("127.0.0.1", port), ui_log
 
 
 def wait_ready(proc: subprocess.Popen, url: str, ui_log: Path, timeout: float = 300.0) -> None:
-    from spinlock_assets import ops
+    from spinlock_assets import server
 
     t0 = time.monotonic()
-    while not ops.server_ready(url):
+    while not server.server_ready(url):
         if proc.poll() is not None:
             raise RuntimeError(f"`spinlock ui` exited with {proc.returncode}:\n{ui_log.read_text()[-3000:]}")
         if time.monotonic() - t0 > timeout:
@@ -195,9 +195,9 @@ def wait_ready(proc: subprocess.Popen, url: str, ui_log: Path, timeout: float = 
 
 
 def stop_ui(proc: subprocess.Popen, ui_log: Path) -> None:
-    from spinlock_assets import ops
+    from spinlock_assets import server
 
-    ops.stop_process_group(proc, signal.SIGINT, grace=60.0)
+    server.stop_process_group(proc, signal.SIGINT, grace=60.0)
     m = re.search(r"dagster dev pid (\d+)", ui_log.read_text(errors="replace")) if ui_log.exists() else None
     if m:  # normally gone already: `spinlock ui` stops dagster dev's process group on SIGINT
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -212,8 +212,10 @@ def node(page, name: str):
     """An asset node drawn in the lineage graph (an SVG foreignObject), not the sidebar list entry.
 
     Zoomed out, a node shows only its name; zoomed in, also its status rows: match the name element.
+    Expanded asset groups are foreignObjects of class "group" titled with the group name (the group
+    "renders" holds the asset "renders"): those are not asset nodes.
     """
-    return page.locator("svg foreignObject").filter(has=page.get_by_text(name, exact=True))
+    return page.locator("svg foreignObject:not(.group)").filter(has=page.get_by_text(name, exact=True))
 
 
 def shoot(args, url: str, out: Path, with_plots: bool) -> list[Path]:

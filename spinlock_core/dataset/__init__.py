@@ -26,7 +26,7 @@ from .feature_reader import HDF5FeatureReader, find_feature_files
 from .features import FeatureFileWriter, FeatureTable, StoredRegistry
 from .index import IndexSummary, build_index, index_problems
 from .inspect import dataset_info, format_info, layout_tree
-from .layout import FILE_KINDS, DatasetLayout, PartitionId, batch_key
+from .layout import FILE_KINDS, DatasetLayout, PartitionId, batch_key, layout_markdown
 from .manifest import Manifest, merge_manifest, read_manifest, write_manifest
 from .partition import Compression, PartitionWriter, byte_shuffle
 from .renders import read_render_record, write_render_record
@@ -51,6 +51,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "DIMS",
     "schema_markdown",
+    "layout_markdown",
     "DatasetError",
     # writers
     "PartitionWriter",
