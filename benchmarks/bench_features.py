@@ -3,8 +3,7 @@
 Extraction cost depends on shapes, not on the dynamics, so the input is synthetic: smooth
 periodic random fields (Gaussian-filtered noise) evolving as a damped random walk,
 ``[N, M, Ts = T + 1, C, G, G]`` float32, held in memory. Timed: :class:`FeatureExtractor`
-on batches of ``--batch`` samples plus the per-sample summary (no HDF5 I/O; add
-``--dataset DIR`` to also time ``extract_partition`` end to end on real partition files).
+on batches of ``--batch`` samples plus the per-sample summary (no HDF5 I/O).
 One untimed warm-up batch first; on CUDA every batch is synchronised (the result is copied
 to the host, which the extractor does anyway).
 

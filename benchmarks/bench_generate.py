@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from spinlock_core import pipeline  # noqa: E402
 from spinlock_core.config import load_config  # noqa: E402
+from spinlock_core.dataset import PartitionId  # noqa: E402
+from spinlock_core.stages import build_specs, compute_points, rollout_stage, sobol_stage, specs_stage  # noqa: E402
 
 #: The earlier implementation's measured samples/s: (device kind, grid, M, T) -> samples/s.
 REFERENCE = {
@@ -52,7 +53,7 @@ def reference_equivalent_gflop(cfg, total: int, grid: int) -> float:
     M forwards per stored step (it recomputes the deterministic trunk for every realization)."""
     specs = []
     for b in range(cfg.sampling.num_batches):
-        specs += pipeline.specs_stage(cfg, pipeline.sobol_stage(cfg, b))
+        specs += build_specs(cfg, compute_points(cfg, b))
         if len(specs) >= total:
             break
     sim = cfg.simulation
@@ -67,7 +68,12 @@ def reference_equivalent_gflop(cfg, total: int, grid: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs/experiments/benchmark_10k.yaml"))
-    p.add_argument("--total-samples", type=int, default=200, help="samples generated (a prefix of the config's)")
+    p.add_argument(
+        "--total-samples",
+        type=int,
+        default=200,
+        help="samples generated (sampling.total_samples: the first N points of the config's Sobol sequence)",
+    )
     p.add_argument("--batch-size", type=int, default=None, help="samples per partition (default: config's)")
     p.add_argument("--grid", type=int, default=None)
     p.add_argument("--realizations", type=int, default=None)
@@ -88,7 +94,11 @@ def main() -> None:
     p.add_argument("--json", default=None, help="also write the result to this JSON file")
     args = p.parse_args()
 
-    overrides = {"simulation.device": args.device, "simulation.deterministic": not args.no_deterministic}
+    overrides = {
+        "simulation.device": args.device,
+        "simulation.deterministic": not args.no_deterministic,
+        "sampling.total_samples": args.total_samples,
+    }
     for key, val in [
         ("sampling.batch_size", args.batch_size),
         ("simulation.grid_sizes", [args.grid] if args.grid else None),
@@ -110,20 +120,16 @@ def main() -> None:
         cfg = load_config(args.config, overrides)
         sim = cfg.simulation
         grid = sim.grid_sizes[0]
-        bs = cfg.sampling.batch_size
-        n_batches = max(1, -(-args.total_samples // bs))
+        n_batches = cfg.sampling.num_batches
         warm = min(args.warmup, n_batches)
         timed_samples, timed_s, rollout_s, nbytes, diverged = 0, 0.0, 0.0, 0, 0
         parts = {"ic": 0.0, "build": 0.0, "host": 0.0, "write_wait": 0.0, "sensitivity": 0.0}
         for b in range(n_batches + warm):
             bb = b % n_batches
             t0 = time.perf_counter()
-            sob = pipeline.sobol_stage(cfg, bb)
-            specs = pipeline.specs_stage(cfg, sob)
-            if (bb + 1) * bs > args.total_samples:
-                keep = args.total_samples - bb * bs
-                sob.unit, sob.stop, specs = sob.unit[:keep], sob.start + keep, specs[:keep]
-            s = pipeline.rollout_stage(cfg, sob, specs, grid, conv_mode=args.conv_mode)
+            sobol_stage(cfg, bb)  # points/batch_BBBB.json (the last batch may be smaller)
+            specs_stage(cfg, bb)  # specs/batch_BBBB.json
+            s = rollout_stage(cfg, PartitionId(grid=grid, batch=bb), conv_mode=args.conv_mode)
             dt = time.perf_counter() - t0
             if b >= warm:
                 timed_samples += s.num_samples

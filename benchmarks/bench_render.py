@@ -36,10 +36,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from spinlock_core.config.render import AGGREGATE_NAMES, COLOR_NORM_MODES, DEFAULT_AGGREGATES  # noqa: E402
-from spinlock_core.render import FrameOptions, FrameRenderer, Mp4Writer, RenderSource, load_source  # noqa: E402
-from spinlock_core.render.dataset import render_source  # noqa: E402
+from spinlock_core.render import FrameOptions, FrameRenderer, Mp4Writer  # noqa: E402
 from spinlock_core.render.export import MP4_CRF, MP4_PRESET  # noqa: E402
-from spinlock_core.render.source import RowLabel  # noqa: E402
+from spinlock_core.stages.render_source import RenderSource, RowLabel, load_source  # noqa: E402
+from spinlock_core.stages.renders import render_source  # noqa: E402
 
 
 def synthetic_source(n: int, m: int, steps: int, c: int, g: int, seed: int = 0) -> RenderSource:

@@ -16,9 +16,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from spinlock_core import pipeline  # noqa: E402
 from spinlock_core.config import load_config  # noqa: E402
-from spinlock_core.validation import validate_dataset  # noqa: E402
+from spinlock_core.dataset import PartitionId  # noqa: E402
+from spinlock_core.stages import layout_of, rollout_stage, sobol_stage, specs_stage, validate_dataset  # noqa: E402
 
 
 def main() -> int:
@@ -29,14 +29,16 @@ def main() -> int:
             ROOT / "configs/experiments/default.yaml",
             {"simulation.device": "cuda", "dataset.output_dir": tmp, "sampling.batch_size": 32},
         )
-        sob = pipeline.sobol_stage(cfg, 0)
-        specs = pipeline.specs_stage(cfg, sob)
+        sobol_stage(cfg, 0)
+        specs_stage(cfg, 0)
+        part = PartitionId(grid=64, batch=0)
+        path = layout_of(cfg).rollouts(part)
         runs = {}
         for mode in ("grouped", "loop", "grouped"):
-            pipeline.rollout_stage(cfg, sob, specs, 64, conv_mode=mode)
+            rollout_stage(cfg, part, conv_mode=mode)
             import h5py
 
-            with h5py.File(pipeline.partition_path(cfg, 0, 64), "r") as f:
+            with h5py.File(path, "r") as f:
                 runs.setdefault(mode, []).append((f["outputs/fields"][()], f["metadata/diverged_step"][()]))
         (g1, d1), (g2, _) = runs["grouped"]
         (lp, dl) = runs["loop"][0]
@@ -48,7 +50,7 @@ def main() -> int:
         good = rel < 1e-3
         failures += not good
         print(f"{'ok' if good else 'FAIL'}: grouped vs loop convolutions, first step, relative RMS {rel:.2e}")
-        rep = validate_dataset(pipeline.partition_path(cfg, 0, 64), replay_samples=3)
+        rep = validate_dataset(path, replay_samples=3)
         failures += not rep.ok
         print(
             f"{'ok' if rep.ok else 'FAIL'}: validate + CUDA seed replay: {len(rep.checks)} checks, errors {rep.errors[:2]}"

@@ -22,10 +22,17 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from spinlock_core import checks as C  # noqa: E402
-from spinlock_core import pipeline  # noqa: E402
 from spinlock_core.config import load_config  # noqa: E402
-from spinlock_core.features import extract_partition  # noqa: E402
+from spinlock_core.dataset import PartitionId  # noqa: E402
+from spinlock_core.dataset import checks as C  # noqa: E402
+from spinlock_core.stages import (  # noqa: E402
+    extract_partition,
+    features_config,
+    layout_of,
+    rollout_stage,
+    sobol_stage,
+    specs_stage,
+)
 
 # Families whose values pass through data-dependent binning/argmax: a float rounding difference can
 # move one sample to a neighbouring bin or peak, so compare them by the fraction of close values.
@@ -52,11 +59,12 @@ def main() -> int:
                 "simulation.num_timesteps": 24,
             },
         )
-        sob = pipeline.sobol_stage(cfg, 0)
-        roll = pipeline.rollout_stage(cfg, sob, pipeline.specs_stage(cfg, sob), 64)
+        sobol_stage(cfg, 0)
+        specs_stage(cfg, 0)
+        roll = rollout_stage(cfg, PartitionId(grid=64, batch=0))
         print(f"rollout on {roll.device}: {roll.seconds:.2f} s, sensitivity {roll.sensitivity_seconds:.2f} s")
-        fcfg = pipeline.features_config(cfg)
-        part = pipeline.partition_path(cfg, 0, 64)
+        fcfg = features_config(cfg)
+        part = layout_of(cfg).rollouts(PartitionId(grid=64, batch=0))
         g1 = extract_partition(part, fcfg, out_path=Path(tmp) / "gpu1.h5", device="cuda")
         g2 = extract_partition(part, fcfg, out_path=Path(tmp) / "gpu2.h5", device="cuda")
         c1 = extract_partition(part, fcfg, out_path=Path(tmp) / "cpu.h5", device="cpu")

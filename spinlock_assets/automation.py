@@ -5,14 +5,14 @@
   ``sdf_features`` for exactly the partitions whose rollouts have no features yet or features
   from another features config hash (the YAML is re-read on every tick, so an edit needs no
   code reload). Each run also executes the rollouts' blocking checks first, so features are
-  never extracted from a partition that fails them.
+  never extracted from a partition that fails them, and the features' own checks.
 * ``index_sensor`` (every 30 s): rebuilds ``dataset_index`` whenever the index does not
   describe the files (any rollouts or feature file changed, added or removed since it was
   built), once no other run is in progress; after a sensor, a backfill, a UI materialization
   or the CLI alike.
 
-Duplicates are avoided twice: partitions with a queued or running run for the same target
-are skipped, and each request's ``run_key`` names the state it answers (hashes, file
+Duplicates are avoided twice: partitions with a queued or running run that makes their
+features (a sensor's, ``spinlock generate``'s, a backfill's or the UI's) are skipped, and each request's ``run_key`` names the state it answers (hashes, file
 modification times), so a tick never re-requests the same state while a revert (A → B → A)
 produces new keys.
 """
@@ -46,7 +46,12 @@ _ACTIVE = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-_ROLLOUT_CHECKS = ("rollouts_schema", "rollouts_finite")
+_TARGET_CHECKS = (
+    ("rollouts_hdf5", "rollouts_schema"),
+    ("rollouts_hdf5", "rollouts_finite"),
+    ("sdf_features", "features_schema"),
+    ("sdf_features", "features_nan"),
+)
 
 
 def build_grid_sizes_sensor() -> dg.SensorDefinition:
@@ -80,17 +85,15 @@ def stale_feature_requests(instance: dg.DagsterInstance, spinlock: SpinlockConfi
     current = features_config_hash(fcfg)
     layout = layout_of(cfg)
     grids = set(instance.get_dynamic_partitions(GRID_DIMENSION))
-    checks = [dg.AssetCheckKey(dg.AssetKey("rollouts_hdf5"), name) for name in _ROLLOUT_CHECKS]
+    checks = _target_checks()
     requests = []
     for part, stored in stale_feature_partitions(layout, current):
         if str(part.grid) not in grids or part.batch >= cfg.sampling.num_batches:
             continue  # not a partition of this experiment
         key = str(partition_key(part))
-        active = instance.get_run_records(
-            dg.RunsFilter(statuses=_ACTIVE, tags={"dagster/partition": key, FEATURES_HASH_TAG: current}), limit=1
-        )
-        if active:
-            continue
+        active = instance.get_run_records(dg.RunsFilter(statuses=_ACTIVE, tags={"dagster/partition": key}))
+        if any(_extracts_features(r.dagster_run) for r in active):
+            continue  # a run (sensor, generate, backfill, UI) is already making this partition's features
         src = layout.rollouts(part)
         fpath = layout.features(part)
         state = f"{stored or 'none'}:{src.stat().st_mtime_ns}:{fpath.stat().st_mtime_ns if fpath.exists() else 0}"
@@ -108,11 +111,19 @@ def stale_feature_requests(instance: dg.DagsterInstance, spinlock: SpinlockConfi
     return requests
 
 
+def _target_checks() -> list[dg.AssetCheckKey]:
+    """The checks a features run executes: the rollouts' blocking checks first, then the features' own."""
+    return [dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, name in _TARGET_CHECKS]
+
+
+def _extracts_features(run: dg.DagsterRun) -> bool:
+    selection = run.asset_selection
+    return selection is None or dg.AssetKey("sdf_features") in selection
+
+
 def build_feature_automation(sdf_features: dg.AssetsDefinition) -> tuple[dg.SensorDefinition, dg.ScheduleDefinition]:
     """``stale_features_sensor`` and ``nightly_feature_refresh`` targeting ``sdf_features``."""
-    target = dg.AssetSelection.assets(sdf_features) | dg.AssetSelection.checks(
-        *[dg.AssetCheckKey(dg.AssetKey("rollouts_hdf5"), n) for n in _ROLLOUT_CHECKS]
-    )
+    target = dg.AssetSelection.assets(sdf_features) | dg.AssetSelection.checks(*_target_checks())
 
     @dg.sensor(
         name="stale_features_sensor",

@@ -16,9 +16,9 @@ concurrency slots and pending claims. Runs of other hosts are never judged (thei
 nothing here); without a host tag a run counts as local only on a SQLite instance (one host by
 construction). Claims held by runs that already finished are freed too.
 
-Used by ``spinlock runs`` (show / ``--clear``), at the start of every ``spinlock generate``,
-by the ``stale_runs_sensor`` of the UI's daemon, and by the launcher's run-worker health
-check (Dagster run monitoring).
+Used by ``spinlock runs`` (show / ``--clear``), at the start of every ``spinlock generate`` and
+while it waits for a pool slot, and by the launcher's run-worker health check (Dagster run
+monitoring in the UI's daemon).
 """
 
 from __future__ import annotations

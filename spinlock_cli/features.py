@@ -63,7 +63,7 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return fail(str(exc))
     try:
-        device = str(resolve_device(cfg.extraction.device, setting="extraction.device"))  # type: ignore[attr-defined]
+        device = str(resolve_device(cfg.extraction.device, setting="extraction.device"))
     except DeviceError as exc:
         return fail(str(exc))
     from tqdm import tqdm

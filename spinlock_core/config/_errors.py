@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any, Union
 
 from pydantic import AliasChoices, BaseModel, ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 __all__ = [
     "PROBLEM_TYPE",
@@ -159,7 +159,7 @@ def _walk(root: type[BaseModel], loc: Loc) -> tuple[str, type[BaseModel] | None,
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _message(err: dict, owner: type[BaseModel] | None) -> str:
+def _message(err: ErrorDetails, owner: type[BaseModel] | None) -> str:
     kind = err["type"]
     msg = err["msg"]
     ctx = err.get("ctx") or {}

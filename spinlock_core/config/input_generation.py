@@ -208,7 +208,9 @@ class InputGenerationConfig(BaseModel):
         if name in registry:
             base, layers = name, [self.ic_params.get(name, {})]
         elif name in self.ic_params:
-            base = split_variant(name, registry)
+            variant_of = split_variant(name, registry)
+            assert variant_of is not None  # validation admits only types and variants as ic_params keys
+            base = variant_of
             layers = [self.ic_params.get(base, {}), self.ic_params[name]]
         else:
             declared = [k for k in self.ic_params if k not in registry]

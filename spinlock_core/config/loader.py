@@ -77,7 +77,7 @@ def _read(source: str | os.PathLike | Mapping) -> tuple[str, Any]:
     return label, raw
 
 
-def apply_overrides(raw: dict, overrides: Mapping[str, object], model: type | None = None) -> list[str]:
+def apply_overrides(raw: dict, overrides: Mapping[str, object], model: type[BaseModel] | None = None) -> list[str]:
     """Set dotted ``overrides`` in ``raw`` (in place); return problems, if any.
 
     ``{"sampling.total_samples": 100}`` sets ``raw["sampling"]["total_samples"]``, creating

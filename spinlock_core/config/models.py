@@ -72,15 +72,15 @@ class SobolConfig(BaseModel):
     model_config = _FORBID
     scramble: bool = True
     scramble_method: Literal["owen", "lms_shift"] = "owen"
-    seed: int = Field(42, ge=0)
+    seed: int = Field(default=42, ge=0)
 
 
 class SamplingValidation(BaseModel):
     """Quality targets of the Sobol point set (centered L2 discrepancy, max |Pearson r|)."""
 
     model_config = _FORBID
-    max_discrepancy: float = Field(0.25, gt=0, allow_inf_nan=False)
-    max_pairwise_correlation: float = Field(0.3, gt=0, le=1)
+    max_discrepancy: float = Field(default=0.25, gt=0, allow_inf_nan=False)
+    max_pairwise_correlation: float = Field(default=0.3, gt=0, le=1)
 
 
 class SamplingConfig(BaseModel):
@@ -135,12 +135,12 @@ class SimulationConfig(BaseModel):
     model_config = _FORBID
     device: str = "auto"
     grid_sizes: list[Annotated[int, Field(ge=8, le=2048)]] = Field(default_factory=lambda: [64], min_length=1)
-    num_channels: int = Field(3, ge=1, le=16)
-    num_realizations: int = Field(4, ge=1, le=1000)
-    num_timesteps: int = Field(8, ge=1, le=100_000)
+    num_channels: int = Field(default=3, ge=1, le=16)
+    num_realizations: int = Field(default=4, ge=1, le=1000)
+    num_timesteps: int = Field(default=8, ge=1, le=100_000)
     precision: Literal["float32", "bfloat16", "float16"] = "float32"
-    divergence_threshold: float = Field(1e4, gt=0, allow_inf_nan=False)
-    operators_per_chunk: int = Field(64, ge=1)
+    divergence_threshold: float = Field(default=1e4, gt=0, allow_inf_nan=False)
+    operators_per_chunk: int = Field(default=64, ge=1)
     deterministic: bool = True
     input_generation: InputGenerationConfig = Field(default_factory=InputGenerationConfig)
 
@@ -173,10 +173,10 @@ class StorageConfig(BaseModel):
 
     model_config = _FORBID
     compression: Literal["none", "gzip", "lzf"] = "gzip"
-    compression_level: int = Field(1, ge=0, le=9)
+    compression_level: int = Field(default=1, ge=0, le=9)
     shuffle: bool = True
     store_trajectories: bool = True
-    compression_threads: int = Field(2, ge=1, le=64)
+    compression_threads: int = Field(default=2, ge=1, le=64)
 
     @model_validator(mode="after")
     def _level_needs_gzip(self) -> StorageConfig:
@@ -209,7 +209,7 @@ class DatasetConfig(BaseModel):
     """
 
     model_config = _FORBID
-    output_dir: str = Field("datasets/experiment", min_length=1)
+    output_dir: str = Field(default="datasets/experiment", min_length=1)
     storage: StorageConfig = Field(default_factory=StorageConfig)
 
 
@@ -224,8 +224,8 @@ class FeaturesSection(BaseModel):
     """
 
     model_config = _FORBID
-    config: str | None = Field(None, min_length=1, description="features YAML path (None = defaults)")
-    extract: bool = Field(True, description="materialize sdf_features in `spinlock generate`")
+    config: str | None = Field(default=None, min_length=1, description="features YAML path (None = defaults)")
+    extract: bool = Field(default=True, description="materialize sdf_features in `spinlock generate`")
 
 
 class ExperimentConfig(BaseModel):
@@ -262,10 +262,11 @@ class ExperimentConfig(BaseModel):
         if ig.method == "sampled":
             names, probs = ig.ic_choices()
             if len(names) > 1:
+                choices: list[str | int | float] = list(names)  # ChoiceParam.choices is invariant in its items
                 dims.append(
                     (
                         "ic_type",
-                        ChoiceParam(choices=names, weights=probs, description="initial-condition type or variant"),
+                        ChoiceParam(choices=choices, weights=probs, description="initial-condition type or variant"),
                     )
                 )
         return dims

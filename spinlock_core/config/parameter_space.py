@@ -2,9 +2,9 @@
 
 Every declared parameter becomes one Sobol dimension. Dimension order is the group order
 ``architecture, stochastic, operator, rollout`` (see
-:data:`~spinlock_core.operators.knobs.KNOB_GROUPS`), then declaration order within a group.
+:data:`~spinlock_core.config.knobs.KNOB_GROUPS`), then declaration order within a group.
 Knobs that are not declared keep their documented default (see
-:data:`~spinlock_core.operators.knobs.KNOBS`).
+:data:`~spinlock_core.config.knobs.KNOBS`).
 
 Validation against the knob registry:
 
@@ -13,7 +13,7 @@ Validation against the knob registry:
 * a name may appear in one group only (any group is accepted, the registry's ``group`` is
   only the conventional place);
 * both ends of integer / continuous bounds and every choice value must lie in the knob's
-  domain (:meth:`~spinlock_core.operators.knobs.Knob.check_value`) and be finite;
+  domain (:meth:`~spinlock_core.config.knobs.Knob.check_value`) and be finite;
 * categorical knobs must be ``type: choice``; ``kernel_size`` (odd values only) must be
   ``type: choice`` with odd values; integer knobs cannot be ``type: continuous`` and their
   choice values must be ints.
@@ -36,8 +36,8 @@ from pydantic import (
 )
 
 from spinlock_core.config._errors import problem_details, problems_error, reraise_details
+from spinlock_core.config.knobs import KNOB_GROUPS, KNOBS
 from spinlock_core.config.params import ChoiceParam, ContinuousParam, IntegerParam, ParamSpec
-from spinlock_core.operators.knobs import KNOB_GROUPS, KNOBS
 
 __all__ = ["ParameterSpace", "knob_problems"]
 

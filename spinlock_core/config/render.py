@@ -78,14 +78,14 @@ class RendersConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     enabled: bool = True
-    n_operators: int = Field(4, ge=1, le=64)
-    display_realizations: int = Field(2, ge=0, le=16)
+    n_operators: int = Field(default=4, ge=1, le=64)
+    display_realizations: int = Field(default=2, ge=0, le=16)
     aggregates: list[str] = Field(default_factory=lambda: list(DEFAULT_AGGREGATES))
     color_norm_mode: Literal["global", "per-operator", "per-cell"] = "per-cell"
-    fps: int = Field(10, ge=1, le=120)
-    stride: int = Field(1, ge=1)
-    steps: int | None = Field(None, ge=0)
-    size: int = Field(128, ge=16, le=1024)
+    fps: int = Field(default=10, ge=1, le=120)
+    stride: int = Field(default=1, ge=1)
+    steps: int | None = Field(default=None, ge=0)
+    size: int = Field(default=128, ge=16, le=1024)
     format: Literal["mp4", "gif"] = "mp4"
     add_spacing: bool = True
     row_labels: bool = True

@@ -236,21 +236,42 @@ def dataset_root_of(path: str | Path) -> Path:
 #: Every file of a dataset: (path pattern, what it holds, written by). The source of the table in docs/schema.md.
 FILES: tuple[tuple[str, str, str], ...] = (
     (EXPERIMENT_FILE, "the resolved experiment config (YAML, what was asked)", "spinlock generate"),
-    (MANIFEST_FILE, "manifest: experiment, hashes per stage, samples, batch size, expected grid sizes and stages",
-     "sobol_parameters, spinlock generate"),
-    (f"{POINTS_DIR}/batch_BBBB.json", "Sobol points of batch B: global indices, names, unit-cube values, metrics of "
-     "the whole point set, points hash", "sobol_parameters"),
-    (f"{SPECS_DIR}/batch_BBBB.json", "operator specs of batch B (every knob, IC, seeds), specs and points hashes",
-     "operator_specs"),
-    (f"{ROLLOUTS_DIR}/grid_GGGG/batch_BBBB.h5", "rollouts of partition (B, G): trajectories, ICs, parameters, "
-     "metadata, operator sensitivity", "rollouts_hdf5"),
+    (
+        MANIFEST_FILE,
+        "manifest: experiment, hashes per stage, samples, batch size, expected grid sizes and stages",
+        "sobol_parameters, spinlock generate",
+    ),
+    (
+        f"{POINTS_DIR}/batch_BBBB.json",
+        "Sobol points of batch B: global indices, names, unit-cube values, metrics of the whole point set, points hash",
+        "sobol_parameters",
+    ),
+    (
+        f"{SPECS_DIR}/batch_BBBB.json",
+        "operator specs of batch B (every knob, IC, seeds), specs and points hashes",
+        "operator_specs",
+    ),
+    (
+        f"{ROLLOUTS_DIR}/grid_GGGG/batch_BBBB.h5",
+        "rollouts of partition (B, G): trajectories, ICs, parameters, metadata, operator sensitivity",
+        "rollouts_hdf5",
+    ),
     (f"{FEATURES_DIR}/grid_GGGG/batch_BBBB.h5", "SDF features of partition (B, G) (docs/features.md)", "sdf_features"),
-    (f"{RENDERS_DIR}/grid_GGGG/batch_BBBB.{{mp4,gif,png,json}}", "preview video, poster and the record naming "
-     "them with the rollouts and render hashes", "renders"),
-    (INDEX_FILE, "the whole dataset as virtual datasets over the files, and the table of the files it read",
-     "dataset_index, spinlock index, extract-features"),
-    ("<name>.<pid>.<8 hex>.tmp[.<ext>]", "a write in progress (or of a killed writer): never read; removed when "
-     "its writer is gone", "every writer"),
+    (
+        f"{RENDERS_DIR}/grid_GGGG/batch_BBBB.{{mp4,gif,png,json}}",
+        "preview video, poster and the record naming them with the rollouts and render hashes",
+        "renders",
+    ),
+    (
+        INDEX_FILE,
+        "the whole dataset as virtual datasets over the files, and the table of the files it read",
+        "dataset_index, spinlock index, extract-features",
+    ),
+    (
+        "<name>.<pid>.<8 hex>.tmp[.<ext>]",
+        "a write in progress (or of a killed writer): never read; removed when its writer is gone",
+        "every writer",
+    ),
 )
 
 

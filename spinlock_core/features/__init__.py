@@ -18,6 +18,7 @@ Feature files (writer, reader, index views) are part of the dataset contract
 from spinlock_core.features.aggregate import summarize, summary_names
 from spinlock_core.features.config import (
     FEATURES_VERSION,
+    FeaturesConfig,
     features_config_hash,
     features_config_model,
     load_features_config,
@@ -29,6 +30,7 @@ from spinlock_core.features.spec import GRANULARITIES, GRANULARITY_AXES, Feature
 
 __all__ = [
     "FEATURES_VERSION",
+    "FeaturesConfig",
     "FAMILY_ORDER",
     "FAMILY_REGISTRY",
     "GRANULARITIES",

@@ -22,8 +22,8 @@ import warnings
 from collections.abc import Mapping
 
 import numpy as np
-from pydantic import BaseModel
 
+from spinlock_core.features.config import AggregationConfig
 from spinlock_core.features.extract import FeatureBlock
 
 __all__ = ["summarize", "summary_names"]
@@ -51,7 +51,7 @@ def _reduce(v: np.ndarray, how: str, axis: int) -> np.ndarray:
     raise ValueError(f"unknown reduction {how!r}")
 
 
-def summarize(blocks: Mapping[str, FeatureBlock], agg: BaseModel) -> tuple[list[str], np.ndarray]:
+def summarize(blocks: Mapping[str, FeatureBlock], agg: AggregationConfig) -> tuple[list[str], np.ndarray]:
     """``(names, values [b, F_summary] float32)`` of ``blocks`` under an ``AggregationConfig``.
 
     Each block is reduced with a handful of whole-array numpy reductions (not per feature).
@@ -67,9 +67,8 @@ def summarize(blocks: Mapping[str, FeatureBlock], agg: BaseModel) -> tuple[list[
             continue
         per_t = g in ("timestep_channel", "timestep")
         has_c = g in ("timestep_channel", "trajectory_channel")
-        temps = list(agg.temporal) if per_t else [None]
         # -> [b, M, (C), F, T]
-        tv = np.stack([_reduce(v, t, axis=2) for t in temps], axis=-1) if per_t else v[..., None]
+        tv = np.stack([_reduce(v, t, axis=2) for t in agg.temporal], axis=-1) if per_t else v[..., None]
         if has_c and agg.per_channel:
             tv = np.moveaxis(tv, 2, 3)  # [b, M, F, C, T]
         else:
@@ -88,7 +87,7 @@ def summarize(blocks: Mapping[str, FeatureBlock], agg: BaseModel) -> tuple[list[
     return names, values
 
 
-def _column_names(feature: str, granularity: str, agg: BaseModel, num_channels: int) -> list[str]:
+def _column_names(feature: str, granularity: str, agg: AggregationConfig, num_channels: int) -> list[str]:
     """Summary columns of one feature, in loop order channel, temporal, realization reduction."""
     if granularity == "operator":
         return [feature]
@@ -98,6 +97,6 @@ def _column_names(feature: str, granularity: str, agg: BaseModel, num_channels: 
     return [f"{feature}{c}{t}__r{r}" for c in chans for t in temps for r in agg.realization]
 
 
-def summary_names(specs, agg: BaseModel, num_channels: int) -> list[str]:
+def summary_names(specs, agg: AggregationConfig, num_channels: int) -> list[str]:
     """The summary column names of ``specs`` (a registry; no data needed), as :func:`summarize` makes them."""
     return [n for s in specs for n in _column_names(s.name, s.granularity, agg, num_channels)]

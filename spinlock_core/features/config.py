@@ -40,6 +40,7 @@ __all__ = [
     "REALIZATION_AGGREGATES",
     "AggregationConfig",
     "ExtractionConfig",
+    "FeaturesConfig",
     "features_config_model",
     "load_features_config",
     "features_config_hash",
@@ -68,60 +69,70 @@ class AggregationConfig(BaseModel):
 
     model_config = _FORBID
     temporal: tuple[Literal["mean", "std", "min", "max", "initial", "final"], ...] = Field(
-        ("mean", "std"), min_length=1, description="reductions over frames of per-timestep features"
+        default=("mean", "std"), min_length=1, description="reductions over frames of per-timestep features"
     )
     realization: tuple[Literal["mean", "std", "cv", "min", "max"], ...] = Field(
-        ("mean", "std", "cv"), min_length=1, description="reductions over realizations (NaN-aware)"
+        default=("mean", "std", "cv"), min_length=1, description="reductions over realizations (NaN-aware)"
     )
-    per_channel: bool = Field(False, description="keep channels apart in the summary instead of averaging")
+    per_channel: bool = Field(default=False, description="keep channels apart in the summary instead of averaging")
 
 
 class ExtractionConfig(BaseModel):
     """How features are computed (not part of the config hash: results do not depend on it)."""
 
     model_config = _FORBID
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    batch_size: int = Field(8, ge=1, le=4096, description="samples read and extracted per step")
-    max_chunk_elements: int = Field(1 << 24, ge=1 << 16, description="field elements per compute chunk (memory bound)")
-
-
-def _check_feature_names(model: BaseModel) -> BaseModel:
-    problems = []
-    for fam in families():
-        fcfg = getattr(model, fam.name)
-        unknown = fam.unknown_names(fcfg)
-        if unknown:
-            allowed = ", ".join(s.name for s in fam.catalogue(fcfg))
-            problems.append(f"{fam.name}: unknown feature name(s) {unknown}; allowed: {allowed}")
-    if problems:
-        raise ValueError("; ".join(problems))
-    if not any(fam.selected(getattr(model, fam.name)) for fam in families()):
-        raise ValueError(
-            "every feature is disabled (all families off, or every feature excluded): enable at least one "
-            "family, or set features.extract: false in the experiment config to skip feature extraction"
-        )
-    return model
-
-
-@cache
-def _model(names: tuple[str, ...]) -> type[BaseModel]:
-    fields: dict[str, Any] = {
-        "version": (Literal["1"], Field("1", description="features config schema version")),
-        "aggregation": (AggregationConfig, Field(default_factory=AggregationConfig)),
-        "extraction": (ExtractionConfig, Field(default_factory=ExtractionConfig)),
-    }
-    for name in names:
-        cm = FAMILY_REGISTRY[name].config_model
-        fields[name] = (cm, Field(default_factory=cm, description=FAMILY_REGISTRY[name].description))
-    return create_model(
-        "FeaturesConfig",
-        __config__=_FORBID,
-        __validators__={"_names": model_validator(mode="after")(_check_feature_names)},
-        **fields,
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
+    batch_size: int = Field(default=8, ge=1, le=4096, description="samples read and extracted per step")
+    max_chunk_elements: int = Field(
+        default=1 << 24, ge=1 << 16, description="field elements per compute chunk (memory bound)"
     )
 
 
-def features_config_model() -> type[BaseModel]:
+class FeaturesConfig(BaseModel):
+    """The sections every features config has, and its feature-name checks.
+
+    Not used alone: :func:`features_config_model` derives the model with one more section per
+    registered family (that family's ``config_model``, read as ``getattr(cfg, family.name)``).
+    """
+
+    model_config = _FORBID
+    version: Literal["1"] = Field(default="1", description="features config schema version")
+    aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
+    extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+
+    def section(self, family: str) -> Any:
+        """The config section of ``family`` (a field of the model derived per registered family)."""
+        return getattr(self, family)
+
+    @model_validator(mode="after")
+    def _names(self) -> FeaturesConfig:
+        problems = []
+        for fam in families():
+            fcfg = getattr(self, fam.name)
+            unknown = fam.unknown_names(fcfg)
+            if unknown:
+                allowed = ", ".join(s.name for s in fam.catalogue(fcfg))
+                problems.append(f"{fam.name}: unknown feature name(s) {unknown}; allowed: {allowed}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        if not any(fam.selected(getattr(self, fam.name)) for fam in families()):
+            raise ValueError(
+                "every feature is disabled (all families off, or every feature excluded): enable at least one "
+                "family, or set features.extract: false in the experiment config to skip feature extraction"
+            )
+        return self
+
+
+@cache
+def _model(names: tuple[str, ...]) -> type[FeaturesConfig]:
+    fields: dict[str, Any] = {}
+    for name in names:
+        cm = FAMILY_REGISTRY[name].config_model
+        fields[name] = (cm, Field(default_factory=cm, description=FAMILY_REGISTRY[name].description))
+    return create_model("FeaturesConfig", __base__=FeaturesConfig, **fields)
+
+
+def features_config_model() -> type[FeaturesConfig]:
     """The pydantic model of the features config (one section per registered family)."""
     return _model(tuple(f.name for f in families()))
 
@@ -129,7 +140,7 @@ def features_config_model() -> type[BaseModel]:
 def load_features_config(
     source: str | os.PathLike | Mapping[str, Any] | None = None,
     overrides: Mapping[str, object] | None = None,
-) -> BaseModel:
+) -> FeaturesConfig:
     """Read and validate a features config (``None``: every default).
 
     Args:
@@ -139,11 +150,14 @@ def load_features_config(
     Raises:
         ConfigError: one line per problem (field path, what is wrong, allowed values).
     """
+    raw: Any
     if source is None:
         label, raw = "features config (defaults)", {}
     else:
         label, raw = _read(source)
-    return validate_raw(features_config_model(), label, raw, overrides, empty_ok=True)
+    cfg = validate_raw(features_config_model(), label, raw, overrides, empty_ok=True)
+    assert isinstance(cfg, FeaturesConfig)  # features_config_model() derives from it
+    return cfg
 
 
 def features_config_hash(cfg: BaseModel) -> str:

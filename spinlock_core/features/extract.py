@@ -29,6 +29,7 @@ import torch
 from pydantic import BaseModel
 
 from spinlock_core.device import resolve_device
+from spinlock_core.features.config import FeaturesConfig
 from spinlock_core.features.families import FAMILY_REGISTRY
 from spinlock_core.features.ops import zero_rows
 from spinlock_core.features.registry import FeatureRegistry
@@ -76,6 +77,8 @@ class FeatureExtractor:
     """
 
     def __init__(self, cfg: BaseModel, device: torch.device | str = "auto") -> None:
+        if not isinstance(cfg, FeaturesConfig):
+            raise TypeError(f"cfg must be a validated features config, got {type(cfg).__name__}")
         self.cfg = cfg
         self.device = resolve_device(device, setting="extraction.device")
         self.registry = FeatureRegistry.from_config(cfg)

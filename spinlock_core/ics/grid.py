@@ -76,4 +76,6 @@ def periodic_gaussian_1d(coord: torch.Tensor, centre: torch.Tensor, sigma: torch
     """
     d = periodic_delta(coord, centre.unsqueeze(-1))
     s2 = 2.0 * sigma.unsqueeze(-1) ** 2
-    return sum(torch.exp(-((d + m) ** 2) / s2) for m in (-1.0, 0.0, 1.0))
+    total = sum(torch.exp(-((d + m) ** 2) / s2) for m in (-1.0, 0.0, 1.0))
+    assert isinstance(total, torch.Tensor)  # a sum of three tensors (sum's start 0 only for no terms)
+    return total

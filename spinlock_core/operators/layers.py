@@ -15,6 +15,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,7 @@ __all__ = [
 EPS = 1e-5
 
 #: Pointwise nonlinearities. Each maps 0 to 0, so zero-padded channels stay zero.
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
     "gelu": F.gelu,
     "silu": F.silu,

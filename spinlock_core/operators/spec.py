@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from spinlock_core.operators.knobs import KNOBS, noise_regime
+from spinlock_core.config.knobs import KNOBS, noise_regime
 from spinlock_core.seeding import Stream, derive_seed
 
 __all__ = ["OperatorSpec"]
@@ -18,7 +18,7 @@ class OperatorSpec:
     Attributes:
         index: global index of the sample in the experiment's Sobol point set.
         root_seed: the experiment's root seed (all seeds below derive from it).
-        params: value of every knob in :data:`~spinlock_core.operators.knobs.KNOBS`
+        params: value of every knob in :data:`~spinlock_core.config.knobs.KNOBS`
             (declared knobs mapped from the Sobol point, the rest at their documented default).
         ic_type: the initial-condition name as configured (a registered type or a named variant).
         ic_base: the registered IC type that generates it.

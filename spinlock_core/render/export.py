@@ -204,6 +204,7 @@ class PngFramesWriter(FrameSink):
         self.count += 1
 
     def _finish(self) -> None:
+        assert self.size is not None  # close() finishes only after a frame was written
         meta = {
             "fps": self.fps,
             "num_frames": self.count,

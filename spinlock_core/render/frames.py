@@ -52,6 +52,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -227,7 +228,7 @@ class FrameRenderer:
             self._set_field_limits()
             for i, op in enumerate(self.ops):
                 op.aggs = compute_aggregates(
-                    op.real.transpose(0, 1), self.opts.aggregates, colorize=lambda x, i=i: self._colorize(x, i)
+                    op.real.transpose(0, 1), self.opts.aggregates, colorize=partial(self._colorize, i=i)
                 )
             self._set_aggregate_limits()
         self._background = self._draw_background()
@@ -261,6 +262,7 @@ class FrameRenderer:
         op = self.ops[i]
         if col.realization is not None:
             return self._shown(op.real[col.realization, f0:f1])
+        assert col.aggregate is not None  # a column shows a realization or an aggregate
         v = op.aggs[col.aggregate.name][f0:f1]
         return self._shown(v) if col.output == "field" else v
 
@@ -293,7 +295,8 @@ class FrameRenderer:
             if a is None or col.group == "field":
                 continue
             if a.fixed_range is not None:
-                lim = tuple(float(v) for v in a.fixed_range(self.num_realizations, self.num_channels))
+                vmin, vmax = a.fixed_range(self.num_realizations, self.num_channels)
+                lim = (float(vmin), float(vmax))
                 for i in range(len(self.ops)):
                     self._group_limits[(i, col.group)] = lim
             elif mode == "global":
@@ -427,7 +430,11 @@ class FrameRenderer:
         big = self._resize(vals)
         if big.shape[1] == 3:
             return map_rgb(big, lo, hi).numpy()
-        cmap = col.aggregate.cmap if col.output == "scalar" else self.opts.colormap
+        if col.output == "scalar":  # a scalar aggregate's column; every scalar aggregate names its colormap
+            assert col.aggregate is not None and col.aggregate.cmap is not None
+            cmap = col.aggregate.cmap
+        else:
+            cmap = self.opts.colormap
         return map_scalar(big[:, 0], lo, hi, cmap).numpy()
 
     def frames(self, chunk: int = 8) -> Iterator[np.ndarray]:

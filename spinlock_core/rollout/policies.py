@@ -22,8 +22,9 @@ __all__ = ["POLICIES", "policy_coefficients"]
 POLICIES = ("autoregressive", "residual", "convex")
 
 
-def policy_coefficients(params: Mapping[str, object]) -> tuple[float, float]:
-    """``(a, c)`` of the update ``X_t = a X_{t-1} + c O`` for an operator's knob values."""
+def policy_coefficients(params: Mapping[str, str | float]) -> tuple[float, float]:
+    """``(a, c)`` of the update ``X_t = a X_{t-1} + c O`` for an operator's knob values
+    (numbers, strings for categorical knobs such as ``update_policy``)."""
     policy = str(params["update_policy"])
     if policy == "autoregressive":
         return 0.0, 1.0

@@ -39,12 +39,12 @@ def _map_column_checked(u: np.ndarray, spec: ParamSpec) -> list[int | float | st
         idx = np.floor(u * float(hi - lo + 1)).astype(np.int64)
         return [lo + int(i) for i in np.minimum(idx, hi - lo)]
     if isinstance(spec, ContinuousParam):
-        lo, hi = (float(b) for b in spec.bounds)
+        flo, fhi = (float(b) for b in spec.bounds)
         if spec.log_scale:
-            vals = lo * (hi / lo) ** u
+            vals = flo * (fhi / flo) ** u
         else:
-            vals = lo + u * (hi - lo)
-        return [float(v) for v in np.clip(vals, lo, hi)]
+            vals = flo + u * (fhi - flo)
+        return [float(v) for v in np.clip(vals, flo, fhi)]
     if isinstance(spec, ChoiceParam):
         p = np.asarray(spec.probabilities(), dtype=np.float64)
         last = int(np.flatnonzero(p > 0)[-1])

@@ -37,6 +37,7 @@ def sampling_metrics(u: np.ndarray) -> dict[str, int | float]:
     if d >= 2 and n >= 3:
         with np.errstate(invalid="ignore", divide="ignore"):
             corr = np.corrcoef(arr, rowvar=False)
+        assert isinstance(corr, np.ndarray)  # [d, d] for d >= 2 columns (a scalar only for one variable)
         off = np.abs(corr[~np.eye(d, dtype=bool)])
         off = np.nan_to_num(off, nan=0.0)
         max_corr, mean_corr = float(off.max()), float(off.mean())

@@ -63,7 +63,9 @@ _GAIN_STD_FLOOR = 1e-2  # SS_tot of the gain-curve fit is floored at P * floor^2
 
 
 def _family() -> OperatorSensitivityFamily:
-    return FAMILY_REGISTRY["operator_sensitivity"]  # type: ignore[return-value]
+    fam = FAMILY_REGISTRY["operator_sensitivity"]
+    assert isinstance(fam, OperatorSensitivityFamily)  # registered by its module's import above
+    return fam
 
 
 def sensitivity_feature_names(params: OperatorSensitivityConfig, num_channels: int) -> list[str]:
@@ -242,9 +244,13 @@ def measure_sensitivity(
         vals["compression"] = (gains[:, 0] / a_min) / (gains[:, -1] / a_max).clamp_min(_TINY)
         vals["saturation"] = 1.0 - (gains[:, -1] - 1.0) / (a_max - 1.0)
     if op_max is not None and om_max is not None:
-        a = lip_num[k_max]
-        b = _norm(om_max - o0)
-        vals["asymmetry"] = torch.where(a + b > 0, (a - b).abs() / (a + b).clamp_min(_TINY), torch.zeros_like(a))
+        d_plus = lip_num[k_max]
+        d_minus = _norm(om_max - o0)
+        vals["asymmetry"] = torch.where(
+            d_plus + d_minus > 0,
+            (d_plus - d_minus).abs() / (d_plus + d_minus).clamp_min(_TINY),
+            torch.zeros_like(d_plus),
+        )
         num = _norm(op_max + om_max - 2.0 * o0)
         den = _norm(op_max - om_max)
         vals["curvature"] = torch.where(den > 0, num / den.clamp_min(_TINY), torch.zeros_like(den))

@@ -24,7 +24,7 @@ from spinlock_core import __version__
 from spinlock_core.config import ExperimentConfig
 from spinlock_core.dataset import DatasetError, DatasetLayout, Manifest, PartitionId
 from spinlock_core.dataset.hdf5 import H5PY_VERSION
-from spinlock_core.features import features_config_hash, load_features_config
+from spinlock_core.features import FeaturesConfig, features_config_hash, load_features_config
 
 __all__ = [
     "PROJECT_ROOT",
@@ -101,7 +101,7 @@ def rollouts_made_from(cfg: ExperimentConfig, part: PartitionId, *, needed_by: s
     return src
 
 
-def features_config(cfg: ExperimentConfig) -> BaseModel:
+def features_config(cfg: ExperimentConfig) -> FeaturesConfig:
     """The experiment's validated features config (``features.config`` YAML, or defaults).
 
     A relative path is taken relative to the working directory; when no such file exists there,

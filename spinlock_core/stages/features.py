@@ -38,6 +38,7 @@ from spinlock_core.features import (
     GRANULARITY_AXES,
     FeatureBlock,
     FeatureExtractor,
+    FeaturesConfig,
     features_config_hash,
     summarize,
     summary_names,
@@ -108,7 +109,7 @@ def _tables(blocks: Mapping[str, FeatureBlock]) -> dict[str, FeatureTable]:
 
 def extract_partition(
     partition_file: str | Path,
-    cfg: BaseModel,
+    cfg: FeaturesConfig,
     *,
     out_path: str | Path | None = None,
     device: str | None = None,
@@ -131,13 +132,13 @@ def extract_partition(
     src_path = Path(partition_file)
     layout = DatasetLayout.of_partition_file(src_path)
     out = Path(out_path) if out_path is not None else layout.features_for(src_path)
-    extractor = FeatureExtractor(cfg, device or cfg.extraction.device)  # type: ignore[attr-defined]
-    bs = int(batch_size or cfg.extraction.batch_size)  # type: ignore[attr-defined]
+    extractor = FeatureExtractor(cfg, device or cfg.extraction.device)
+    bs = int(batch_size or cfg.extraction.batch_size)
     chash = features_config_hash(cfg)
     with H.open_read(src_path, root=layout.root) as src:
         fields = src[S.OUTPUTS_FIELDS]
         n, _, _, c = (int(v) for v in fields.shape[:4])
-        names = summary_names(extractor.registry, cfg.aggregation, c)  # type: ignore[attr-defined]
+        names = summary_names(extractor.registry, cfg.aggregation, c)
         op_values, op_reason = operator_values(src, cfg, str(extractor.device))
         writer = FeatureFileWriter(
             out,
@@ -147,7 +148,7 @@ def extract_partition(
             config_hash=chash,
             version=FEATURES_VERSION,
             summary_names=names,
-            aggregation_json=json.dumps(cfg.aggregation.model_dump(mode="json")),  # type: ignore[attr-defined]
+            aggregation_json=json.dumps(cfg.aggregation.model_dump(mode="json")),
             attrs=dict(attrs or {}),
         )
         masked: dict[str, str] = {}
@@ -164,7 +165,7 @@ def extract_partition(
                 tb = time.perf_counter()
                 ops = {key: v[lo:hi] for key, v in op_values.items()}
                 blocks = extractor.extract(traj, ops, op_reason)
-                got_names, summary = summarize(blocks, cfg.aggregation)  # type: ignore[attr-defined]
+                got_names, summary = summarize(blocks, cfg.aggregation)
                 if got_names != names:
                     raise RuntimeError("summary columns differ from the registry's (extractor bug)")
                 dt = time.perf_counter() - tb
@@ -199,7 +200,7 @@ def features_stage(
     cfg: ExperimentConfig,
     part: PartitionId,
     *,
-    features_cfg: BaseModel | None = None,
+    features_cfg: FeaturesConfig | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> FeatureSummary:
     """Extract the features of partition ``part`` of the experiment into its feature file.

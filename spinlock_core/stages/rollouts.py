@@ -90,7 +90,7 @@ def rollout_stage(
     manifest = manifest_of(cfg, fcfg)
     if part.grid not in manifest.grid_sizes:  # a backfilled grid size: the dataset now expects it
         merge_manifest(layout, replace(manifest, grid_sizes=[*manifest.grid_sizes, part.grid]))
-    sens_cfg = fcfg.operator_sensitivity  # type: ignore[attr-defined]
+    sens_cfg = fcfg.section("operator_sensitivity")
     sens_names = sensitivity_feature_names(sens_cfg, sim.num_channels)
     dev = resolve_device(device or sim.device, setting="simulation.device")
     m, steps = sim.num_realizations, sim.num_timesteps

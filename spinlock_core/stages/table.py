@@ -301,7 +301,7 @@ def _check_features_schema(cfg: ExperimentConfig, part: PartitionId) -> CheckOut
             channels = int(f["outputs/fields"].shape[3])
     except Exception as exc:
         return CheckOutcome(False, f"cannot read the partition's rollouts: {exc}", {})
-    summary = summary_names(reg, fcfg.aggregation, channels)  # type: ignore[attr-defined]
+    summary = summary_names(reg, fcfg.aggregation, channels)
     return file_checks.features_schema(_features_file(cfg, part), expected, summary, features_config_hash(fcfg))
 
 

@@ -20,7 +20,7 @@ from spinlock_core.config import (
     load_config,
     save_config,
 )
-from spinlock_core.operators.knobs import KNOBS
+from spinlock_core.config.knobs import KNOBS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "configs" / "experiments" / "default.yaml"

@@ -208,9 +208,6 @@ def test_disagreeing_partitions_are_rejected(tmp_path: Path, change: dict, match
     assert any("partitions inconsistent" in e and re.search(match, e) for e in report.errors), report.errors
 
 
-_RAW_ESCAPES = "LIBRARY BUG: build_index wraps only ValueError; {} from a malformed partition escapes raw"
-
-
 @pytest.mark.parametrize(
     "how,kw",
     [
@@ -218,29 +215,10 @@ _RAW_ESCAPES = "LIBRARY BUG: build_index wraps only ValueError; {} from a malfor
         ("empty", {}),
         ("garbage", {}),
         ("header_bitflip", {}),
-        pytest.param(
-            "dataset_removed",
-            {"dataset": "metadata/sample_index"},
-            marks=pytest.mark.xfail(reason=_RAW_ESCAPES.format("KeyError"), strict=True),
-        ),
-        pytest.param(
-            "dataset_removed",
-            {"dataset": "parameters/params"},
-            marks=pytest.mark.xfail(reason=_RAW_ESCAPES.format("KeyError"), strict=True),
-        ),
-        pytest.param(
-            "shape_changed",
-            {"dataset": "metadata/ic_types"},
-            marks=pytest.mark.xfail(reason=_RAW_ESCAPES.format("IndexError (in _copy_small)"), strict=True),
-        ),
-        pytest.param(
-            "dataset_removed",
-            {"dataset": "inputs/fields"},
-            marks=pytest.mark.xfail(
-                reason="LIBRARY BUG: build_index maps a partition without /inputs/fields (the index reads zeros)",
-                strict=True,
-            ),
-        ),
+        ("dataset_removed", {"dataset": "metadata/sample_index"}),
+        ("dataset_removed", {"dataset": "parameters/params"}),
+        ("shape_changed", {"dataset": "metadata/ic_types"}),
+        ("dataset_removed", {"dataset": "inputs/fields"}),
     ],
     ids=[
         "truncated",
@@ -265,11 +243,6 @@ def test_damaged_partition_is_refused_with_one_error(
     assert_no_temp_files(root)
 
 
-@pytest.mark.xfail(
-    reason="LIBRARY BUG: sources.resolve checks an index named directly only when <dir>/partitions is a directory; "
-    "otherwise open_dataset serves HDF5 fill values (zeros) for every row",
-    strict=True,
-)
 @pytest.mark.parametrize("where", ["partitions_removed", "index_copied_alone"])
 def test_index_without_its_partition_files_is_refused(
     four_partitions: tuple[Path, list[WrittenPartition]], tmp_path: Path, where: str

@@ -56,10 +56,6 @@ def test_missing_required_dataset_is_refused_at_open(part: WrittenPartition) -> 
     _one_line_error_naming(exc, part.path)
 
 
-_RAW = "LIBRARY BUG: DatasetReader data methods let {} escape raw (only opening is wrapped in DatasetError)"
-
-
-@pytest.mark.xfail(reason=_RAW.format("h5py's OSError for a damaged chunk"), strict=True)
 def test_damaged_chunk_is_one_error_on_read(part: WrittenPartition) -> None:
     corrupt(part.path, "data_bitflip")
     with open_dataset(part.path) as r, pytest.raises(DatasetError) as exc:
@@ -67,7 +63,6 @@ def test_damaged_chunk_is_one_error_on_read(part: WrittenPartition) -> None:
     _one_line_error_naming(exc, part.path)
 
 
-@pytest.mark.xfail(reason=_RAW.format("KeyError for a missing /inputs/fields"), strict=True)
 def test_missing_inputs_is_one_error(part: WrittenPartition) -> None:
     corrupt(part.path, "dataset_removed", dataset="inputs/fields")
     with pytest.raises(DatasetError) as exc:  # at open or at read
@@ -76,7 +71,6 @@ def test_missing_inputs_is_one_error(part: WrittenPartition) -> None:
     _one_line_error_naming(exc, part.path)
 
 
-@pytest.mark.xfail(reason=_RAW.format("IndexError for metadata shorter than the file's rows"), strict=True)
 def test_short_metadata_is_one_error(part: WrittenPartition) -> None:
     corrupt(part.path, "shape_changed", dataset="metadata/ic_types")
     with pytest.raises(DatasetError) as exc:  # at open or at read
@@ -85,7 +79,6 @@ def test_short_metadata_is_one_error(part: WrittenPartition) -> None:
     _one_line_error_naming(exc, part.path)
 
 
-@pytest.mark.xfail(reason=_RAW.format("KeyError for a later partition without /parameters/params"), strict=True)
 def test_directory_with_one_incomplete_partition_is_one_error(tmp_path: Path) -> None:
     layout = DatasetLayout(tmp_path / "ds")
     parts = [write_partition(layout.rollouts(PartitionId(grid=8, batch=b)), start=3 * b, n=3, batch=b) for b in (0, 1)]

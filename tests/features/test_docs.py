@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from spinlock_fixtures import ROOT
-
 from spinlock_core.features import load_features_config
 from spinlock_core.features.docs import registry_markdown
+from spinlock_core.testing import ROOT
 
 
 def test_feature_reference_in_docs_is_generated_from_the_registry():

@@ -2,45 +2,40 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
-from spinlock_fixtures import DEFAULT, tiny_overrides
 
-from spinlock_core import pipeline
-from spinlock_core.config import load_config
-from spinlock_core.features import HDF5FeatureReader
+from spinlock_core.dataset import HDF5FeatureReader, PartitionId
+from spinlock_core.testing import build_dataset
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
+    """24 samples in 2 batches at g = 32, T = 48: every stage (no renders), then the index."""
     out = tmp_path_factory.mktemp("gen") / "data"
-    cfg = load_config(
-        DEFAULT,
-        tiny_overrides(
-            out,
-            **{
-                "sampling.total_samples": 24,
-                "sampling.batch_size": 12,
-                "simulation.grid_sizes": [32],
-                "simulation.num_realizations": 2,
-                "simulation.num_timesteps": 48,
-            },
-        ),
+    cfg, layout = build_dataset(
+        out,
+        **{
+            "sampling.total_samples": 24,
+            "sampling.batch_size": 12,
+            "simulation.grid_sizes": [32],
+            "simulation.num_realizations": 2,
+            "simulation.num_timesteps": 48,
+            "renders.enabled": False,
+        },
     )
-    for b in range(cfg.sampling.num_batches):
-        sob = pipeline.sobol_stage(cfg, b)
-        pipeline.rollout_stage(cfg, sob, pipeline.specs_stage(cfg, sob), 32)
-        pipeline.features_stage(cfg, b, 32)
-    pipeline.index_stage(cfg)
-    return cfg, out
+    assert layout.root == out and layout.index.is_file()
+    assert layout.feature_partitions() == [PartitionId(grid=32, batch=0), PartitionId(grid=32, batch=1)]
+    return cfg, layout
 
 
 def test_every_enabled_feature_is_finite_and_varies_across_operators(dataset):
-    cfg, out = dataset
-    with HDF5FeatureReader(out) as r:
+    cfg, layout = dataset
+    with HDF5FeatureReader(layout.root) as r:
         reg = r.get_sdf_registry()
         div = None
-        with __import__("h5py").File(out / "index.h5", "r") as f:
+        with h5py.File(layout.index, "r") as f:
             div = f["metadata/diverged_step"][()]  # [N, M]
         clean = div < 0
         assert clean.sum() >= 0.7 * clean.size, "too many diverged realizations for a meaningful test"
@@ -64,19 +59,23 @@ def test_every_enabled_feature_is_finite_and_varies_across_operators(dataset):
 
 
 def test_only_features_needing_more_frames_or_channels_are_masked(dataset):
-    cfg, out = dataset
-    with HDF5FeatureReader(out) as r:
+    cfg, layout = dataset
+    with HDF5FeatureReader(layout.root) as r:
         reg = r.get_sdf_registry()
         ts = int(r.get_sdf_features(reg.categories[0]).shape[2])
         for cat in reg.categories:
             for name, reason in r.masked(cat).items():
-                spec = reg.spec(name)
-                assert spec.min_frames > ts or spec.min_channels > 3 or spec.granularity == "operator", (name, reason)
+                spec = reg.spec(name)  # a StoredFeature: the catalogue fields are in its registry row
+                row = spec.to_dict()
+                assert row["min_frames"] > ts or row["min_channels"] > 3 or spec.granularity == "operator", (
+                    name,
+                    reason,
+                )
 
 
 def test_dataframe_view_has_metadata_and_summary_columns(dataset):
-    cfg, out = dataset
-    with HDF5FeatureReader(out) as r:
+    cfg, layout = dataset
+    with HDF5FeatureReader(layout.root) as r:
         df = r.to_dataframe()
         assert len(df) == 24 and list(df.columns[:7]) == [
             "sample_index",
@@ -95,11 +94,13 @@ def test_dataframe_view_has_metadata_and_summary_columns(dataset):
 
 
 def test_index_view_equals_the_partition_feature_files(dataset):
-    cfg, out = dataset
+    cfg, layout = dataset
     with (
-        HDF5FeatureReader(out / "index.h5") as a,
-        HDF5FeatureReader(out / "features" / "grid_0032" / "batch_0001.h5") as b,
+        HDF5FeatureReader(layout.index) as a,
+        HDF5FeatureReader(layout.features(PartitionId(grid=32, batch=1))) as b,
     ):
         np.testing.assert_array_equal(a.get_sdf_features("spectral")[12:], b.get_sdf_features("spectral"))
         np.testing.assert_array_equal(a.get_sdf_aggregated()[12:], b.get_sdf_aggregated())
-        assert a.get_sdf_registry() == b.get_sdf_registry()
+        ra, rb = a.get_sdf_registry(), b.get_sdf_registry()
+        # StoredRegistry has no value equality: compare what it holds (every feature row, and the stored JSON)
+        assert ra.specs == rb.specs and ra.to_json() == rb.to_json()

@@ -10,22 +10,22 @@ import numpy as np
 
 def generate_experiment(config: Path, overrides: dict) -> dict[str, Path]:
     """Run every stage of every partition; returns ``{relative path: file}`` of rollout and feature files."""
-    from spinlock_core import pipeline
     from spinlock_core.config import load_config
+    from spinlock_core.dataset import PartitionId
+    from spinlock_core.stages import features_stage, layout_of, rollout_stage, sobol_stage, specs_stage
 
     cfg = load_config(config, overrides)
-    out = Path(cfg.dataset.output_dir)
+    layout = layout_of(cfg)
     files = {}
     for g in cfg.simulation.grid_sizes:
         for b in range(cfg.sampling.num_batches):
-            sob = pipeline.sobol_stage(cfg, b)
-            specs = pipeline.specs_stage(cfg, sob)
-            pipeline.rollout_stage(cfg, sob, specs, g)
-            pipeline.features_stage(cfg, b, g)
-            p = pipeline.partition_path(cfg, b, g)
-            files[p.relative_to(out).as_posix()] = p
-            fp = pipeline.features_file(cfg, b, g)
-            files[fp.relative_to(out).as_posix()] = fp
+            part = PartitionId(grid=g, batch=b)
+            sobol_stage(cfg, b)
+            specs_stage(cfg, b)
+            rollout_stage(cfg, part)
+            features_stage(cfg, part)
+            for p in (layout.rollouts(part), layout.features(part)):
+                files[p.relative_to(layout.root).as_posix()] = p
     return files
 
 

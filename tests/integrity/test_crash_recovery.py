@@ -250,3 +250,30 @@ def test_temp_files_of_dead_writers_are_removed_by_the_next_generate(tmp_path):
     assert res.returncode == 0, res.stderr
     assert not stale.exists() and f"removed {stale}" in res.stderr
     assert live.exists()  # a live writer's file is left alone
+
+
+def test_run_monitoring_sees_a_dead_run_worker_through_the_launcher(tmp_path):
+    import dagster as dg
+    from dagster._core.launcher import WorkerStatus
+
+    from spinlock_assets.launcher import SpinlockRunLauncher
+
+    home = _home(tmp_path)
+    holder = _start_holder(tmp_path, home)
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.get() as inst:
+            launcher = SpinlockRunLauncher()
+            launcher.register_instance(inst)
+            (run,) = [r.dagster_run for r in inst.get_run_records()]
+            assert launcher.supports_check_run_worker_health
+            assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
+            holder.kill()
+            holder.wait()
+            res = launcher.check_run_worker_health(run)
+            assert res.status == WorkerStatus.FAILED and "gone" in (res.msg or "")
+            assert isinstance(inst.run_launcher, SpinlockRunLauncher)  # the home's dagster.yaml uses it
+    finally:
+        os.environ.pop("DAGSTER_HOME", None)
+        if holder.poll() is None:
+            holder.kill()

@@ -1,8 +1,14 @@
-"""MP4 / GIF / PNG writers decode back; writes are atomic (spinlock_core.render.export)."""
+"""MP4 / GIF / PNG writers decode back; writes are atomic (spinlock_core.render.export).
+
+Output paths of the render commands (``resolve_outputs``) are tested with the render stage
+(tests/stages/test_render_stage.py).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import imageio.v2 as iio2
@@ -11,7 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spinlock_core.render import GifWriter, Mp4Writer, PngFramesWriter, resolve_outputs, thumbnail_png
+from spinlock_core.files import temp_owner_pid
+from spinlock_core.render import GifWriter, Mp4Writer, PngFramesWriter, thumbnail_png
+from spinlock_core.testing import assert_no_temp_files
 
 
 def _frames(n: int = 6, h: int = 48, w: int = 64) -> list[np.ndarray]:
@@ -27,6 +35,17 @@ def _frames(n: int = 6, h: int = 48, w: int = 64) -> list[np.ndarray]:
 
 def _no_leftovers(d: Path) -> None:
     assert not [p.name for p in d.iterdir() if ".tmp" in p.name]
+    assert_no_temp_files(d)
+
+
+def _is_own_temp(tmp: Path, target: Path, ext: str) -> bool:
+    """``tmp`` is ``<target name>.<this pid>.<8 hex>.tmp<ext>`` beside ``target``."""
+    pattern = re.escape(target.name) + r"\.[0-9]+\.[0-9a-f]{8}\.tmp" + re.escape(ext)
+    return (
+        tmp.parent == target.parent
+        and re.fullmatch(pattern, tmp.name) is not None
+        and temp_owner_pid(tmp) == os.getpid()
+    )
 
 
 def test_mp4_is_h264_yuv420p_and_decodes_to_the_frames(tmp_path):
@@ -34,6 +53,9 @@ def test_mp4_is_h264_yuv420p_and_decodes_to_the_frames(tmp_path):
     with Mp4Writer(tmp_path / "a.mp4", fps=12) as w:
         for f in frames:
             w.write(f)
+        # while encoding: only a temporary name of this process (extension kept for ffmpeg)
+        assert _is_own_temp(w.tmp, tmp_path / "a.mp4", ".mp4")
+        assert not (tmp_path / "a.mp4").exists()
     path = tmp_path / "a.mp4"
     back = iio.imread(path, index=None)
     assert back.shape == (6, 48, 64, 3)
@@ -67,6 +89,7 @@ def test_gif_decodes_loops_and_keeps_colours(tmp_path):
     with GifWriter(tmp_path / "a.gif", fps=10) as w:
         for f in frames:
             w.write(f)
+        assert _is_own_temp(w.tmp, tmp_path / "a.gif", ".gif") and not (tmp_path / "a.gif").exists()
     back = iio.imread(tmp_path / "a.gif", index=None)
     assert back.shape[:3] == (5, 30, 41)
     assert np.abs(back[..., :3].astype(int) - np.stack(frames).astype(int)).max() <= 2
@@ -83,6 +106,10 @@ def test_png_frames_are_lossless_with_metadata(tmp_path):
     with PngFramesWriter(out, fps=7, metadata={"operators": [1, 2]}) as w:
         for f in frames:
             w.write(f)
+        # frames go to a temporary directory beside the target (no extension); the old one is intact
+        assert _is_own_temp(w.tmp, out, "") and w.tmp.is_dir()
+        assert sorted(p.name for p in w.tmp.iterdir()) == ["frame_0000.png", "frame_0001.png", "frame_0002.png"]
+        assert [p.name for p in out.iterdir()] == ["stale.png"]
     assert sorted(p.name for p in out.iterdir()) == [
         "frame_0000.png",
         "frame_0001.png",
@@ -103,17 +130,3 @@ def test_thumbnail_is_small_png():
 
     with Image.open(io.BytesIO(png)) as im:
         assert im.size == (160, 60)
-
-
-def test_output_paths():
-    assert resolve_outputs("out/x.mp4", None) == {"video": Path("out/x.mp4")}
-    assert resolve_outputs("out/x.gif", None) == {"gif": Path("out/x.gif")}
-    assert resolve_outputs("out", None) == {"video": Path("out/evolution.mp4")}
-    assert resolve_outputs("out", "both") == {"video": Path("out/evolution.mp4"), "frames": Path("out/frames")}
-    assert resolve_outputs("out/x.mp4", "both") == {"video": Path("out/x.mp4"), "frames": Path("out/x_frames")}
-    assert resolve_outputs("out", "frames") == {"frames": Path("out/frames")}
-    for bad, fmt in (("x.gif", "video"), ("x.mp4", "gif"), ("x.avi", None), ("x.mp4", "frames")):
-        with pytest.raises(ValueError):
-            resolve_outputs(bad, fmt)
-    with pytest.raises(ValueError, match="video, gif, frames, both"):
-        resolve_outputs("out", "webm")

@@ -1,4 +1,4 @@
-"""IC gallery layout, seeding and the visualize-ic-types command."""
+"""IC gallery layout and seeding (spinlock_core.render.gallery); the command: tests/cli/test_visualize_cli.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spinlock_assets.cli import main
 from spinlock_core.ics import IC_REGISTRY, TIERS, generate_ics, ic_names_by_tier
 from spinlock_core.render import (
     fields_to_rgb,
@@ -158,59 +157,6 @@ def test_save_png_is_atomic_and_readable(tmp_path):
         save_png(img, tmp_path)
     with pytest.raises(ValueError, match="uint8"):
         save_png(img.astype(np.float32), tmp_path / "f.png")
-
-
-def _cli(out, *extra):
-    return ["visualize-ic-types", "--output", str(out), "--grid-size", str(G), "--cell-size", str(G), *extra]
-
-
-def test_cli_writes_the_png(tmp_path, capsys):
-    out = tmp_path / "g" / "gallery.png"
-    code = main(_cli(out, "--ic-types", A, B, "--variations", "2", "--add-spacing", "--add-labels", "--seed", "5"))
-    assert code == 0
-    h, w, _ = gallery_shape(2, 2, G, add_labels=True, add_spacing=True)
-    with Image.open(out) as im:
-        assert im.size == (w, h) and im.mode == "RGB"
-        img = np.asarray(im)
-    text = capsys.readouterr().out
-    assert str(out) in text and f"{w}x{h}" in text
-    ref = render_ic_gallery([A, B], variations=2, grid_size=G, seed=5, cell_size=G, add_labels=True, add_spacing=True)
-    np.testing.assert_array_equal(img, ref)
-
-
-def test_cli_tiers_and_overrides(tmp_path):
-    out = tmp_path / "base.png"
-    assert main(_cli(out, "--tiers", "baseline", "--variations", "1", "--num-channels", "1")) == 0
-    with Image.open(out) as im:
-        assert im.size == (G, G * len(ic_names_by_tier()["baseline"]))
-    out2 = tmp_path / "one.png"  # --ic-types overrides --tiers
-    assert main(_cli(out2, "--tiers", "baseline", "--ic-types", B, "--variations", "3")) == 0
-    with Image.open(out2) as im:
-        assert im.size == (3 * G, G)
-
-
-@pytest.mark.parametrize(
-    "extra, message",
-    [
-        (["--tiers", "tier9"], "allowed: ['all', 'baseline'"),
-        (["--tiers", "baseline", "everything"], "everything"),
-        (["--ic-types", A, "not_a_type"], "registered: ["),
-        (["--variations", "0"], "--variations"),
-        (["--device", "cuda:99"], "--device"),
-    ],
-)
-def test_cli_bad_values_exit_2_and_write_nothing(tmp_path, capsys, extra, message):
-    out = tmp_path / "never" / "g.png"
-    assert main(_cli(out, *extra)) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
-    assert not out.exists() and not out.parent.exists()
-
-
-def test_cli_output_directory_is_refused(tmp_path, capsys):
-    assert main(_cli(tmp_path, "--ic-types", A)) == 2
-    assert "directory" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")

@@ -1,4 +1,8 @@
-"""Rendered data: stored frames, exact replays from seeds, selection (spinlock_core.render.source)."""
+"""Rendered data: stored frames, exact replays from seeds, selection.
+
+Modules: spinlock_core.stages.render_source (load_source, selection) and
+spinlock_core.stages.replay (replay_operators).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import h5py
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from render_test_data import generate, tiny_render_config
+from render_helpers import generate, tiny_render_config
 
 from spinlock_core.operators import OperatorSpec
-from spinlock_core.render import FrameOptions, RenderOptions, load_source, render_dataset, replay_operators
-from spinlock_core.render.source import frame_positions, select_positions
+from spinlock_core.render import FrameOptions
+from spinlock_core.stages import RenderOptions, render_dataset
+from spinlock_core.stages.render_source import frame_positions, load_source, select_positions
+from spinlock_core.stages.replay import replay_operators
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,13 @@ then, as a user would:
 1. opens the global asset lineage graph and checks the pipeline's asset nodes are drawn;
 2. shift-clicks sobol_parameters, operator_specs and rollouts_hdf5, clicks "Materialize selected",
    picks batch 0000 x grid 16 in the partition dialog and clicks "Launch 1 run"; the run page
-   shows Success and GraphQL ``runOrError`` says SUCCESS (and the partition's HDF5 file exists);
+   shows Success and GraphQL ``runOrError`` says SUCCESS (and the partition's files exist);
 3. clicks Materialize on the non-partitioned dataset_index asset page (a single run; Dagster asks
    "Are you sure?" while an upstream asset such as sdf_features was never materialized: Confirm)
    and checks the same;
-4. switches rollouts_hdf5's Metadata section to Plots: its numeric metadata plotted over partitions.
+4. switches rollouts_hdf5's Metadata section to Plots: its numeric metadata plotted over partitions;
+5. waits for the daemon's sensors: stale_features_sensor extracts the features of the partition that
+   never had any, and index_sensor then rebuilds the stale index (no click needed).
 
 Deselect with ``-m "not browser"``. Skipped only when /usr/bin/chromium (or $SPINLOCK_CHROMIUM)
 or the Python ``playwright`` package is missing. Never run ``playwright install``: the system
@@ -38,9 +40,10 @@ if not Path(CHROMIUM).exists():
     )
 sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
 
-from spinlock_fixtures import DEFAULT, tiny_overrides  # noqa: E402
-
-from spinlock_assets import ops  # noqa: E402
+from spinlock_assets import server as dagster_server  # noqa: E402
+from spinlock_core.dataset import PartitionId  # noqa: E402
+from spinlock_core.stages import layout_of  # noqa: E402
+from spinlock_core.testing import tiny_config  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(360)]
 
@@ -55,13 +58,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PIPELINE = ("sobol_parameters", "operator_specs", "rollouts_hdf5", "dataset_index")
+PIPELINE = ("sobol_parameters", "operator_specs", "rollouts_hdf5", "sdf_features", "renders", "dataset_index")
 PARTITIONED = ("sobol_parameters", "operator_specs", "rollouts_hdf5")
 GRID, BATCH = 16, "0000"
 
 SERVER_READY_S = 150  # dagster dev on 2 busy cores: usually 10-40 s
 RUN_DONE_S = 150  # queued -> dequeued by the daemon -> launched -> finished; usually 10-20 s
 UI_S = 30_000  # ms, for a page element to appear
+SENSORS_S = 180  # the daemon ticks sensors every 30 s: features, then the index
 
 _RUN = """
 query SpinlockRun($runId: ID!) {
@@ -101,27 +105,24 @@ def server(tmp_path_factory):
     import dagster as dg
 
     from spinlock_assets.partitions import ensure_grid_partitions
-    from spinlock_core.config import load_config, save_config
+    from spinlock_core.config import save_config
 
     root = tmp_path_factory.mktemp("ui")
-    cfg = load_config(
-        DEFAULT,
-        tiny_overrides(
-            root / "data",
-            **{
-                "sampling.total_samples": 4,
-                "sampling.batch_size": 2,
-                "simulation.grid_sizes": [GRID],
-                "simulation.num_realizations": 2,
-                "simulation.num_timesteps": 2,
-            },
-        ),
+    cfg = tiny_config(
+        root / "data",
+        **{
+            "sampling.total_samples": 4,
+            "sampling.batch_size": 2,
+            "simulation.grid_sizes": [GRID],
+            "simulation.num_realizations": 2,
+            "simulation.num_timesteps": 2,
+        },
     )
     config = root / "tiny.yaml"
     save_config(cfg, config)
     home = root / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((ops.PROJECT_ROOT / "dagster_home" / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((dagster_server.PROJECT_ROOT / "dagster_home" / "dagster.yaml").read_text())
     # The grid_size partition up front (the grid_sizes_sensor would add it too, but only after a daemon tick).
     with dg.DagsterInstance.from_config(str(home)) as instance:
         ensure_grid_partitions(instance, [GRID])
@@ -136,7 +137,7 @@ def server(tmp_path_factory):
         [
             sys.executable,
             "-m",
-            "spinlock_assets.cli",
+            "spinlock_cli",
             "ui",
             "--config",
             str(config),
@@ -154,7 +155,7 @@ def server(tmp_path_factory):
     srv = Server(url, root, cfg, log_path)
     try:
         t0 = time.monotonic()
-        while not ops.server_ready(url):
+        while not dagster_server.server_ready(url):
             assert proc.poll() is None, f"`spinlock ui` exited with {proc.returncode}:\n{srv.log_tail()}"
             assert time.monotonic() - t0 < SERVER_READY_S, f"no answer at {url}/server_info:\n{srv.log_tail()}"
             time.sleep(1)
@@ -163,7 +164,7 @@ def server(tmp_path_factory):
     finally:
         # SIGINT to `spinlock ui` (its own process group), which stops dagster dev's process group;
         # anything left of either group is then killed.
-        ops.stop_process_group(proc, signal.SIGINT, grace=60.0)
+        dagster_server.stop_process_group(proc, signal.SIGINT, grace=60.0)
         m = re.search(r"dagster dev pid (\d+)", srv.log_tail(10**7))
         if m:
             for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -221,7 +222,7 @@ def partition_run(server, page):
         sync_api.expect(dialog).to_contain_text("1 partition")
         before = _run_links(page)
         dialog.get_by_role("button", name="Launch 1 run").click()
-        return _new_run_id(page, before)
+        return _new_run_id(page, server, before)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -252,8 +253,10 @@ def _node(page, name: str):
     """An asset node drawn in the lineage graph (an SVG foreignObject), not the sidebar list entry.
 
     Zoomed out, a node shows only its name; zoomed in, also its status rows: match the name element.
+    An expanded asset group is drawn as a foreignObject of class "group" titled with the group name
+    (the group "renders" holds the asset "renders"): those are not asset nodes.
     """
-    return page.locator("svg foreignObject").filter(has=page.get_by_text(name, exact=True))
+    return page.locator("svg foreignObject:not(.group)").filter(has=page.get_by_text(name, exact=True))
 
 
 def _open_graph(page, server: Server) -> None:
@@ -277,26 +280,32 @@ def _run_links(page) -> set[str]:
     return set(page.locator("a[href*='/runs/']").evaluate_all("els => els.map(e => e.getAttribute('href'))"))
 
 
-def _new_run_id(page, before: set[str], timeout: float = 30.0, confirm=None) -> str:
+def _new_run_id(page, server: Server, before: set[str], timeout: float = 30.0, confirm=None) -> str:
     """The run id of a `/runs/<id>` link that was not on the page before (the "Launched run" toast).
 
-    ``confirm``: a button to click if it shows up first (a confirmation dialog before the launch).
+    Only a run launched from the UI counts: the daemon's sensors launch runs too, and the asset
+    pages link to them. ``confirm``: a button to click if it shows up first (a confirmation dialog
+    before the launch).
     """
     deadline = time.monotonic() + timeout
+    seen: set[str] = set()
     while time.monotonic() < deadline:
         if confirm is not None and confirm.is_visible():
             confirm.click(timeout=5_000)
             confirm = None  # once: the dialog stays in the DOM while it fades out
         for href in _run_links(page) - before:
             m = re.search(r"/runs/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", href)
-            if m:
-                return m.group(1)
+            if m and m.group(1) not in seen:
+                seen.add(m.group(1))
+                tags = {t["key"]: t["value"] for t in _run(server, m.group(1))["tags"]}
+                if tags.get("dagster/from_ui") == "true":
+                    return m.group(1)
         page.wait_for_timeout(250)
     raise AssertionError("no 'Launched run' link appeared after the click")
 
 
 def _run(server: Server, run_id: str) -> dict:
-    res = ops.graphql(server.url, _RUN, {"runId": run_id})["runOrError"]
+    res = dagster_server.graphql(server.url, _RUN, {"runId": run_id})["runOrError"]
     assert res["__typename"] == "Run", res
     return res
 
@@ -335,21 +344,22 @@ def test_asset_graph_shows_the_pipeline(server, page):
 
 
 def test_materialize_one_partition_through_the_dialog(server, page, partition_run):
-    from spinlock_core.pipeline import partition_path
-
+    layout = layout_of(server.cfg)
+    part = PartitionId(grid=GRID, batch=int(BATCH))
     with _diagnostics(page, server, "partition-run"):
         run = _check_run_succeeded_in_ui_and_graphql(page, server, partition_run)
         tags = {t["key"]: t["value"] for t in run["tags"]}
         assert tags["dagster/partition"] == f"{BATCH}|{GRID}"
         assert {"/".join(a["path"]) for a in run["assetSelection"]} == set(PARTITIONED)
         sync_api.expect(page.get_by_text(f"{BATCH}|{GRID}").first).to_be_visible()  # "partition: 0000|16" tag
-        assert partition_path(server.cfg, int(BATCH), GRID).is_file()
-        assert not partition_path(server.cfg, int(BATCH) + 1, GRID).exists()  # only the selected partition
+        # every asset's value is a file of the dataset
+        assert layout.points(part.batch).is_file() and layout.specs(part.batch).is_file()
+        assert layout.rollouts(part).is_file()
+        assert not layout.rollouts(PartitionId(grid=GRID, batch=part.batch + 1)).exists()  # only the selected one
+        assert not layout.points(part.batch + 1).exists()
 
 
 def test_materialize_dataset_index_in_a_single_run(server, page, partition_run):
-    from spinlock_core.pipeline import index_path
-
     with _diagnostics(page, server, "single-run"):
         assert _wait_run(server, partition_run)["status"] == "SUCCESS"  # dataset_index needs a partition file
         page.goto(f"{server.url}/assets/dataset_index")
@@ -358,13 +368,14 @@ def test_materialize_dataset_index_in_a_single_run(server, page, partition_run):
         before = _run_links(page)  # the asset page may already link to older runs
         button.click()
         # "Are you sure? ... upstream assets ... have not been materialized yet" when an upstream asset
-        # (sdf_features: the test only builds rollouts) was never materialized; the index is built anyway.
+        # (sdf_features: the test only builds rollouts, unless stale_features_sensor already extracted them) was
+        # never materialized; the index is built anyway.
         confirm = page.get_by_role("dialog").filter(has_text="Are you sure?").get_by_role("button", name="Confirm")
-        run_id = _new_run_id(page, before, confirm=confirm)
+        run_id = _new_run_id(page, server, before, confirm=confirm)
         run = _check_run_succeeded_in_ui_and_graphql(page, server, run_id)
         assert [a["path"] for a in run["assetSelection"]] == [["dataset_index"]]
         assert "dagster/partition" not in {t["key"] for t in run["tags"]}
-        assert index_path(server.cfg).is_file()
+        assert layout_of(server.cfg).index.is_file()
 
 
 def test_rollouts_metadata_is_plotted_over_partitions(server, page, partition_run):
@@ -376,3 +387,37 @@ def test_rollouts_metadata_is_plotted_over_partitions(server, page, partition_ru
         sync_api.expect(page.locator("canvas").first).to_be_visible()
         for key in ("bytes", "seconds", "samples_per_s"):  # one chart per numeric metadata key
             sync_api.expect(page.get_by_text(key, exact=True).first).to_be_visible()
+
+
+def test_the_daemon_extracts_missing_features_and_rebuilds_the_index(server, partition_run):
+    """stale_features_sensor requests partitions never extracted; index_sensor rebuilds the stale index."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    from spinlock_core.dataset import index_problems
+    from spinlock_core.features import features_config_hash
+    from spinlock_core.stages import features_config, stored_features_hash
+
+    assert _wait_run(server, partition_run)["status"] == "SUCCESS"
+    layout = layout_of(server.cfg)
+    part = PartitionId(grid=GRID, batch=int(BATCH))
+    want = features_config_hash(features_config(server.cfg))
+    deadline = time.monotonic() + SENSORS_S
+    while stored_features_hash(layout.features(part)) != want or not layout.index.is_file() or index_problems(layout):
+        assert time.monotonic() < deadline, (
+            f"after {SENSORS_S} s: features {stored_features_hash(layout.features(part))} (want {want}), "
+            f"index problems {index_problems(layout) if layout.index.is_file() else 'no index'}\n{server.log_tail()}"
+        )
+        time.sleep(2)
+    inst = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(server.root / "home")))
+    try:
+        runs = [
+            r.dagster_run
+            for r in inst.get_run_records(dg.RunsFilter(tags={"dagster/sensor_name": "stale_features_sensor"}))
+        ]
+        assert runs and all(r.tags["dagster/partition"] == f"{BATCH}|{GRID}" for r in runs), runs
+        assert runs[0].tags["spinlock/stale_hash"] == "none" and runs[0].tags["spinlock/features_hash"] == want
+        assert runs[0].status == dg.DagsterRunStatus.SUCCESS
+        assert not layout.features(PartitionId(grid=GRID, batch=int(BATCH) + 1)).exists()  # it has no rollouts
+    finally:
+        inst.dispose()

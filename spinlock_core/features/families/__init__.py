@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
 from .base import FAMILY_ORDER, FAMILY_REGISTRY, Family, FamilyConfig, register_family
 
@@ -18,7 +19,7 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         importlib.import_module(f"{__name__}.{_info.name}")
 
 
-def families() -> list[Family]:
+def families() -> list[Family[Any]]:
     """Registered families in :data:`FAMILY_ORDER`."""
     return [FAMILY_REGISTRY[n] for n in FAMILY_ORDER if n in FAMILY_REGISTRY]
 

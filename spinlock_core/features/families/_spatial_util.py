@@ -65,7 +65,7 @@ def quantiles_from_sorted(xs: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 def order_statistics(
     vals: torch.Tensor,
-    glabels: torch.Tensor,
+    glabels: torch.Tensor | None,
     n_labels: int,
     ranks: torch.Tensor,
     const: torch.Tensor,
@@ -75,18 +75,20 @@ def order_statistics(
 
     ``glabels [B, K]`` (int32): a fine binning ``label + row * n_labels`` with ``label`` in
     ``0..n_labels-1`` a non-decreasing function of the value within each row
-    (:func:`~spinlock_core.features.ops.histogram_labels` with ``offset=True``). The bin holding each
-    wanted rank is found from the bin counts and only the values of those bins are sorted (a few per
-    bin instead of K per row). Rows flagged ``const [B]`` hold one value and return it. Exact: the
-    same values as a full sort. On a non-CPU device the rows are simply sorted (faster there than
-    the data-dependent selection). ``ranks [Q]`` are 0-based positions; ``counts [B, n_labels]``
-    (int64), the bin counts, if at hand. Returns ``[B, Q]``.
+    (:func:`~spinlock_core.features.ops.histogram_labels` with ``offset=True``), or None off the
+    CPU, where it is not used. The bin holding each wanted rank is found from the bin counts and
+    only the values of those bins are sorted (a few per bin instead of K per row). Rows flagged
+    ``const [B]`` hold one value and return it. Exact: the same values as a full sort. On a
+    non-CPU device the rows are simply sorted (faster there than the data-dependent selection).
+    ``ranks [Q]`` are 0-based positions; ``counts [B, n_labels]`` (int64), the bin counts, if at
+    hand. Returns ``[B, Q]``.
     """
     b, k = vals.shape
     dev = vals.device
     ranks = ranks.to(dev)
     if dev.type != "cpu":
         return torch.sort(vals, dim=-1).values.index_select(-1, ranks)
+    assert glabels is not None, "order_statistics on the CPU needs glabels"
     if counts is None:
         counts = ops.offset_bincount(glabels, b, n_labels, dtype=torch.int64)  # [B, L]
     cum = counts.cumsum(1)
@@ -116,7 +118,7 @@ def order_statistics(
 
 def quantiles(
     vals: torch.Tensor,
-    glabels: torch.Tensor,
+    glabels: torch.Tensor | None,
     n_labels: int,
     q: torch.Tensor,
     const: torch.Tensor,

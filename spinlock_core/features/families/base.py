@@ -37,12 +37,12 @@ Contract
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from spinlock_core.features.spec import FeatureSpec
+from spinlock_core.features.spec import FeatureSpec, Granularity
 
 __all__ = ["FamilyConfig", "Family", "FAMILY_ORDER", "FAMILY_REGISTRY", "register_family"]
 
@@ -64,46 +64,57 @@ class FamilyConfig(BaseModel):
     """Base of every family's config: on/off, opt-ins and exclusions by feature name."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    enabled: bool = Field(True, description="compute this family at all")
-    include: tuple[str, ...] = Field((), description="opt-in features of the family to add (names)")
-    exclude: tuple[str, ...] = Field((), description="features of the family to drop (names)")
+    enabled: bool = Field(default=True, description="compute this family at all")
+    include: tuple[str, ...] = Field(default=(), description="opt-in features of the family to add (names)")
+    exclude: tuple[str, ...] = Field(default=(), description="features of the family to drop (names)")
 
 
-class Family:
-    """Base class of a feature family (see the module docstring for the contract)."""
+#: The config type of one family (a :class:`FamilyConfig` subclass).
+C = TypeVar("C", bound=FamilyConfig)
+
+
+class Family(Generic[C]):
+    """Base class of a feature family (see the module docstring for the contract).
+
+    Generic in the family's config type ``C``: a subclass is declared as
+    ``class SpatialFamily(Family[SpatialConfig])`` with ``config_model = SpatialConfig``, and its
+    ``catalogue``/``compute`` take that config.
+    """
 
     name: ClassVar[str]
-    granularity: ClassVar[str]
+    granularity: ClassVar[Granularity]
     config_model: ClassVar[type[FamilyConfig]] = FamilyConfig
     description: ClassVar[str] = ""
 
-    def catalogue(self, cfg: FamilyConfig) -> list[FeatureSpec]:  # pragma: no cover - abstract
+    def catalogue(self, cfg: C) -> list[FeatureSpec]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def compute(
-        self, x: torch.Tensor, cfg: FamilyConfig, names: Sequence[str]
-    ) -> dict[str, torch.Tensor]:  # pragma: no cover
+    def compute(self, x: torch.Tensor, cfg: C, names: Sequence[str]) -> dict[str, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
 
     # ------------------------------------------------------------- derived
-    def selected(self, cfg: FamilyConfig) -> list[FeatureSpec]:
+    def selected(self, cfg: C) -> list[FeatureSpec]:
         """The enabled features under ``cfg`` in column order (empty when the family is off)."""
         if not cfg.enabled:
             return []
         inc, exc = set(cfg.include), set(cfg.exclude)
         return [s for s in self.catalogue(cfg) if (s.default or s.name in inc) and s.name not in exc]
 
-    def unknown_names(self, cfg: FamilyConfig) -> list[str]:
+    def unknown_names(self, cfg: C) -> list[str]:
         """Names in ``include``/``exclude`` that are not features of this family."""
         known = {s.name for s in self.catalogue(cfg)}
         return [n for n in (*cfg.include, *cfg.exclude) if n not in known]
 
 
 #: name -> family instance, filled by :func:`register_family` (import order), read in FAMILY_ORDER.
-FAMILY_REGISTRY: dict[str, Family] = {}
+#: Families differ in config type, so entries are ``Family[Any]``: callers pass the config read
+#: from the features config under the family's name (an instance of its ``config_model``).
+FAMILY_REGISTRY: dict[str, Family[Any]] = {}
+
+_F = TypeVar("_F", bound=type[Family[Any]])
 
 
-def register_family(cls: type[Family]) -> type[Family]:
+def register_family(cls: _F) -> _F:
     """Class decorator: register one instance of a :class:`Family` subclass under ``cls.name``."""
     if cls.name not in FAMILY_ORDER:
         raise ValueError(f"family {cls.name!r} is not in FAMILY_ORDER {FAMILY_ORDER}")

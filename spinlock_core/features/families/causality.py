@@ -43,12 +43,17 @@ __all__ = [
 class CausalityConfig(FamilyConfig):
     """Parameters of the causality family."""
 
-    max_lag: int = Field(3, ge=1, le=20, description="lagged cross-correlation asymmetry at lags 1..max_lag")
+    max_lag: int = Field(default=3, ge=1, le=20, description="lagged cross-correlation asymmetry at lags 1..max_lag")
     te_order: int = Field(
-        1, ge=1, le=10, description="history length p of the Gaussian transfer entropy (AR order of both models)"
+        default=1,
+        ge=1,
+        le=10,
+        description="history length p of the Gaussian transfer entropy (AR order of both models)",
     )
-    granger_order: int = Field(2, ge=1, le=10, description="AR order p of the Granger F test")
-    pred_order: int = Field(2, ge=1, le=10, description="AR order p of the forward/backward prediction-error models")
+    granger_order: int = Field(default=2, ge=1, le=10, description="AR order p of the Granger F test")
+    pred_order: int = Field(
+        default=2, ge=1, le=10, description="AR order p of the forward/backward prediction-error models"
+    )
 
 
 def ordered_pairs(c: int) -> tuple[list[int], list[int]]:
@@ -116,7 +121,7 @@ def spatial_flow(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return z, z.clone()
     npix = h * w
     step = ts.chunk_fields(n_t - 1, n_s * n_c * npix, x.device)  # time steps per chunk (all samples at once)
-    acc = [[], []]
+    acc: list[list[torch.Tensor]] = [[], []]  # [x, y] correlation chunks, each [S, chunk, C]
     for t0 in range(0, n_t - 1, step):
         t1 = min(t0 + step, n_t - 1)
         u = xf[:, t0:t1]
@@ -141,7 +146,7 @@ def spatial_flow(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @register_family
-class CausalityFamily(Family):
+class CausalityFamily(Family[CausalityConfig]):
     """Lead-lag asymmetry, transfer entropy, Granger, time irreversibility, spatial flow."""
 
     name = "causality"

@@ -48,23 +48,29 @@ class CrossChannelConfig(FamilyConfig):
     """Parameters of the cross-channel family."""
 
     num_eigen: int = Field(
-        3, ge=1, le=10, description="number of leading correlation eigenvalues stored (eigen_top_1..num_eigen)"
+        default=3, ge=1, le=10, description="number of leading correlation eigenvalues stored (eigen_top_1..num_eigen)"
     )
     eigen_floor: float = Field(
-        1e-6, ge=1e-12, le=1e-2, description="floor on the smallest normalised eigenvalue in the log condition number"
+        default=1e-6,
+        ge=1e-12,
+        le=1e-2,
+        description="floor on the smallest normalised eigenvalue in the log condition number",
     )
-    mi_bins: int = Field(16, ge=2, le=64, description="bins per channel of the mutual-information histogram")
+    mi_bins: int = Field(default=16, ge=2, le=64, description="bins per channel of the mutual-information histogram")
     cmi_bins: int = Field(
-        8, ge=2, le=16, description="bins per channel of the conditional-mutual-information histogram (B^3 joint cells)"
+        default=8,
+        ge=2,
+        le=16,
+        description="bins per channel of the conditional-mutual-information histogram (B^3 joint cells)",
     )
     coherence_low_cutoff: float = Field(
-        0.25,
+        default=0.25,
         gt=0.0,
         lt=1.0,
         description="low/mid shell boundary of the coherence groups, fraction of the Nyquist radius",
     )
     coherence_high_cutoff: float = Field(
-        0.5,
+        default=0.5,
         gt=0.0,
         le=1.0,
         description="mid/high shell boundary of the coherence groups, fraction of the Nyquist radius",
@@ -140,7 +146,7 @@ _SPEC = 'Z = fft2(standardised channel, norm="ortho") on the full plane, DC excl
 
 
 @register_family
-class CrossChannelFamily(Family):
+class CrossChannelFamily(Family[CrossChannelConfig]):
     """Channel correlation eigen-structure, correlation stats, (conditional) MI, shell coherence, phase locking."""
 
     name = "cross_channel"
@@ -376,7 +382,7 @@ class CrossChannelFamily(Family):
                     t: _marginal(fullc, tuple(sorted(t))).permute(0, *(1 + sorted(t).index(a) for a in t))
                     for t in triples
                 }
-                if need_cmi
+                if fullc is not None  # = need_cmi
                 else {}
             )
         else:

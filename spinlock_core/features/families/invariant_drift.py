@@ -72,42 +72,45 @@ __all__ = [
     "METRICS",
 ]
 
-NORMS: tuple[str, ...] = ("l1", "l2", "linf", "entropy", "tv")
-SCALES: tuple[str, ...] = ("raw", "lowpass", "highpass")
+NormName = Literal["l1", "l2", "linf", "entropy", "tv"]
+ScaleName = Literal["raw", "lowpass", "highpass"]
+
+NORMS: tuple[NormName, ...] = ("l1", "l2", "linf", "entropy", "tv")
+SCALES: tuple[ScaleName, ...] = ("raw", "lowpass", "highpass")
 METRICS: tuple[str, ...] = ("mean_drift", "drift_variance", "log_ratio", "monotonicity")
 BANDS: tuple[str, ...] = ("low", "mid", "high")
 _FMAX = float(torch.finfo(torch.float32).max)
-
-NormName = Literal["l1", "l2", "linf", "entropy", "tv"]
-ScaleName = Literal["raw", "lowpass", "highpass"]
 
 
 class InvariantDriftConfig(FamilyConfig):
     """Parameters of the ``invariant_drift`` family."""
 
     norms: tuple[NormName, ...] = Field(
-        NORMS, description="norms tracked over time (subset of l1, l2, linf, entropy, tv)"
+        default=NORMS, description="norms tracked over time (subset of l1, l2, linf, entropy, tv)"
     )
     scales: tuple[ScaleName, ...] = Field(
-        SCALES, description="scales the norms are taken at (subset of raw, lowpass, highpass)"
+        default=SCALES, description="scales the norms are taken at (subset of raw, lowpass, highpass)"
     )
     lowpass_sigma: float = Field(
-        1.0 / 32.0,
+        default=1.0 / 32.0,
         gt=0.0,
         le=0.5,
         description="standard deviation of the periodic Gaussian low-pass in domain units (side of the unit square = 1; "
         "1/32 = 2 pixels on a 64 x 64 grid)",
     )
-    entropy_bins: int = Field(32, ge=2, le=1024, description="bins of the value histogram of the entropy norm")
+    entropy_bins: int = Field(default=32, ge=2, le=1024, description="bins of the value histogram of the entropy norm")
     log_ratio_eps: float = Field(
-        1e-6, gt=0.0, le=0.1, description="relative epsilon of log_ratio: eps = log_ratio_eps * max_t s(t) (+1e-30)"
+        default=1e-6,
+        gt=0.0,
+        le=0.1,
+        description="relative epsilon of log_ratio: eps = log_ratio_eps * max_t s(t) (+1e-30)",
     )
     band_edges: tuple[float, float] = Field(
-        (0.125, 0.5),
+        default=(0.125, 0.5),
         description="inner edges (e1, e2) of the low/mid/high wavenumber bands as fractions of the Nyquist radius min(H, W)/2",
     )
     band_energy_eps: float = Field(
-        1e-12,
+        default=1e-12,
         gt=0.0,
         le=1e-3,
         description="relative epsilon inside ln(E_band + eps): eps = band_energy_eps * max_t spatial variance (+1e-30)",
@@ -321,7 +324,7 @@ def _neg_log_slope(e: torch.Tensor, eps_rel: float, ref: torch.Tensor) -> torch.
 
 # --------------------------------------------------------------------------- family
 @register_family
-class InvariantDriftFamily(Family):
+class InvariantDriftFamily(Family[InvariantDriftConfig]):
     """Drift of L1/L2/Linf/entropy/TV norms at raw/lowpass/highpass scales, and band-resolved dissipation."""
 
     name = "invariant_drift"
@@ -435,19 +438,27 @@ class InvariantDriftFamily(Family):
                 mean = u.mean(dim=(-2, -1), keepdim=True, dtype=torch.float64).to(u.dtype)
                 spec = torch.fft.rfft2(u - mean)
             if spectral:
+                assert spec is not None  # computed for spectral features
                 re, im = spec.real, spec.imag
                 p = (re * re).addcmul_(im, im).flatten(1).double() / float(h * w) ** 2  # ortho power / (H W)
                 # float64 product: exact band sums whatever the TF32 setting
                 band.append(p @ _half_band_weights(h, w, tuple(cfg.band_edges), str(x.device)))  # [f, 5]
                 del p
-            low = _lowpass_from(spec, mean, cfg.lowpass_sigma, h, w) if need_low else None
+            low = None
+            if need_low:
+                assert spec is not None  # computed for need_low
+                low = _lowpass_from(spec, mean, cfg.lowpass_sigma, h, w)
             g2_raw = _grad_sq(u) if (need_ens or "tv" in wanted.get("raw", ())) else None
             if need_ens:
+                assert g2_raw is not None  # computed for need_ens
                 ens.append(g2_raw.mean(dim=(-2, -1), dtype=torch.float64))
             for scale in (sc for sc in SCALES if sc in wanted):
+                flo: torch.Tensor | None
+                fhi: torch.Tensor | None
                 if scale == "raw":
                     f, flo, fhi, g2 = u, umin, umax, g2_raw
                 else:
+                    assert low is not None  # need_low: lowpass or highpass is wanted
                     f = low if scale == "lowpass" else u - low
                     flo = fhi = g2 = None
                 todo = [nm for nm in NORMS if nm in wanted[scale]]
@@ -481,8 +492,8 @@ class InvariantDriftFamily(Family):
             frac = torch.where(bsum > 0, bands[:, :, 2] / torch.where(bsum > 0, bsum, 1.0), torch.zeros_like(bsum))
             out["high_band_fraction_rate"] = ops.linear_fit(frac)[0]
         if need_ens:
-            e = series(ens)
-            out["enstrophy_decay_rate"] = _neg_log_slope(e, cfg.band_energy_eps, e.amax(-1))
+            es = series(ens)
+            out["enstrophy_decay_rate"] = _neg_log_slope(es, cfg.band_energy_eps, es.amax(-1))
 
         nan = torch.tensor(float("nan"), device=x.device, dtype=torch.float32)
         return {k: torch.where(finite, v.clamp(-_FMAX, _FMAX).float(), nan) for k, v in out.items()}

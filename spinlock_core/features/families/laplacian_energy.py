@@ -31,7 +31,7 @@ class LaplacianEnergyConfig(FamilyConfig):
 
 
 @register_family
-class LaplacianEnergyFamily(Family):
+class LaplacianEnergyFamily(Family[LaplacianEnergyConfig]):
     """Roughness of a field: the mean squared discrete Laplacian."""
 
     name = "laplacian_energy"

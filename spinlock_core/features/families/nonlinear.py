@@ -58,56 +58,62 @@ class NonlinearConfig(FamilyConfig):
     """Parameters of the ``nonlinear`` family."""
 
     subsample_factor: int = Field(
-        1, ge=1, le=100, description="keep every f-th frame of m(t) (at least; see max_points)"
+        default=1, ge=1, le=100, description="keep every f-th frame of m(t) (at least; see max_points)"
     )
     max_points: int = Field(
-        256,
+        default=256,
         ge=32,
         le=2048,
         description="cap on the subsampled length: f = max(subsample_factor, ceil(Ts / max_points))",
     )
     constant_rtol: float = Field(
-        1e-6,
+        default=1e-6,
         ge=0.0,
         le=1e-2,
         description="m(t) with std <= constant_rtol * RMS of the channel's values counts as exactly constant",
     )
-    rqa_embedding_dim: int = Field(3, ge=1, le=10, description="RQA delay-embedding dimension")
-    rqa_delay: int = Field(1, ge=1, le=20, description="RQA embedding delay (subsampled steps)")
+    rqa_embedding_dim: int = Field(default=3, ge=1, le=10, description="RQA delay-embedding dimension")
+    rqa_delay: int = Field(default=1, ge=1, le=20, description="RQA embedding delay (subsampled steps)")
     rqa_threshold_mode: Literal["std", "max_distance", "recurrence_rate"] = Field(
-        "std",
+        default="std",
         description="how the recurrence threshold is set: std (x std of m), max_distance (x max D), "
         "recurrence_rate (fixed RR: rqa_recurrence_rate is then nearly constant by construction)",
     )
     rqa_threshold: float = Field(
-        0.5,
+        default=0.5,
         gt=0.0,
         le=10.0,
         description="threshold parameter: multiple of the std, fraction of the max distance, or target RR (<= 1)",
     )
-    rqa_metric: Literal["euclidean", "supremum", "manhattan"] = Field("euclidean", description="phase-space distance")
+    rqa_metric: Literal["euclidean", "supremum", "manhattan"] = Field(
+        default="euclidean", description="phase-space distance"
+    )
     rqa_theiler_window: int = Field(
-        0,
+        default=0,
         ge=0,
         le=50,
         description="exclude |i - j| < w from every RQA measure (0: pyunicorn, only DET etc. skip the LOI)",
     )
-    rqa_l_min: int = Field(2, ge=2, le=20, description="minimal diagonal line length")
-    rqa_v_min: int = Field(2, ge=2, le=20, description="minimal vertical line length")
-    corr_dim_embedding_dim: int = Field(4, ge=1, le=10, description="correlation-dimension embedding dimension")
-    corr_dim_delay: int = Field(1, ge=1, le=20, description="correlation-dimension embedding delay (subsampled steps)")
+    rqa_l_min: int = Field(default=2, ge=2, le=20, description="minimal diagonal line length")
+    rqa_v_min: int = Field(default=2, ge=2, le=20, description="minimal vertical line length")
+    corr_dim_embedding_dim: int = Field(default=4, ge=1, le=10, description="correlation-dimension embedding dimension")
+    corr_dim_delay: int = Field(
+        default=1, ge=1, le=20, description="correlation-dimension embedding delay (subsampled steps)"
+    )
     corr_dim_r_min: float = Field(
-        0.1, gt=0.0, le=10.0, description="smallest radius in units of the series' std (ddof 1)"
+        default=0.1, gt=0.0, le=10.0, description="smallest radius in units of the series' std (ddof 1)"
     )
     corr_dim_r_max: float = Field(
-        1.0, gt=0.0, le=10.0, description="largest radius in units of the series' std (ddof 1)"
+        default=1.0, gt=0.0, le=10.0, description="largest radius in units of the series' std (ddof 1)"
     )
     corr_dim_num_radii: int = Field(
-        16, ge=3, le=128, description="log-spaced radii between r_min and r_max (inclusive)"
+        default=16, ge=3, le=128, description="log-spaced radii between r_min and r_max (inclusive)"
     )
-    corr_dim_self_pairs: bool = Field(False, description="count the n self-pairs in C(r) like nolds 0.6.2 (biased)")
-    perm_order: int = Field(3, ge=2, le=7, description="permutation-entropy order (pattern length)")
-    perm_delay: int = Field(1, ge=1, le=20, description="permutation-entropy delay (subsampled steps)")
+    corr_dim_self_pairs: bool = Field(
+        default=False, description="count the n self-pairs in C(r) like nolds 0.6.2 (biased)"
+    )
+    perm_order: int = Field(default=3, ge=2, le=7, description="permutation-entropy order (pattern length)")
+    perm_delay: int = Field(default=1, ge=1, le=20, description="permutation-entropy delay (subsampled steps)")
 
     @model_validator(mode="after")
     def _check(self) -> NonlinearConfig:
@@ -235,7 +241,7 @@ _FEATURES: dict[str, tuple[str, str, str, str, str, bool]] = {
 
 
 @register_family
-class NonlinearFamily(Family):
+class NonlinearFamily(Family[NonlinearConfig]):
     """RQA, correlation dimension and permutation entropy of each channel's spatial-mean series."""
 
     name = "nonlinear"

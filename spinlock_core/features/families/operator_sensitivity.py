@@ -87,13 +87,13 @@ class OperatorSensitivityConfig(FamilyConfig):
     """Perturbation scales and input-scaling factors of the operator-sensitivity measurement."""
 
     lipschitz_eps: tuple[float, ...] = Field(
-        (1e-3, 1e-2, 1e-1),
+        default=(1e-3, 1e-2, 1e-1),
         min_length=1,
         max_length=8,
         description="relative perturbation sizes eps (||delta|| = eps ||x||), strictly increasing, each in (0, 1]",
     )
     gain_alphas: tuple[float, ...] = Field(
-        (0.5, 0.75, 1.25, 1.5),
+        default=(0.5, 0.75, 1.25, 1.5),
         min_length=2,
         max_length=8,
         description="input scaling factors alpha of the gain curve, strictly increasing, each in (0, 10], != 1, the largest > 1",
@@ -148,7 +148,7 @@ _DELTA = (
 
 
 @register_family
-class OperatorSensitivityFamily(Family):
+class OperatorSensitivityFamily(Family[OperatorSensitivityConfig]):
     """Sensitivity of one operator step to input perturbations and input scaling (measured live)."""
 
     name = "operator_sensitivity"

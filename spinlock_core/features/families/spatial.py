@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from pydantic import Field, field_validator
@@ -44,30 +45,36 @@ class SpatialConfig(FamilyConfig):
     """Parameters of the ``spatial`` family."""
 
     percentiles: tuple[float, ...] = Field(
-        (5.0, 25.0, 50.0, 75.0, 95.0),
+        default=(5.0, 25.0, 50.0, 75.0, 95.0),
         description="percentiles (0..100) reported as percentile_<p> columns (12.5 -> percentile_12p5); may be empty",
     )
-    histogram_bins: int = Field(16, ge=4, le=256, description="bins B of the value histogram over [min, max]")
+    histogram_bins: int = Field(default=16, ge=4, le=256, description="bins B of the value histogram over [min, max]")
     gradient_saturation_threshold: float = Field(
-        0.5,
+        default=0.5,
         gt=0.0,
         lt=1.0,
         description="gradient_saturation_fraction counts pixels with |grad u| >= this * max |grad u|",
     )
     amplitude_saturation_band: float = Field(
-        0.05,
+        default=0.05,
         gt=0.0,
         le=0.5,
         description="amplitude_saturation_fraction counts values within this fraction of the range of min or max",
     )
     correlation_level: float = Field(
-        math.exp(-1.0), gt=0.0, lt=1.0, description="autocorrelation level defining the correlation lengths (1/e)"
+        default=math.exp(-1.0),
+        gt=0.0,
+        lt=1.0,
+        description="autocorrelation level defining the correlation lengths (1/e)",
     )
     occupied_bin_threshold: float = Field(
-        0.01, ge=0.0, lt=1.0, description="opt-in histogram_occupied_bins counts bins holding more than this fraction"
+        default=0.01,
+        ge=0.0,
+        lt=1.0,
+        description="opt-in histogram_occupied_bins counts bins holding more than this fraction",
     )
     saddle_tolerance: float = Field(
-        1e-5,
+        default=1e-5,
         ge=0.0,
         le=0.1,
         description="a pixel is a saddle when det(Hessian) < -tol * mean ||Hessian||_F^2 (ignores rounding noise)",
@@ -262,7 +269,7 @@ _PERCENTILE_AFTER = "correlation_anisotropy"
 
 
 @register_family
-class SpatialFamily(Family):
+class SpatialFamily(Family[SpatialConfig]):
     """One-point statistics, gradients, curvature, rank, correlation lengths and histogram of a field."""
 
     name = "spatial"
@@ -301,7 +308,7 @@ class SpatialFamily(Family):
         return specs
 
     def _spec(self, name: str, desc: str, units: str, conv: str, cfg: SpatialConfig, default: bool) -> FeatureSpec:
-        extra = {
+        by_name: dict[str, dict[str, Any]] = {
             "gradient_saturation_fraction": {"threshold": cfg.gradient_saturation_threshold},
             "amplitude_saturation_fraction": {"band": cfg.amplitude_saturation_band},
             "saddle_fraction": {"tolerance": cfg.saddle_tolerance},
@@ -309,7 +316,8 @@ class SpatialFamily(Family):
             "histogram_peak_fraction": {"bins": cfg.histogram_bins},
             "histogram_effective_bins": {"bins": cfg.histogram_bins},
             "histogram_occupied_bins": {"bins": cfg.histogram_bins, "threshold": cfg.occupied_bin_threshold},
-        }.get(name, {})
+        }
+        extra = by_name.get(name, {})
         if name.startswith("correlation_length"):
             extra = {"level": cfg.correlation_level}
         return FeatureSpec(
@@ -371,6 +379,7 @@ class SpatialFamily(Family):
             return ops.count_true(mask).float() / k
 
         if "moments" in groups:
+            assert u0_mean is not None and vc is not None  # both computed for "moments"
             sq = vc.square()
             m2 = sq.mean(-1)
             ok = m2 > 0
@@ -420,6 +429,7 @@ class SpatialFamily(Family):
         if "gradient" in groups or "curvature" in groups:
             dx = ops.central_diff(v2, -1)  # 2 gx (exact: the 0.5 is a power of two)
         if "gradient" in groups:
+            assert dx is not None  # computed for "gradient"
             dy = ops.central_diff(v2, -2)  # 2 gy
             fx, fy = dx.view(-1, k), dy.view(-1, k)
             mag2 = fx * fx
@@ -447,6 +457,7 @@ class SpatialFamily(Family):
             del dy, mag2, fx, fy
 
         if "curvature" in groups:
+            assert dx is not None  # computed for "curvature"
             vxx = ops._neighbour_sum(v2, -1).sub_(v2, alpha=2.0).view(-1, k)
             vyy = ops._neighbour_sum(v2, -2).sub_(v2, alpha=2.0).view(-1, k)
             dxy = ops.central_diff(dx, -2).view(-1, k)  # 4 v_xy
@@ -468,15 +479,18 @@ class SpatialFamily(Family):
         del dx
 
         if "svd" in groups:
+            assert vc is not None  # computed for "svd"
             er, pr, top = su.singular_value_stats(vc.view(-1, h, w))
             out["effective_rank"], out["svd_participation_ratio"], out["svd_top_energy_fraction"] = er, pr, top
 
         if "correlation" in groups:
+            assert vc is not None  # computed for "correlation"
             iso, lx, ly = su.correlation_lengths(vc.view(-1, h, w), cfg.correlation_level)
             out["correlation_length"], out["correlation_length_x"], out["correlation_length_y"] = iso, lx, ly
             out["correlation_anisotropy"] = (lx - ly) / (lx + ly).clamp_min(1e-30)
 
         if "histogram" in groups:
+            assert counts is not None  # computed for "histogram"
             hc = counts.view(-1, cfg.histogram_bins, 1 << m_fine).sum(-1).float()
             ent = ops.entropy_from_counts(hc)
             out["histogram_entropy"] = ent

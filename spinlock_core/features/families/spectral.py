@@ -46,28 +46,31 @@ class SpectralConfig(FamilyConfig):
     """Parameters of the spectral family."""
 
     num_bands: int = Field(
-        5, ge=1, le=10, description="number S of log-spaced radial bands between |k| = 1 and the Nyquist radius"
+        default=5, ge=1, le=10, description="number S of log-spaced radial bands between |k| = 1 and the Nyquist radius"
     )
     low_cutoff: float = Field(
-        0.25,
+        default=0.25,
         gt=0.0,
         lt=1.0,
         description="low/mid boundary of the power ratios, as a fraction of the Nyquist radius min(H,W)/2",
     )
     high_cutoff: float = Field(
-        0.5, gt=0.0, le=1.0, description="mid/high boundary of the power ratios, as a fraction of the Nyquist radius"
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="mid/high boundary of the power ratios, as a fraction of the Nyquist radius",
     )
     rolloff_fraction: float = Field(
-        0.85, gt=0.0, lt=1.0, description="fraction of non-DC power below the roll-off wavenumber"
+        default=0.85, gt=0.0, lt=1.0, description="fraction of non-DC power below the roll-off wavenumber"
     )
     harmonic_half_width: float = Field(
-        0.5,
+        default=0.5,
         ge=0.05,
         le=4.0,
         description="half-width in cycles/domain of the radial shells at n*k0 used by THD and purity",
     )
     flatness_floor: float = Field(
-        1e-10,
+        default=1e-10,
         gt=0.0,
         le=1e-2,
         description="floor added to shell powers in flatness and slope, relative to the mean shell power",
@@ -99,7 +102,7 @@ def _band_names(i: int) -> tuple[str, str, str]:
 
 
 @register_family
-class SpectralFamily(Family):
+class SpectralFamily(Family[SpectralConfig]):
     """Radial bands, peak, moments, ratios, flatness, entropy, roll-off, slope, anisotropy, harmonics."""
 
     name = "spectral"

@@ -58,34 +58,41 @@ class TemporalConfig(FamilyConfig):
     """Parameters of the temporal family (defaults reproduce the documented catalogue)."""
 
     autocorr_max_lag: int = Field(
-        50,
+        default=50,
         ge=1,
         le=10000,
         description="cap (in steps) of autocorr_decay_time; the effective cap is min(autocorr_max_lag, Ts - 1)",
     )
     pacf_max_lag: int = Field(
-        10,
+        default=10,
         ge=1,
         le=50,
         description="partial autocorrelations at lags 1..pacf_max_lag (Durbin-Levinson on the biased ACF)",
     )
     rolling_window_fractions: tuple[float, ...] = Field(
-        (0.05, 0.10, 0.20),
+        default=(0.05, 0.10, 0.20),
         description="rolling-window lengths as fractions of Ts (each in (0, 0.5]); six statistics per window",
     )
     event_threshold_std: float = Field(
-        2.0, gt=0.0, le=10.0, description="spikes: upward crossings of mean + k * std of m(t)"
+        default=2.0, gt=0.0, le=10.0, description="spikes: upward crossings of mean + k * std of m(t)"
     )
-    burst_threshold_std: float = Field(1.0, ge=0.0, le=10.0, description="bursts: runs above mean + k * std of m(t)")
-    burst_min_length: int = Field(3, ge=2, le=1000, description="bursts: minimum run length in consecutive frames")
+    burst_threshold_std: float = Field(
+        default=1.0, ge=0.0, le=10.0, description="bursts: runs above mean + k * std of m(t)"
+    )
+    burst_min_length: int = Field(
+        default=3, ge=2, le=1000, description="bursts: minimum run length in consecutive frames"
+    )
     divergence_horizon: int = Field(
-        5, ge=1, le=50, description="divergence_rate: steps over which the mean log neighbour distance is fitted"
+        default=5,
+        ge=1,
+        le=50,
+        description="divergence_rate: steps over which the mean log neighbour distance is fitted",
     )
     divergence_theiler: int = Field(
-        1, ge=0, le=100, description="divergence_rate: neighbours must be more than this many steps apart"
+        default=1, ge=0, le=100, description="divergence_rate: neighbours must be more than this many steps apart"
     )
     divergence_candidates: int = Field(
-        8, ge=1, le=64, description="divergence_rate: neighbour candidates on each side in value order"
+        default=8, ge=1, le=64, description="divergence_rate: neighbour candidates on each side in value order"
     )
 
     @field_validator("rolling_window_fractions")
@@ -110,7 +117,7 @@ def _window(f: float, n_frames: int) -> int:
 
 
 @register_family
-class TemporalFamily(Family):
+class TemporalFamily(Family[TemporalConfig]):
     """Growth, oscillation, memory, divergence, events and rolling statistics per channel."""
 
     name = "temporal"
@@ -471,8 +478,8 @@ class TemporalFamily(Family):
             keys = [f"rolling_w{tag}_{st}" for st in _ROLL_STATS]
             if need(*keys):
                 stats = ts.rolling_stats(m, _window(f, n_t))
-                for st, k in zip(_ROLL_STATS, keys):
-                    res[k] = stats[st]
+                for st, key in zip(_ROLL_STATS, keys):
+                    res[key] = stats[st]
 
         bad = ~(torch.isfinite(m).all(-1) & torch.isfinite(energy).all(-1))  # diverged input -> NaN
         return {

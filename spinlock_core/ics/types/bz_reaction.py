@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, TypedDict
 
 import torch
 from pydantic import Field
@@ -60,16 +60,16 @@ from ..grid import coordinate_grid, periodic_delta
 from ..registry import ICParams, register_ic
 from ..spectral import normalise_rms
 
-__all__ = ["BZReactionParams", "bz_reaction", "bz_sources", "channel_phase_shift"]
+__all__ = ["BZReactionParams", "BZSources", "bz_reaction", "bz_sources", "channel_phase_shift"]
 
 
 class BZReactionParams(ICParams):
     pattern_type: Literal["spiral", "target", "turbulent"] = Field(
-        "spiral",
+        default="spiral",
         description=("spiral (winding +-1 cores), target (concentric rings) or turbulent (many jittered spirals)"),
     )
     num_spirals: int | None = Field(
-        None,
+        default=None,
         ge=1,
         le=32,
         description=(
@@ -78,12 +78,16 @@ class BZReactionParams(ICParams):
         ),
     )
     wavelength: float = Field(
-        0.125, gt=0, le=1, description=("wavelength lambda (arm pitch / ring spacing), fraction of the domain side")
+        default=0.125,
+        gt=0,
+        le=1,
+        description=("wavelength lambda (arm pitch / ring spacing), fraction of the domain side"),
     )
     phase_offset: float | None = Field(
-        None, description=("global phase added to Phi, radians (the oscillation's time); None = U[0, 2 pi) per sample")
+        default=None,
+        description=("global phase added to Phi, radians (the oscillation's time); None = U[0, 2 pi) per sample"),
     )
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
 
 def channel_phase_shift(num_channels: int) -> float:
@@ -91,7 +95,17 @@ def channel_phase_shift(num_channels: int) -> float:
     return 2 * math.pi / num_channels if num_channels >= 3 else math.pi / 2
 
 
-def bz_sources(seed: int, params: BZReactionParams) -> dict[str, torch.Tensor | float]:
+class BZSources(TypedDict):
+    """One sample's wave sources (see :func:`bz_sources`)."""
+
+    centres: torch.Tensor  # [K, 2] (x, y)
+    handedness: torch.Tensor  # [K]
+    wavelengths: torch.Tensor  # [K]
+    phases: torch.Tensor  # [K]
+    offset: float
+
+
+def bz_sources(seed: int, params: BZReactionParams) -> BZSources:
     """The sample's draws: ``centres [K, 2]`` (x, y), ``handedness [K]`` (+-1, 0 for target),
     ``wavelengths [K]``, ``phases [K]`` (beta_j) and ``offset`` (radians), all float32 / float."""
     g = torch_generator(int(seed), "cpu")

@@ -57,18 +57,20 @@ _PAIR_BUDGET = 1 << 22  # candidate pairs per hard-core chunk (memory bound)
 
 
 class CellPopulationParams(ICParams):
-    num_cells: int = Field(50, ge=1, le=500, description="number of cells per sample")
-    cell_radius: float = Field(0.02, gt=0, le=0.1, description="cell (disc) radius, fraction of the domain side")
+    num_cells: int = Field(default=50, ge=1, le=500, description="number of cells per sample")
+    cell_radius: float = Field(
+        default=0.02, gt=0, le=0.1, description="cell (disc) radius, fraction of the domain side"
+    )
     clustering_strength: float = Field(
-        0.5,
+        default=0.5,
         ge=0,
         le=1,
         description="probability that a candidate cell is a cluster offspring (0 = uniform, 1 = all clustered)",
     )
     kernel_width: float = Field(
-        0.01, ge=0, le=0.25, description="std of the Gaussian smoothing kernel, fraction of the side (0 = none)"
+        default=0.01, ge=0, le=0.25, description="std of the Gaussian smoothing kernel, fraction of the side (0 = none)"
     )
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
     def _check(self) -> CellPopulationParams:

@@ -56,18 +56,23 @@ DECAY_SCALE = 0.05
 
 
 class ChromatinDomainParams(ICParams):
-    num_domains: int = Field(5, ge=1, le=100, description="number of TADs (TAD) or compartment segments (AB)")
+    num_domains: int = Field(default=5, ge=1, le=100, description="number of TADs (TAD) or compartment segments (AB)")
     domain_size_range: tuple[float, float] = Field(
-        (0.08, 0.25), description="(lo, hi): domain sizes ~ U[lo, hi), fractions of the genome (= side)"
+        default=(0.08, 0.25), description="(lo, hi): domain sizes ~ U[lo, hi), fractions of the genome (= side)"
     )
     boundary_sharpness: float = Field(
-        200.0, gt=0, le=10000, description="inverse logistic width of domain edges, 1 / (fraction of the side)"
+        default=200.0, gt=0, le=10000, description="inverse logistic width of domain edges, 1 / (fraction of the side)"
     )
-    compartment_type: Literal["TAD", "AB"] = Field("TAD", description="TAD blocks or A/B compartment checkerboard")
+    compartment_type: Literal["TAD", "AB"] = Field(
+        default="TAD", description="TAD blocks or A/B compartment checkerboard"
+    )
     decay_exponent: float = Field(
-        1.0, ge=0, le=4, description="TAD only: exponent of the contact decay (1 + s / 0.05)^-exponent (0 = none)"
+        default=1.0,
+        ge=0,
+        le=4,
+        description="TAD only: exponent of the contact decay (1 + s / 0.05)^-exponent (0 = none)",
     )
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
     def _check(self) -> ChromatinDomainParams:

@@ -40,18 +40,23 @@ __all__ = ["CoherentStateParams", "coherent_state", "gaussian_packet_spectrum", 
 
 
 class CoherentStateParams(ICParams):
-    alpha: float = Field(1.0, ge=0, description="packet amplitude: RMS of the packet part of the sample")
+    alpha: float = Field(default=1.0, ge=0, description="packet amplitude: RMS of the packet part of the sample")
     sigma: float = Field(
-        0.08,
+        default=0.08,
         gt=0,
         le=0.25,
         description=("std of the Gaussian amplitude envelope exp(-r^2/(2 sigma^2)), fraction of the domain side"),
     )
-    oscillation_frequency: float = Field(6.0, ge=0, description="carrier frequency, cycles per domain")
-    num_modes: int = Field(1, ge=1, le=64, description="number of superposed packets (own centre, direction, phase)")
-    background_level: float = Field(0.3, ge=0, description="std of the GRF background (absolute; 0 = none)")
+    oscillation_frequency: float = Field(default=6.0, ge=0, description="carrier frequency, cycles per domain")
+    num_modes: int = Field(
+        default=1, ge=1, le=64, description="number of superposed packets (own centre, direction, phase)"
+    )
+    background_level: float = Field(default=0.3, ge=0, description="std of the GRF background (absolute; 0 = none)")
     background_length_scale: float = Field(
-        0.05, gt=0, le=0.5, description=("Gaussian correlation length of the background, fraction of the domain side")
+        default=0.05,
+        gt=0,
+        le=0.5,
+        description=("Gaussian correlation length of the background, fraction of the domain side"),
     )
 
 

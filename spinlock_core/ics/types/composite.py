@@ -31,12 +31,14 @@ __all__ = ["CompositeParams", "composite", "lattice_wavevector"]
 
 
 class CompositeParams(ICParams):
-    pattern: Literal["waves", "grid", "radial"] = Field("waves", description="background pattern")
-    min_frequency: float = Field(2.0, ge=1, description="lowest pattern frequency, cycles per domain")
-    max_frequency: float = Field(6.0, ge=1, description="highest pattern frequency, cycles per domain")
-    noise_level: float = Field(0.1, ge=0, description="std of the GRF perturbation relative to the unit-RMS pattern")
-    noise_length_scale: float = Field(0.05, gt=0, le=1, description="correlation length of the perturbation")
-    amplitude: float = Field(1.0, gt=0, description="overall scale: RMS of the pattern")
+    pattern: Literal["waves", "grid", "radial"] = Field(default="waves", description="background pattern")
+    min_frequency: float = Field(default=2.0, ge=1, description="lowest pattern frequency, cycles per domain")
+    max_frequency: float = Field(default=6.0, ge=1, description="highest pattern frequency, cycles per domain")
+    noise_level: float = Field(
+        default=0.1, ge=0, description="std of the GRF perturbation relative to the unit-RMS pattern"
+    )
+    noise_length_scale: float = Field(default=0.05, gt=0, le=1, description="correlation length of the perturbation")
+    amplitude: float = Field(default=1.0, gt=0, description="overall scale: RMS of the pattern")
 
     @model_validator(mode="after")
     def _check(self) -> CompositeParams:

@@ -49,7 +49,7 @@ __all__ = ["CriticalFluctuationParams", "critical_fluctuation", "ornstein_zernik
 
 class CriticalFluctuationParams(ICParams):
     correlation_length: float = Field(
-        0.1,
+        default=0.1,
         gt=0,
         le=10,
         description=(
@@ -58,14 +58,14 @@ class CriticalFluctuationParams(ICParams):
         ),
     )
     eta: float = Field(
-        0.25,
+        default=0.25,
         ge=0,
         lt=2,
         description=("anomalous dimension: per-mode power ∝ |k|^-(2-eta) at |k| >> k_xi (0.25: 2-D Ising)"),
     )
-    variance: float = Field(1.0, gt=0, description="per-pixel variance E[x^2] of the field")
+    variance: float = Field(default=1.0, gt=0, description="per-pixel variance E[x^2] of the field")
     non_gaussianity: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         le=3,
         description=("beta of the pointwise map tanh(beta g) (renormalised to unit variance); 0 = Gaussian"),

@@ -94,7 +94,7 @@ _EMPTY = 2**62  # arrival key of an empty site
 
 class DLAClusterParams(ICParams):
     cluster_size: int = Field(
-        1000,
+        default=1000,
         ge=0,
         le=50000,
         description=(
@@ -103,31 +103,35 @@ class DLAClusterParams(ICParams):
         ),
     )
     seed_type: Literal["point", "line"] = Field(
-        "point", description=("initial cluster: one site, or a straight segment through the centre at a random angle")
+        default="point",
+        description=("initial cluster: one site, or a straight segment through the centre at a random angle"),
     )
     seed_length: float = Field(
-        0.2,
+        default=0.2,
         gt=0,
         le=1,
         description=("length of the line seed, fraction of the domain side (clipped to the growth radius)"),
     )
     stickiness: float = Field(
-        1.0, ge=0.05, le=1, description=("probability of sticking at each visit of a perimeter site (1 = classic DLA)")
+        default=1.0,
+        ge=0.05,
+        le=1,
+        description=("probability of sticking at each visit of a perimeter site (1 = classic DLA)"),
     )
     field_type_dla: Literal["distance_transform", "indicator"] = Field(
-        "distance_transform",
+        default="distance_transform",
         description=(
             "field per channel: periodic Euclidean distance to the cluster (domain units), or the "
             "smoothed cluster indicator"
         ),
     )
     indicator_smoothing: float = Field(
-        0.005,
+        default=0.005,
         ge=0,
         le=0.1,
         description=("sigma of the Gaussian smoothing of the indicator, fraction of the domain side (0 = none)"),
     )
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
 
 @lru_cache(maxsize=8)

@@ -53,19 +53,24 @@ __all__ = [
 
 class ErrorCorrectingCodeParams(ICParams):
     code_type: Literal["repetition", "parity", "random"] = Field(
-        "repetition", description=("code: repetition, single-parity-check segments, or random linear code")
+        default="repetition", description=("code: repetition, single-parity-check segments, or random linear code")
     )
     code_rate: float = Field(
-        0.25, gt=0, lt=1, description=("message bits per codeword bit k/n (parity: segments of round(1/(1-rate)) bits)")
+        default=0.25,
+        gt=0,
+        lt=1,
+        description=("message bits per codeword bit k/n (parity: segments of round(1/(1-rate)) bits)"),
     )
     block_size: float = Field(
-        1 / 16,
+        default=1 / 16,
         gt=0,
         le=1,
         description=("side of one bit's block, fraction of the domain side (nb = round(1/block_size) blocks per side)"),
     )
-    error_rate: float = Field(0.1, ge=0, le=1, description="bit-flip probability of the binary symmetric channel")
-    amplitude: float = Field(1.0, gt=0, description="values are +-amplitude (RMS amplitude)")
+    error_rate: float = Field(
+        default=0.1, ge=0, le=1, description="bit-flip probability of the binary symmetric channel"
+    )
+    amplitude: float = Field(default=1.0, gt=0, description="values are +-amplitude (RMS amplitude)")
 
 
 def code_layout(grid_size: int, params: ErrorCorrectingCodeParams) -> tuple[int, int, int]:

@@ -66,28 +66,34 @@ PatternName = Literal["gradient", "spots", "stripes", "radial", "uniform"]
 
 class GeneExpressionParams(ICParams):
     num_genes: int | None = Field(
-        None, ge=1, le=64, description="number of genes G; channel c shows gene c mod G (None = one gene per channel)"
+        default=None,
+        ge=1,
+        le=64,
+        description="number of genes G; channel c shows gene c mod G (None = one gene per channel)",
     )
     expression_patterns: list[PatternName] | None = Field(
-        None,
+        default=None,
         min_length=1,
         description="pattern of gene g = expression_patterns[g mod len] (gradient, spots, stripes, radial, "
         "uniform); None = drawn per gene from the sample's seed",
     )
     correlation_strength: float = Field(
-        0.3, ge=0, le=1, description="weight rho of the shared latent pattern (1 - rho for the gene's own pattern)"
+        default=0.3,
+        ge=0,
+        le=1,
+        description="weight rho of the shared latent pattern (1 - rho for the gene's own pattern)",
     )
     expression_range: tuple[float, float] = Field(
-        (0.0, 1.0), description="(lo, hi): expression levels 0..1 are mapped affinely onto [lo, hi]"
+        default=(0.0, 1.0), description="(lo, hi): expression levels 0..1 are mapped affinely onto [lo, hi]"
     )
     wavelength_range: tuple[float, float] = Field(
-        (0.1, 0.3), description="(lo, hi): spot / stripe wavelengths ~ U[lo, hi), fractions of the side"
+        default=(0.1, 0.3), description="(lo, hi): spot / stripe wavelengths ~ U[lo, hi), fractions of the side"
     )
     shared_length_scale: float = Field(
-        0.1, gt=0, le=0.5, description="correlation length of the shared latent GRF, fraction of the side"
+        default=0.1, gt=0, le=0.5, description="correlation length of the shared latent GRF, fraction of the side"
     )
     noise_level: float = Field(
-        0.05, ge=0, le=1, description="std of independent per-pixel measurement noise, in units of hi - lo"
+        default=0.05, ge=0, le=1, description="std of independent per-pixel measurement noise, in units of hi - lo"
     )
 
     @model_validator(mode="after")

@@ -40,12 +40,12 @@ _DOMAIN = "stochastic fields"
 
 class GaussianRandomFieldParams(ICParams):
     length_scale: float = Field(
-        0.1,
+        default=0.1,
         gt=0,
         le=1,
         description=("correlation length l, fraction of the domain side: covariance variance*exp(-r^2/(2 l^2))"),
     )
-    variance: float = Field(1.0, gt=0, description="per-pixel variance E[x^2] of the field")
+    variance: float = Field(default=1.0, gt=0, description="per-pixel variance E[x^2] of the field")
 
 
 @register_ic(
@@ -70,9 +70,9 @@ class MultiscaleGRFParams(ICParams):
         description="correlation lengths of the components, fractions of the domain side",
     )
     weights: list[Annotated[float, Field(ge=0)]] | None = Field(
-        None, description="relative variances of the components (same length as scales); None = equal"
+        default=None, description="relative variances of the components (same length as scales); None = equal"
     )
-    variance: float = Field(1.0, gt=0, description="total per-pixel variance of the sum")
+    variance: float = Field(default=1.0, gt=0, description="total per-pixel variance of the sum")
 
     @model_validator(mode="after")
     def _check(self) -> MultiscaleGRFParams:
@@ -102,20 +102,23 @@ def multiscale_grf(
         normalise_weights(gaussian_weights(grid_size, float(s)), params.variance * w / total)
         for s, w in zip(params.scales, weights)
     )
+    assert isinstance(spectrum, torch.Tensor)  # scales has min_length 1 (sum's start 0 only for no terms)
     noise = draw_normal(sample_generators(seeds), (num_channels, grid_size, grid_size), device)
     return filter_noise(noise, spectrum)
 
 
 class HeavyTailedParams(ICParams):
     alpha: float = Field(
-        1.5, gt=0, le=8, description=("power-law exponent of the 2-D per-mode spectrum P(k) ∝ |k|^-alpha")
+        default=1.5, gt=0, le=8, description=("power-law exponent of the 2-D per-mode spectrum P(k) ∝ |k|^-alpha")
     )
-    variance: float = Field(1.0, gt=0, description="per-pixel variance E[x^2] of the field")
+    variance: float = Field(default=1.0, gt=0, description="per-pixel variance E[x^2] of the field")
     min_wavenumber: float = Field(
-        1.0, gt=0, description=("smallest |k| carrying power, cycles per domain (P = 0 below it, including k = 0)")
+        default=1.0,
+        gt=0,
+        description=("smallest |k| carrying power, cycles per domain (P = 0 below it, including k = 0)"),
     )
     tail_strength: float = Field(
-        0.6,
+        default=0.6,
         ge=0,
         le=1.5,
         description=("tau of the pointwise transform sinh(tau g) of the unit Gaussian field g; 0 = Gaussian"),

@@ -52,26 +52,32 @@ __all__ = ["InterferencePatternParams", "interference_pattern", "interference_dr
 
 
 class InterferencePatternParams(ICParams):
-    num_sources: int = Field(2, ge=1, le=64, description="number of coherent point sources")
+    num_sources: int = Field(default=2, ge=1, le=64, description="number of coherent point sources")
     wavelength: float = Field(
-        0.125, gt=0, le=1, description="wavelength, fraction of the domain side (ignored when wavelength_range is set)"
+        default=0.125,
+        gt=0,
+        le=1,
+        description="wavelength, fraction of the domain side (ignored when wavelength_range is set)",
     )
     wavelength_range: tuple[float, float] | None = Field(
-        None,
+        default=None,
         description="(lo, hi): draw the wavelength per sample from U[lo, hi) (fractions of the side); "
         "None = use `wavelength`",
     )
     coherence_length: float = Field(
-        0.25, gt=0, le=100, description="coherence length L of the envelope exp(-rho^2 / (2 L^2)), fraction of the side"
+        default=0.25,
+        gt=0,
+        le=100,
+        description="coherence length L of the envelope exp(-rho^2 / (2 L^2)), fraction of the side",
     )
     source_spacing: float | None = Field(
-        None,
+        default=None,
         gt=0,
         le=1,
         description="spacing of a line array of sources (random midpoint and axis), fraction of the side; "
         "None = independent uniform positions",
     )
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
     def _check(self) -> InterferencePatternParams:

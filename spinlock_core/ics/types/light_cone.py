@@ -40,25 +40,25 @@ __all__ = ["LightConeParams", "light_cone", "draw_cone_centres", "cone_mask"]
 
 class LightConeParams(ICParams):
     cone_radius: float = Field(
-        0.15,
+        default=0.15,
         gt=0,
         le=0.45,
         description=("radius R of each causal disc (light-cone cross-section), fraction of the domain side"),
     )
     smoothing: float = Field(
-        0.01,
+        default=0.01,
         gt=0,
         le=0.1,
         description=("width s of the sigmoid edge sigmoid((R - rho)/s), fraction of the domain side"),
     )
     interior_length_scale: float = Field(
-        0.03,
+        default=0.03,
         gt=0,
         le=0.5,
         description=("correlation length of the interior GRF (Gaussian covariance), fraction of the domain side"),
     )
-    num_cones: int = Field(1, ge=1, le=64, description="number of causal discs (random centres)")
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    num_cones: int = Field(default=1, ge=1, le=64, description="number of causal discs (random centres)")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
     def _check(self) -> LightConeParams:

@@ -23,10 +23,12 @@ __all__ = ["LocalizedParams", "localized"]
 
 
 class LocalizedParams(ICParams):
-    num_blobs: int = Field(5, ge=1, le=1000, description="number of Gaussian blobs")
-    min_width: float = Field(0.03, gt=0, le=0.25, description="smallest blob sigma, fraction of the domain side")
-    max_width: float = Field(0.12, gt=0, le=0.25, description="largest blob sigma, fraction of the domain side")
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    num_blobs: int = Field(default=5, ge=1, le=1000, description="number of Gaussian blobs")
+    min_width: float = Field(
+        default=0.03, gt=0, le=0.25, description="smallest blob sigma, fraction of the domain side"
+    )
+    max_width: float = Field(default=0.12, gt=0, le=0.25, description="largest blob sigma, fraction of the domain side")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
     def _check(self) -> LocalizedParams:

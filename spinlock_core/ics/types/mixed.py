@@ -23,8 +23,10 @@ __all__ = ["MixedParams", "mixed", "mixed_choice"]
 
 
 class MixedParams(ICParams):
-    grf_fraction: float = Field(0.5, ge=0, le=1, description="probability that a sample is a GRF (else structured)")
-    length_scale: float = Field(0.1, gt=0, le=1, description="correlation length of the GRF samples")
+    grf_fraction: float = Field(
+        default=0.5, ge=0, le=1, description="probability that a sample is a GRF (else structured)"
+    )
+    length_scale: float = Field(default=0.1, gt=0, le=1, description="correlation length of the GRF samples")
 
 
 def mixed_choice(seeds: Sequence[int], grf_fraction: float) -> list[bool]:

@@ -45,19 +45,25 @@ __all__ = ["MorphogenGradientParams", "morphogen_gradient", "morphogen_gradient_
 
 class MorphogenGradientParams(ICParams):
     gradient_type: Literal["exponential", "power_law", "sigmoidal"] = Field(
-        "exponential", description="decay law f(rho / lambda) of each source"
+        default="exponential", description="decay law f(rho / lambda) of each source"
     )
-    decay_length: float = Field(0.15, gt=0, le=0.5, description="decay length lambda, fraction of the domain side")
+    decay_length: float = Field(
+        default=0.15, gt=0, le=0.5, description="decay length lambda, fraction of the domain side"
+    )
     decay_length_range: tuple[float, float] | None = Field(
-        None, description=("(lo, hi): when given, lambda ~ U[lo, hi) per sample (overrides decay_length)")
+        default=None, description=("(lo, hi): when given, lambda ~ U[lo, hi) per sample (overrides decay_length)")
     )
-    num_sources: int = Field(1, ge=1, le=256, description="number of point sources")
+    num_sources: int = Field(default=1, ge=1, le=256, description="number of point sources")
     sigmoid_width: float = Field(
-        0.2, gt=0, le=1, description=("edge width of the sigmoidal law, fraction of lambda (sigmoidal only)")
+        default=0.2, gt=0, le=1, description=("edge width of the sigmoidal law, fraction of lambda (sigmoidal only)")
     )
-    noise_level: float = Field(0.05, ge=0, description="std of the GRF perturbation relative to the concentration RMS")
-    noise_length_scale: float = Field(0.05, gt=0, le=1, description="correlation length of the perturbation")
-    amplitude: float = Field(1.0, gt=0, description="RMS of the noise-free concentration over channels and pixels")
+    noise_level: float = Field(
+        default=0.05, ge=0, description="std of the GRF perturbation relative to the concentration RMS"
+    )
+    noise_length_scale: float = Field(default=0.05, gt=0, le=1, description="correlation length of the perturbation")
+    amplitude: float = Field(
+        default=1.0, gt=0, description="RMS of the noise-free concentration over channels and pixels"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MorphogenGradientParams:

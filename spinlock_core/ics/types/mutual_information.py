@@ -54,20 +54,20 @@ _LONG_RANGE_EXPONENT = 3.0
 
 class MutualInformationParams(ICParams):
     correlation_pattern: Literal["local", "long_range", "hierarchical"] = Field(
-        "local",
+        default="local",
         description=(
             "latent structure: local (Gaussian latent), long_range (scale-free latent), hierarchical "
             "(root latent + per-pair group latents)"
         ),
     )
     latent_length_scale: float = Field(
-        0.1,
+        default=0.1,
         gt=0,
         le=0.5,
         description=("correlation length of the latent (long_range: its small-scale smoothing), domain units"),
     )
     local_noise_scale: float = Field(
-        0.5,
+        default=0.5,
         ge=0,
         le=1,
         description=(
@@ -75,10 +75,16 @@ class MutualInformationParams(ICParams):
         ),
     )
     noise_length_scale: float = Field(
-        0.03, gt=0, le=0.5, description=("Gaussian correlation length of each channel's own noise, domain units")
+        default=0.03,
+        gt=0,
+        le=0.5,
+        description=("Gaussian correlation length of each channel's own noise, domain units"),
     )
     num_channels_correlated: int = Field(
-        2, ge=0, le=1024, description=("how many of the first channels share the latent (the rest are independent)")
+        default=2,
+        ge=0,
+        le=1024,
+        description=("how many of the first channels share the latent (the rest are independent)"),
     )
 
 

@@ -58,31 +58,40 @@ LATTICE_NORMALS: tuple[tuple[int, int], ...] = ((1, 0), (2, 1), (1, 1), (1, 2), 
 
 class PhaseBoundaryParams(ICParams):
     interface_width: float = Field(
-        0.015, gt=0, le=0.05, description=("w in the wall profile tanh(d/(sqrt(2) w)), fraction of the domain side")
+        default=0.015,
+        gt=0,
+        le=0.05,
+        description=("w in the wall profile tanh(d/(sqrt(2) w)), fraction of the domain side"),
     )
     interface_angle: float | None = Field(
-        None,
+        default=None,
         description=(
             "angle of the wall normal from the x axis, radians, snapped to the nearest of 8 lattice "
             "directions (needed for periodicity); None = one drawn uniformly per sample"
         ),
     )
     fluctuation_amplitude: float = Field(
-        0.01,
+        default=0.01,
         ge=0,
         le=0.05,
         description=("std of the GRF displacing the walls along their normal, fraction of the domain side"),
     )
     fluctuation_length_scale: float = Field(
-        0.1, gt=0, le=0.5, description=("correlation length of the wall-displacement GRF, fraction of the domain side")
+        default=0.1,
+        gt=0,
+        le=0.5,
+        description=("correlation length of the wall-displacement GRF, fraction of the domain side"),
     )
     curvature: float = Field(
-        0.0, ge=0, le=5, description=("peak curvature (1/domain side) of a sinusoidal bend of the walls; 0 = planar")
+        default=0.0,
+        ge=0,
+        le=5,
+        description=("peak curvature (1/domain side) of a sinusoidal bend of the walls; 0 = planar"),
     )
     phase_fraction: float | None = Field(
-        None, ge=0.2, le=0.8, description=("area fraction of the +1 phase; None = drawn U[0.3, 0.7) per sample")
+        default=None, ge=0.2, le=0.8, description=("area fraction of the +1 phase; None = drawn U[0.3, 0.7) per sample")
     )
-    amplitude: float = Field(1.0, gt=0, description="value of the bulk phases (+-amplitude)")
+    amplitude: float = Field(default=1.0, gt=0, description="value of the bulk phases (+-amplitude)")
 
 
 def nearest_lattice_normal(angle: float) -> int:
@@ -111,9 +120,9 @@ def phase_boundary(
     for g in sample_generators(seeds):
         idx = int(torch.randint(len(LATTICE_NORMALS), (1,), generator=g))
         s0, v, psi = torch.rand((3,), generator=g).tolist()
-        p, q = LATTICE_NORMALS[idx if fixed is None else fixed]
+        lp, lq = LATTICE_NORMALS[idx if fixed is None else fixed]
         f = 0.3 + 0.4 * v if params.phase_fraction is None else params.phase_fraction
-        rows.append([p, q, s0, f, 2 * math.pi * psi])
+        rows.append([lp, lq, s0, f, 2 * math.pi * psi])
         if params.fluctuation_amplitude > 0:
             noises.append(torch.randn((num_channels, n, n), generator=g))
     geo = torch.tensor(rows, dtype=torch.float32, device=device)[:, :, None, None, None]  # [B, 5, 1, 1, 1]

@@ -53,7 +53,7 @@ _IMAGES = (-2.0, -1.0, 0.0, 1.0, 2.0)
 
 class QuantumWavePacketParams(ICParams):
     sigma: float = Field(
-        0.08,
+        default=0.08,
         gt=0,
         le=0.25,
         description=(
@@ -61,14 +61,14 @@ class QuantumWavePacketParams(ICParams):
         ),
     )
     momentum_range: tuple[float, float] = Field(
-        (2.0, 10.0),
+        default=(2.0, 10.0),
         description=(
             "(k_min, k_max): carrier wavenumber |k| drawn uniformly from [k_min, k_max), cycles per domain; "
             "k_max must stay below the Nyquist wavenumber N/2"
         ),
     )
-    num_packets: int = Field(1, ge=1, le=64, description="number of superposed packets")
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    num_packets: int = Field(default=1, ge=1, le=64, description="number of superposed packets")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @model_validator(mode="after")
     def _check(self) -> QuantumWavePacketParams:

@@ -55,16 +55,19 @@ __all__ = ["ReactionFrontParams", "reaction_front", "reaction_front_draws"]
 
 
 class ReactionFrontParams(ICParams):
-    front_shape: Literal["planar", "circular", "irregular"] = Field("planar", description="shape of the fronts")
+    front_shape: Literal["planar", "circular", "irregular"] = Field(default="planar", description="shape of the fronts")
     front_width: float = Field(
-        0.025, gt=0, le=0.2, description=("w in (1 + tanh(d / w)) / 2, fraction of the domain side")
+        default=0.025, gt=0, le=0.2, description=("w in (1 + tanh(d / w)) / 2, fraction of the domain side")
     )
     front_width_range: tuple[float, float] | None = Field(
-        None, description=("(lo, hi): when given, w ~ U[lo, hi) per sample (overrides front_width)")
+        default=None, description=("(lo, hi): when given, w ~ U[lo, hi) per sample (overrides front_width)")
     )
-    num_fronts: int = Field(1, ge=1, le=64, description="number of fronts (burnt regions, united)")
+    num_fronts: int = Field(default=1, ge=1, le=64, description="number of fronts (burnt regions, united)")
     irregularity_length_scale: float = Field(
-        0.12, gt=0, le=0.5, description=("correlation length of the GRF whose level set is the front (irregular only)")
+        default=0.12,
+        gt=0,
+        le=0.5,
+        description=("correlation length of the GRF whose level set is the front (irregular only)"),
     )
 
     @model_validator(mode="after")

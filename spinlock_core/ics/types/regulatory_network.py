@@ -48,22 +48,22 @@ __all__ = ["RegulatoryNetworkParams", "regulatory_network", "GeneNetworks", "dra
 
 class RegulatoryNetworkParams(ICParams):
     topology: Literal["random", "scale_free", "hub"] = Field(
-        "scale_free",
+        default="scale_free",
         description=("network structure: random (Erdős–Rényi), scale_free (Barabási–Albert), hub (master regulator)"),
     )
-    network_size: int = Field(16, ge=2, le=256, description="number of genes n")
+    network_size: int = Field(default=16, ge=2, le=256, description="number of genes n")
     connection_probability: float = Field(
-        0.2,
+        default=0.2,
         ge=0,
         le=1,
         description=("link probability p (scale_free: m = max(1, round(p (n-1) / 2)) links per new gene)"),
     )
     spatial_decay: float = Field(
-        0.08, gt=0, le=0.25, description=("width of each gene's Gaussian kernel, fraction of the domain side")
+        default=0.08, gt=0, le=0.25, description=("width of each gene's Gaussian kernel, fraction of the domain side")
     )
-    iterations: int = Field(5, ge=0, le=1000, description="steps of x <- tanh(W x + noise)")
-    noise_level: float = Field(0.1, ge=0, description="std of the noise added to W x at each step")
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    iterations: int = Field(default=5, ge=0, le=1000, description="steps of x <- tanh(W x + noise)")
+    noise_level: float = Field(default=0.1, ge=0, description="std of the noise added to W x at each step")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
 
 @dataclass(frozen=True)

@@ -43,18 +43,18 @@ def lorentz_factor(velocity: float) -> float:
 
 class RelativisticWavePacketParams(ICParams):
     velocity: float = Field(
-        0.8, ge=0, le=0.99, description=("packet speed in units of c (0 <= v <= 0.99); gamma = 1/sqrt(1 - v^2)")
+        default=0.8, ge=0, le=0.99, description=("packet speed in units of c (0 <= v <= 0.99); gamma = 1/sqrt(1 - v^2)")
     )
     sigma: float = Field(
-        0.1,
+        default=0.1,
         gt=0,
         le=0.25,
         description=("rest-frame envelope width: std across the motion; sigma/gamma along it (domain units)"),
     )
     wavenumber_range: tuple[float, float] = Field(
-        (4.0, 12.0), description=("carrier wavenumber drawn per sample from U[min, max), cycles per domain")
+        default=(4.0, 12.0), description=("carrier wavenumber drawn per sample from U[min, max), cycles per domain")
     )
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
     @field_validator("wavenumber_range")
     @classmethod

@@ -57,13 +57,15 @@ _DIRECTIONS = ((1, 0), (0, 1), (1, 1), (1, -1))
 
 class ShannonEntropyParams(ICParams):
     entropy_pattern: Literal["gradient", "patchy", "random"] = Field(
-        "gradient", description=("spatial map of the local entropy: periodic ramp, smooth GRF patches or random cells")
+        default="gradient",
+        description=("spatial map of the local entropy: periodic ramp, smooth GRF patches or random cells"),
     )
     entropy_range: tuple[float, float] = Field(
-        (0.5, 2.0), description=("(H_lo, H_hi): local differential entropy bounds in nats (unit Gaussian = 1.419)")
+        default=(0.5, 2.0),
+        description=("(H_lo, H_hi): local differential entropy bounds in nats (unit Gaussian = 1.419)"),
     )
     patch_size: float = Field(
-        0.125,
+        default=0.125,
         gt=0,
         le=1,
         description=(
@@ -72,15 +74,15 @@ class ShannonEntropyParams(ICParams):
         ),
     )
     noise_length_scale: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         le=0.5,
         description=("correlation length of the unit noise z, fraction of the domain side; 0 = white noise"),
     )
     normalise: bool = Field(
-        True, description=("scale the sample to RMS amplitude (shifts all local entropies by one constant)")
+        default=True, description=("scale the sample to RMS amplitude (shifts all local entropies by one constant)")
     )
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample when normalise is true")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample when normalise is true")
 
     @model_validator(mode="after")
     def _check(self) -> ShannonEntropyParams:
@@ -116,10 +118,10 @@ def _draw_maps(
     if params.entropy_pattern == "gradient":
         return 0.5 * (1.0 - torch.cos(2 * math.pi * (p * x + q * y) + psi))
     if params.entropy_pattern == "patchy":
-        g = grf_from_noise(torch.stack(extras).to(device), params.patch_size, 1.0)
-        lo = g.amin(dim=(-2, -1), keepdim=True)
-        hi = g.amax(dim=(-2, -1), keepdim=True)
-        return (g - lo) / (hi - lo).clamp_min(1e-12)
+        grf = grf_from_noise(torch.stack(extras).to(device), params.patch_size, 1.0)
+        lo = grf.amin(dim=(-2, -1), keepdim=True)
+        hi = grf.amax(dim=(-2, -1), keepdim=True)
+        return (grf - lo) / (hi - lo).clamp_min(1e-12)
     levels = torch.stack(extras).to(device)  # [B, M, M]
     col = torch.floor((x - ox) * m_cells).long() % m_cells  # [B, N, N]
     row = torch.floor((y - oy) * m_cells).long() % m_cells

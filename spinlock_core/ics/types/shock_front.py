@@ -46,22 +46,25 @@ __all__ = ["ShockFrontParams", "shock_front", "shock_draws", "shock_normal"]
 
 class ShockFrontParams(ICParams):
     position: float | None = Field(
-        None, ge=0, le=1, description="shock position as the phase k.r of the front (None = U[0, 1) per sample)"
+        default=None, ge=0, le=1, description="shock position as the phase k.r of the front (None = U[0, 1) per sample)"
     )
     angle: float | None = Field(
-        None,
+        default=None,
         description="direction of the shock normal in radians, snapped to a periodic lattice direction "
         "(None = U[0, 2 pi) per sample)",
     )
-    width: float = Field(0.015, gt=0, le=0.03, description="tanh width w of the fronts, fraction of the side")
-    amplitude_ratio: float = Field(2.0, gt=0, le=100, description="downstream / upstream state ratio A")
+    width: float = Field(default=0.015, gt=0, le=0.03, description="tanh width w of the fronts, fraction of the side")
+    amplitude_ratio: float = Field(default=2.0, gt=0, le=100, description="downstream / upstream state ratio A")
     fluctuation_amplitude: float = Field(
-        0.1, ge=0, le=10, description="std of the post-shock fluctuations, in units of the upstream state"
+        default=0.1, ge=0, le=10, description="std of the post-shock fluctuations, in units of the upstream state"
     )
     fluctuation_length_scale: float = Field(
-        0.05, gt=0, le=0.5, description="correlation length of the post-shock fluctuations, fraction of the side"
+        default=0.05,
+        gt=0,
+        le=0.5,
+        description="correlation length of the post-shock fluctuations, fraction of the side",
     )
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
 
 def shock_normal(angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,17 +31,18 @@ from .composite import lattice_wavevector
 
 __all__ = ["StructuredParams", "structured", "STRUCTURE_KINDS"]
 
-STRUCTURE_KINDS: tuple[str, ...] = ("circle", "stripe", "blob")
+StructureKind = Literal["circle", "stripe", "blob"]
+STRUCTURE_KINDS: tuple[StructureKind, ...] = ("circle", "stripe", "blob")
 
 
 class StructuredParams(ICParams):
-    num_structures: int = Field(5, ge=1, le=1000, description="number of structures per sample")
-    structure_types: list[Literal["circle", "stripe", "blob"]] = Field(
+    num_structures: int = Field(default=5, ge=1, le=1000, description="number of structures per sample")
+    structure_types: list[StructureKind] = Field(
         default_factory=lambda: list(STRUCTURE_KINDS),
         min_length=1,
         description="kinds to draw from, uniformly (circle, stripe, blob)",
     )
-    amplitude: float = Field(1.0, gt=0, description="RMS of the sample over channels and pixels")
+    amplitude: float = Field(default=1.0, gt=0, description="RMS of the sample over channels and pixels")
 
 
 @register_ic(

@@ -106,24 +106,27 @@ def smooth_sawtooth(phi: torch.Tensor, width: float) -> torch.Tensor:
 
 class ThermalGradientParams(ICParams):
     direction: Literal["random", "x", "y", "diagonal", "arbitrary"] = Field(
-        "random",
+        default="random",
         description=(
             "ramp direction: x / y (random sign), diagonal (one of 4), arbitrary (U[0, 2 pi) snapped to a "
             "lattice direction), random (one of those four modes per sample)"
         ),
     )
     temperature_range: tuple[float, float] = Field(
-        (0.0, 1.0), description=("(T_min, T_max): temperature at the cold and hot ends of the ramp (field units)")
+        default=(0.0, 1.0),
+        description=("(T_min, T_max): temperature at the cold and hot ends of the ramp (field units)"),
     )
-    exponent: float = Field(1.0, gt=0, le=10, description="beta: T = T_min + (T_max - T_min) * h^beta, h in [0, 1]")
-    noise_level: float = Field(0.1, ge=0, description="std of the GRF perturbation, temperature units")
-    noise_length_scale: float = Field(0.04, gt=0, le=1, description="correlation length of the perturbation")
+    exponent: float = Field(
+        default=1.0, gt=0, le=10, description="beta: T = T_min + (T_max - T_min) * h^beta, h in [0, 1]"
+    )
+    noise_level: float = Field(default=0.1, ge=0, description="std of the GRF perturbation, temperature units")
+    noise_length_scale: float = Field(default=0.04, gt=0, le=1, description="correlation length of the perturbation")
     wrap: Literal["smooth", "jump"] = Field(
-        "smooth",
+        default="smooth",
         description=("how the periodic ramp returns: smooth (Gaussian-smoothed sawtooth) or jump (discontinuity)"),
     )
     wrap_width: float = Field(
-        0.05,
+        default=0.05,
         gt=0,
         le=0.15,
         description=("std of the smoothing of the wrap for wrap='smooth', fraction of the ramp period"),

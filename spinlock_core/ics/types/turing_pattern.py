@@ -58,25 +58,27 @@ _SH_EPS, _SH_DT = 0.3, 0.5
 
 class TuringPatternParams(ICParams):
     pattern_type: Literal["spots", "stripes", "labyrinth", "mixed"] = Field(
-        "spots",
+        default="spots",
         description="spots (hexagonal), stripes, labyrinth (disordered stripes) or mixed (spot + stripe domains)",
     )
-    wavelength: float = Field(0.125, gt=0, le=0.5, description="pattern wavelength lambda, fraction of the domain side")
+    wavelength: float = Field(
+        default=0.125, gt=0, le=0.5, description="pattern wavelength lambda, fraction of the domain side"
+    )
     wavelength_range: tuple[float, float] | None = Field(
-        None, description=("(lo, hi): when given, lambda ~ U[lo, hi) per sample (overrides wavelength)")
+        default=None, description=("(lo, hi): when given, lambda ~ U[lo, hi) per sample (overrides wavelength)")
     )
     perturbation_amplitude: float = Field(
-        0.1,
+        default=0.1,
         ge=0,
         description=("std of the per-channel GRF perturbation (length lambda / 2) relative to the unit-RMS pattern"),
     )
     refine_steps: int = Field(
-        0,
+        default=0,
         ge=0,
         le=100,
         description=("number of Swift-Hohenberg steps applied to the pattern (0 = the analytic pattern)"),
     )
-    amplitude: float = Field(1.0, gt=0, description="overall scale: RMS of the pattern")
+    amplitude: float = Field(default=1.0, gt=0, description="overall scale: RMS of the pattern")
 
     @model_validator(mode="after")
     def _check(self) -> TuringPatternParams:
@@ -169,15 +171,19 @@ def turing_pattern(
 
     lattice_phase = [-2 * math.pi * (k[:, j, 0, None, None] * ox + k[:, j, 1, None, None] * oy) for j in range(3)]
     if kind in ("spots", "mixed"):
-        spots = sum(wave(j, lattice_phase[j]) for j in range(3)) / math.sqrt(1.5)
+        lattice = sum(wave(j, lattice_phase[j]) for j in range(3))
+        assert isinstance(lattice, torch.Tensor)  # three waves (sum's start 0 only for no terms)
+        spots = lattice / math.sqrt(1.5)
     if kind == "stripes":
         pattern = math.sqrt(2.0) * wave(0, dr["phi"][:, None, None])
     elif kind == "spots":
         pattern = spots
     elif kind == "mixed":
+        assert mask_noise is not None  # drawn for "mixed"
         m = torch.sigmoid(4.0 * grf_from_noise(mask_noise, 0.15, 1.0))
         pattern = m * spots + (1.0 - m) * math.sqrt(2.0) * wave(0, lattice_phase[0])
     else:
+        assert lab_noise is not None  # drawn for "labyrinth"
         kx, ky = wavenumber_grid(n, device)
         kmag = torch.sqrt(kx * kx + ky * ky).float()
         delta = torch.clamp(0.1 * f, min=0.7)[:, None, None]

@@ -1,4 +1,4 @@
-"""Operator sensitivity measured inside run_rollouts: outputs untouched, values as measured alone."""
+"""SensitivityMeter as the rollout engine's probe: outputs untouched, values as measured alone."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import torch
 
 from spinlock_core.features.config import load_features_config
 from spinlock_core.operators import KNOBS, OperatorSpec
-from spinlock_core.rollout import run_rollouts, sensitivity_feature_names, sensitivity_for_specs
+from spinlock_core.rollout import run_rollouts
+from spinlock_core.sensitivity import SensitivityMeter, sensitivity_feature_names, sensitivity_for_specs
 
 torch.set_num_threads(1)
 
@@ -46,8 +47,9 @@ def test_rollouts_are_bit_identical_with_and_without_sensitivity():
     ics = torch.randn(len(SPECS), 3, 16, 16, generator=torch.Generator().manual_seed(1))
     params = load_features_config(None).operator_sensitivity
     names = sensitivity_feature_names(params, 3)
+    meter = SensitivityMeter(params)
     plain, st0 = roll(ics)
-    measured, st1 = roll(ics, params)
+    measured, st1 = roll(ics, meter)
     for (t0, d0, s0), (t1, d1, s1) in zip(plain, measured):
         assert t0.tobytes() == t1.tobytes() and np.array_equal(d0, d1)
         assert s0 is None and s1.shape == (len(names),) and s1.dtype == np.float32 and np.isfinite(s1).all()
@@ -57,10 +59,34 @@ def test_rollouts_are_bit_identical_with_and_without_sensitivity():
     np.testing.assert_allclose(values, sensitivity_for_specs(SPECS, ics, params, eval_batch=3), rtol=1e-4, atol=1e-6)
     # a 16-bit rollout is measured on a float32 copy of the same weights: same values, own trajectories
     bf_plain, _ = roll(ics, precision="bfloat16")
-    bf_meas, _ = roll(ics, params, precision="bfloat16")
+    bf_meas, _ = roll(ics, meter, precision="bfloat16")
     for (t0, _, _), (t1, _, _) in zip(bf_plain, bf_meas):
         assert t0.tobytes() == t1.tobytes()
     assert np.stack([s for _, _, s in bf_meas]).tobytes() == values.tobytes()
-    # disabled family: nothing measured
-    off, st2 = roll(ics, load_features_config({"operator_sensitivity": {"enabled": False}}).operator_sensitivity)
-    assert all(s is None for _, _, s in off) and st2.sensitivity_seconds == 0.0
+    # a meter of a disabled family measures no column (the rollout stage then passes no probe at all)
+    off_params = load_features_config({"operator_sensitivity": {"enabled": False}}).operator_sensitivity
+    assert sensitivity_feature_names(off_params, 3) == []
+    off, _ = roll(ics, SensitivityMeter(off_params))
+    for (t0, d0, _), (t1, d1, s1) in zip(plain, off):
+        assert t0.tobytes() == t1.tobytes() and np.array_equal(d0, d1)
+        assert s1 is not None and s1.shape == (0,)
+
+
+def test_the_engine_calls_any_probe_once_per_chunk_with_the_bank_and_m():
+    """The engine knows only the probe protocol: its values travel unchanged, one row per operator."""
+    ics = torch.randn(len(SPECS), 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    calls = []
+
+    class Probe:
+        def measure(self, bank, x, draws, eval_batch):
+            calls.append((bank.g, tuple(x.shape), eval_batch))
+            return torch.tensor([[float(s.index), float(eval_batch)] for s in bank.specs])
+
+    plain, _ = roll(ics)
+    probed, stats = roll(ics, Probe())
+    assert stats.sensitivity_seconds > 0.0
+    assert sum(g for g, _, _ in calls) == len(SPECS) and len(calls) == stats.chunks
+    assert all(shape == (g, 3, 16, 16) and m == 3 for g, shape, m in calls)
+    for i, ((t0, _, _), (t1, _, s1)) in enumerate(zip(plain, probed)):
+        assert t0.tobytes() == t1.tobytes()
+        assert s1.dtype == np.float32 and s1.tolist() == [float(SPECS[i].index), 3.0]

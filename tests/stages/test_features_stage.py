@@ -1,0 +1,124 @@
+"""Stage ``sdf_features``: operator sensitivity from the rollout, re-measured when stale; stale rollouts refused."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from spinlock_core.dataset import HDF5FeatureReader, PartitionId, stored_sensitivity
+from spinlock_core.features import load_features_config
+from spinlock_core.sensitivity import sensitivity_feature_names, sensitivity_params_hash
+from spinlock_core.stages import (
+    StaleInput,
+    extract_partition,
+    features_config,
+    features_stage,
+    layout_of,
+    rollout_stage,
+    sobol_stage,
+    specs_stage,
+)
+from spinlock_core.stages.features import operator_values
+from spinlock_core.testing import tiny_config
+
+PART = PartitionId(grid=16, batch=0)
+
+
+def _partition(tmp_path, **extra):
+    cfg = tiny_config(tmp_path / "data", **{"simulation.grid_sizes": [16], "sampling.total_samples": 3, **extra})
+    sobol_stage(cfg, 0)
+    specs_stage(cfg, 0)
+    summary = rollout_stage(cfg, PART)
+    return cfg, layout_of(cfg).rollouts(PART), summary
+
+
+def test_stored_sensitivity_is_used_and_a_re_measurement_agrees(tmp_path):
+    cfg, part, rolled = _partition(tmp_path)
+    assert rolled.sensitivity_seconds > 0.0
+    fcfg = features_config(cfg)
+    summary = features_stage(cfg, PART, features_cfg=fcfg)
+    assert summary.path == str(layout_of(cfg).features(PART))
+    with h5py.File(part, "r") as f:
+        got_stored = stored_sensitivity(f)
+    assert got_stored is not None
+    stored, names, params_hash = got_stored
+    assert params_hash == sensitivity_params_hash(fcfg.operator_sensitivity)
+    assert names == sensitivity_feature_names(fcfg.operator_sensitivity, 3)
+    assert stored.shape == (3, len(names)) and np.isfinite(stored).all()
+    with HDF5FeatureReader(layout_of(cfg).features(PART)) as r:
+        got = r.get_sdf_features("operator_sensitivity")
+        cols = r.get_sdf_registry().get_feature_names("operator_sensitivity")
+        assert not r.masked("operator_sensitivity")
+    # the stored table is taken as it is (bit-identical)
+    np.testing.assert_array_equal(got[:, [cols.index(n) for n in names]], stored)
+    with h5py.File(part, "r") as f:
+        vals, _ = operator_values(f, fcfg, "cpu")
+    assert np.stack([vals[n] for n in names], axis=1).tobytes() == stored.tobytes()
+    # without the stored table the stage re-measures from the specs: same values (float32 rounding)
+    bare = tmp_path / "bare.h5"
+    shutil.copy(part, bare)
+    with h5py.File(bare, "r+") as f:
+        del f["operator_sensitivity/values"]
+        assert stored_sensitivity(f) is None
+        vals, reason = operator_values(f, fcfg, "cpu")
+    assert sorted(vals) == sorted(names) and reason
+    again = np.stack([vals[n] for n in names], axis=1)
+    np.testing.assert_allclose(again, stored, rtol=2e-3, atol=1e-5)
+
+
+def test_changed_sensitivity_parameters_are_re_measured_not_masked(tmp_path):
+    cfg, part, _ = _partition(tmp_path)
+    fcfg = load_features_config(None, {"operator_sensitivity.gain_alphas": [0.25, 2.0]})
+    with h5py.File(part, "r") as f:
+        got = stored_sensitivity(f)
+        assert got is not None  # measured with other params: the hash says so
+        assert got[2] != sensitivity_params_hash(fcfg.operator_sensitivity)
+        vals, _ = operator_values(f, fcfg, "cpu")
+    new_names = sensitivity_feature_names(fcfg.operator_sensitivity, 3)
+    assert sorted(vals) == sorted(new_names) and any("alpha0p25" in n for n in vals)
+    features_stage(cfg, PART, features_cfg=fcfg)
+    with HDF5FeatureReader(layout_of(cfg).features(PART)) as r:
+        cols = r.get_sdf_registry().get_feature_names("operator_sensitivity")
+        v = r.get_sdf_features("operator_sensitivity")
+        assert any("alpha0p25" in c for c in cols) and not r.masked("operator_sensitivity")
+        assert np.isfinite(v).all()
+        np.testing.assert_array_equal(
+            v[:, [cols.index(n) for n in new_names]], np.stack([vals[n] for n in new_names], 1)
+        )
+
+
+def test_disabled_sensitivity_is_neither_measured_nor_stored(tmp_path):
+    fyaml = tmp_path / "features.yaml"
+    fyaml.write_text("operator_sensitivity:\n  enabled: false\n")
+    cfg, part, summary = _partition(tmp_path, **{"features.config": str(fyaml)})
+    assert summary.sensitivity_seconds == 0.0
+    with h5py.File(part, "r") as f:
+        assert stored_sensitivity(f) is None and "operator_sensitivity" not in f
+        assert operator_values(f, features_config(cfg), "cpu") == ({}, "operator_sensitivity disabled")
+
+
+def test_features_stage_refuses_rollouts_from_another_config(tmp_path):
+    cfg, part, _ = _partition(tmp_path)
+    other = tiny_config(
+        tmp_path / "data",
+        **{"simulation.grid_sizes": [16], "sampling.total_samples": 3, "simulation.num_timesteps": 4},
+    )
+    assert layout_of(other).rollouts(PART) == part
+    with pytest.raises(StaleInput) as err:
+        features_stage(other, PART)
+    msg = str(err.value)
+    assert str(part) in msg and cfg.config_hash() in msg and other.config_hash() in msg and PART.key in msg
+    assert not layout_of(cfg).features(PART).exists()
+    # extract_partition extracts a partition file as it is, whatever config made it
+    out = tmp_path / "as_is.h5"
+    s = extract_partition(part, features_config(cfg), out_path=out)
+    assert s.path == str(out) and out.exists() and s.num_samples == 3
+    # a config that differs only in what the data hash leaves out is the same data: not refused
+    same = tiny_config(
+        tmp_path / "data",
+        **{"simulation.grid_sizes": [16, 32], "sampling.total_samples": 3, "metadata.name": "renamed"},
+    )
+    assert features_stage(same, PART).path == str(layout_of(cfg).features(PART))
