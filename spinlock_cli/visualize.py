@@ -112,15 +112,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _parse_size(text: str) -> tuple[int, int]:
+    from spinlock_core.config.render import RENDER_BOUNDS
+
     parts = text.lower().split("x")
+    lo, hi = RENDER_BOUNDS["size"]
     try:
         vals = [int(v) for v in parts]
     except ValueError:
         raise ValueError(f"--size {text!r}: give HxW or N in pixels, e.g. 128x128") from None
     if len(vals) == 1:
         vals = vals * 2
-    if len(vals) != 2 or not all(16 <= v <= 2048 for v in vals):
-        raise ValueError(f"--size {text!r}: give HxW (or N) with sides in 16..2048")
+    if len(vals) != 2 or not all(lo <= v <= (hi or v) for v in vals):
+        raise ValueError(f"--size {text!r}: give HxW (or N) with sides in {lo:g}..{hi:g}")
     return vals[0], vals[1]
 
 
@@ -138,23 +141,26 @@ def _check_device(name: str | None) -> str | None:
 
 def _options(args: argparse.Namespace):
     """RenderOptions from the arguments; ValueError names the bad flag."""
-    from spinlock_core.config.render import check_aggregates
+    from spinlock_core.config.render import check_aggregates, check_bound
     from spinlock_core.render import FrameOptions
     from spinlock_core.stages import RenderOptions
 
+    for flag, value, bound in (
+        ("--n-operators", args.n_operators, "n_operators"),
+        ("--display-realizations", args.display_realizations, "display_realizations"),
+        ("--stride", args.stride, "stride"),
+        ("--steps", args.steps, "steps"),
+        ("--fps", args.fps, "fps"),
+    ):
+        if value is not None:
+            check_bound(bound, value, flag)
     for flag, value, lo in (
-        ("--n-operators", args.n_operators, 1),
-        ("--display-realizations", args.display_realizations, 0),
-        ("--stride", args.stride, 1),
-        ("--steps", args.steps, 0),
         ("--grid-size", args.grid_size, 1),
         ("--n-realizations", args.n_realizations, 1),
         ("--seed", args.seed, 0),
     ):
         if value is not None and value < lo:
             raise ValueError(f"{flag} must be >= {lo}, got {value}")
-    if not 0 < args.fps <= 240:
-        raise ValueError(f"--fps must be in (0, 240], got {args.fps:g}")
     try:
         aggregates = tuple(check_aggregates(args.aggregates))
     except ValueError as exc:

@@ -21,6 +21,8 @@ __all__ = [
     "DEFAULT_AGGREGATES",
     "COLOR_NORM_MODES",
     "PREVIEW_FORMATS",
+    "RENDER_BOUNDS",
+    "check_bound",
     "RendersConfig",
 ]
 
@@ -42,6 +44,27 @@ DEFAULT_AGGREGATES: tuple[str, ...] = ("mean", "envelope", "entropy")
 COLOR_NORM_MODES: tuple[str, ...] = ("global", "per-operator", "per-cell")
 #: Container formats of a preview.
 PREVIEW_FORMATS: tuple[str, ...] = ("mp4", "gif")
+
+
+#: The one table of render option bounds (inclusive; None: unbounded). The renders config, the frame
+#: renderer and ``spinlock visualize-dataset`` all check against it.
+RENDER_BOUNDS: dict[str, tuple[float, float | None]] = {
+    "n_operators": (1, 64),
+    "display_realizations": (0, 16),
+    "fps": (1, 120),
+    "stride": (1, None),
+    "steps": (0, None),
+    "size": (16, 1024),  # cell side in pixels
+}
+
+
+def check_bound(name: str, value: float, label: str | None = None) -> float:
+    """``value`` if it lies within ``RENDER_BOUNDS[name]``, else ``ValueError`` naming ``label`` and the range."""
+    lo, hi = RENDER_BOUNDS[name]
+    if value < lo or (hi is not None and value > hi):
+        rng = f"{lo:g}..{hi:g}" if hi is not None else f">= {lo:g}"
+        raise ValueError(f"{label or name} must be {rng}, got {value:g}")
+    return value
 
 
 def check_aggregates(names: list[str] | tuple[str, ...]) -> list[str]:
@@ -78,14 +101,16 @@ class RendersConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     enabled: bool = True
-    n_operators: int = Field(default=4, ge=1, le=64)
-    display_realizations: int = Field(default=2, ge=0, le=16)
+    n_operators: int = Field(default=4, ge=RENDER_BOUNDS["n_operators"][0], le=RENDER_BOUNDS["n_operators"][1])
+    display_realizations: int = Field(
+        default=2, ge=RENDER_BOUNDS["display_realizations"][0], le=RENDER_BOUNDS["display_realizations"][1]
+    )
     aggregates: list[str] = Field(default_factory=lambda: list(DEFAULT_AGGREGATES))
     color_norm_mode: Literal["global", "per-operator", "per-cell"] = "per-cell"
-    fps: int = Field(default=10, ge=1, le=120)
-    stride: int = Field(default=1, ge=1)
-    steps: int | None = Field(default=None, ge=0)
-    size: int = Field(default=128, ge=16, le=1024)
+    fps: int = Field(default=10, ge=RENDER_BOUNDS["fps"][0], le=RENDER_BOUNDS["fps"][1])
+    stride: int = Field(default=1, ge=RENDER_BOUNDS["stride"][0])
+    steps: int | None = Field(default=None, ge=RENDER_BOUNDS["steps"][0])
+    size: int = Field(default=128, ge=RENDER_BOUNDS["size"][0], le=RENDER_BOUNDS["size"][1])
     format: Literal["mp4", "gif"] = "mp4"
     add_spacing: bool = True
     row_labels: bool = True

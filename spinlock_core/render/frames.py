@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from spinlock_core.config.render import COLOR_NORM_MODES, DEFAULT_AGGREGATES, check_aggregates
+from spinlock_core.config.render import COLOR_NORM_MODES, DEFAULT_AGGREGATES, check_aggregates, check_bound
 
 from .aggregates import AGGREGATES, Aggregate, compute_aggregates
 from .palettes import ALL_COLORMAPS, MAX_QUANTILE_VALUES, _lut, finite, map_rgb, map_scalar, map_unit_rgb, robust_range
@@ -141,13 +141,11 @@ class FrameOptions:
         ):
             if value not in allowed:
                 raise ValueError(f"{name} {value!r} is not one of: {', '.join(allowed)}")
-        if self.display_realizations < 0:
-            raise ValueError(f"display_realizations must be >= 0, got {self.display_realizations}")
+        check_bound("display_realizations", self.display_realizations)
         if self.display_realizations == 0 and not self.aggregates:
             raise ValueError("nothing to show: no realization column and no aggregate")
-        h, w = self.cell_size
-        if not (4 <= h <= 4096 and 4 <= w <= 4096):
-            raise ValueError(f"cell size must be 4..4096 px per side, got {h}x{w}")
+        for side in self.cell_size:
+            check_bound("size", side, "cell size (px per side)")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
         lo, hi = self.percentiles

@@ -158,10 +158,12 @@ def test_final_state_dataset_is_replayed_unless_told_not_to(tmp_path, capsys):
     [
         (["--aggregates", "mean", "median"], "unknown aggregate(s) ['median']; allowed: mean, variance"),
         (["--size", "big"], "--size 'big'"),
-        (["--size", "8x8"], "sides in 16..2048"),
+        (["--size", "8x8"], "sides in 16..1024"),
+        (["--size", "2000"], "sides in 16..1024"),
+        (["--fps", "121"], "--fps must be 1..120"),
         (["--fps", "abc"], "invalid float value"),
-        (["--fps", "0"], "--fps must be in"),
-        (["--n-operators", "0"], "--n-operators must be >= 1"),
+        (["--fps", "0"], "--fps must be 1..120"),
+        (["--n-operators", "0"], "--n-operators must be 1..64"),
         (["--operator-indices", "99"], "operator indices [99] are not in the dataset"),
         (["--n-operators", "2", "--operator-indices", "1"], "not allowed with argument"),
         (["--color-norm-mode", "per-frame"], "invalid choice: 'per-frame'"),
@@ -342,3 +344,33 @@ def test_ic_gallery_output_directory_is_refused(tmp_path, capsys):
     rc = main(_cli(tmp_path, "--ic-types", A))
     assert_one_line_error(_result(rc, capsys.readouterr()), 2, "directory")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_render_bounds_have_one_owner():
+    """The renders config, the frame renderer and the CLI accept and refuse the same values."""
+    import pydantic
+
+    from spinlock_core.config import RendersConfig
+    from spinlock_core.config.render import RENDER_BOUNDS
+    from spinlock_core.render import FrameOptions
+
+    lo, hi = RENDER_BOUNDS["size"]
+    for side, ok in ((lo, True), (hi, True), (lo - 1, False), (hi + 1, False)):
+        try:
+            RendersConfig.model_validate({"size": side})
+            cfg_ok = True
+        except pydantic.ValidationError:
+            cfg_ok = False
+        try:
+            FrameOptions(cell_size=(side, side)).validate()
+            frame_ok = True
+        except ValueError:
+            frame_ok = False
+        assert cfg_ok == frame_ok == ok, side
+    for name in ("n_operators", "display_realizations", "fps"):
+        lo, hi = RENDER_BOUNDS[name]
+        RendersConfig.model_validate({name: lo})
+        RendersConfig.model_validate({name: hi})
+        for bad in (lo - 1, hi + 1):
+            with pytest.raises(pydantic.ValidationError):
+                RendersConfig.model_validate({name: bad})
