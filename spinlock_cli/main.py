@@ -11,8 +11,9 @@ import errno
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "CliResult", "run_cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +60,29 @@ def _os_hint(exc: BaseException) -> str:
     if errno_ == errno.EFBIG or "File too large" in text:
         return " -- a file-size limit was reached (ulimit -f)"
     return ""
+
+
+@dataclass
+class CliResult:
+    """What :func:`run_cli` saw: exit code and the two streams (like ``subprocess.CompletedProcess``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str) -> CliResult:
+    """Run ``spinlock ARGS`` in this process (no interpreter start-up), capturing its output."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse errors
+            code = int(exc.code) if isinstance(exc.code, int) else 2
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 if __name__ == "__main__":

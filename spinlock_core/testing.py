@@ -43,8 +43,6 @@ __all__ = [
     "write_partition",
     "CORRUPTIONS",
     "corrupt",
-    "CliResult",
-    "run_cli",
     "assert_one_line_error",
     "assert_no_temp_files",
 ]
@@ -326,31 +324,6 @@ def copy_dataset(src: str | Path, dst: str | Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- assertions
-
-
-@dataclass
-class CliResult:
-    """What :func:`run_cli` saw: exit code and the two streams (like ``subprocess.CompletedProcess``)."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(*args: str) -> CliResult:
-    """Run ``spinlock ARGS`` in this process (no interpreter start-up), capturing its output."""
-    import contextlib
-    import io
-
-    from spinlock_cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse errors
-            code = int(exc.code) if isinstance(exc.code, int) else 2
-    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(result: Any, code: int, *needles: str) -> str:

@@ -13,14 +13,13 @@ h5py) and file attributes. Compute packages never import it; stages compose the 
   :class:`DatasetError` naming the file and the fix (missing partitions, stale index, files
   referring outside the dataset);
 * inspection and validation: :func:`dataset_info`, :func:`validate_files`, the file checks
-  behind the Dagster asset checks (:mod:`.checks`).
+  behind the Dagster asset checks (:mod:`.quality`).
 """
 
 from spinlock_core.files import remove_stale_temps, write_text_atomic
 
 from . import schema
 from .batch_files import PointsFile, SpecsFile, read_points, read_specs, write_points, write_specs
-from .checks import CheckOutcome
 from .errors import DatasetError
 from .feature_reader import HDF5FeatureReader, find_feature_files
 from .features import FeatureFileWriter, FeatureTable, StoredRegistry
@@ -29,6 +28,7 @@ from .inspect import dataset_info, format_info, layout_tree
 from .layout import FILE_KINDS, DatasetLayout, PartitionId, batch_key, layout_markdown
 from .manifest import Manifest, merge_manifest, read_manifest, write_manifest
 from .partition import Compression, PartitionWriter, byte_shuffle
+from .quality import CheckOutcome
 from .renders import read_render_record, write_render_record
 from .report import ValidationReport
 from .rollouts import DatasetReader, RowSelection, open_dataset, stored_sensitivity

@@ -17,7 +17,7 @@ For a dataset directory it checks:
 * the index: current (no file changed, gone or added since it was built) and well formed;
 * temporary files of writers that are gone (a warning; :func:`~.atomic.remove_stale_temps`).
 
-Seed replay and parameter ranges need the compute code: :func:`spinlock_core.stages.validate`
+Seed replay and parameter ranges need the compute code: :func:`spinlock_core.stages.verify`
 adds them on top of this.
 """
 

@@ -16,11 +16,11 @@ import numpy as np
 
 from . import hdf5 as H
 from . import schema as S
-from .checks import features_nan
 from .codec import decode_attr
 from .errors import DatasetError
 from .features import StoredRegistry
 from .layout import dataset_root_of
+from .quality import features_nan
 from .report import ValidationReport
 
 __all__ = ["validate_feature_file"]

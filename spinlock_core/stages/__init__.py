@@ -52,7 +52,7 @@ from spinlock_core.stages.table import (
     stage,
     stage_names,
 )
-from spinlock_core.stages.validate import validate_dataset
+from spinlock_core.stages.verify import validate_dataset
 
 __all__ = [
     "PROJECT_ROOT",

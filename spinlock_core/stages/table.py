@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from spinlock_core.config import ExperimentConfig
 from spinlock_core.dataset import CheckOutcome, PartitionId, build_index, read_points, read_render_record, read_specs
-from spinlock_core.dataset import checks as file_checks
 from spinlock_core.dataset import hdf5 as H
+from spinlock_core.dataset import quality as file_checks
 from spinlock_core.features import FeatureRegistry, features_config_hash, summary_names
 from spinlock_core.stages.context import features_config, hashes_of, layout_of
 from spinlock_core.stages.features import features_stage

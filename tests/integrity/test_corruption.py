@@ -102,7 +102,7 @@ def test_flipped_data_bits_in_a_compressed_chunk_are_reported(ds):
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 def test_non_finite_features_of_clean_realizations_are_caught(ds, value):
-    from spinlock_core.dataset.checks import features_nan
+    from spinlock_core.dataset.quality import features_nan
 
     target = FILES["features"](ds)
     corrupt(target, "nonfinite", dataset="features/sdf/spatial/features", value=float(value))
