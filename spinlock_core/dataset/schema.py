@@ -34,7 +34,6 @@ Conventions:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -108,7 +107,6 @@ DIMS: tuple[str, ...] = (
 
 KIND_PARTITION = "partition"
 KIND_INDEX = "index"
-FileKind = Literal["partition", "index"]
 
 GROUP_OUTPUTS = "outputs"
 GROUP_INPUTS = "inputs"

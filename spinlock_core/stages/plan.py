@@ -63,10 +63,6 @@ class Plan:
     compressed: bool = True
 
     @property
-    def disk_bytes(self) -> int:
-        return self.rollout_bytes + self.feature_bytes + self.other_bytes
-
-    @property
     def min_disk_bytes(self) -> int:
         """Smallest plausible size: compression at most halves float32 fields."""
         return (
