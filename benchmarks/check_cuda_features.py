@@ -24,7 +24,7 @@ import torch  # noqa: E402
 
 from spinlock_core.config import load_config  # noqa: E402
 from spinlock_core.dataset import PartitionId  # noqa: E402
-from spinlock_core.dataset import checks as C  # noqa: E402
+from spinlock_core.dataset import quality as C  # noqa: E402
 from spinlock_core.stages import (  # noqa: E402
     extract_partition,
     features_config,

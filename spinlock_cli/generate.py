@@ -60,6 +60,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--precision", help="override simulation.precision (float32, bfloat16, float16)")
     g.add_argument("--seed", type=int, help="override sampling.sobol.seed (the root seed)")
     g.add_argument(
+        "--only",
+        nargs="+",
+        metavar="STAGE",
+        help="run only these partitioned stages (and their checks), e.g. sdf_features renders; their "
+        "inputs must exist and be current (see `spinlock stages`)",
+    )
+    g.add_argument(
         "--dry-run",
         action="store_true",
         help="print the plan (partitions, bytes, memory, measured time estimate) and stop",
@@ -141,6 +148,13 @@ def run(args: argparse.Namespace) -> int:
         device = resolve_device(cfg.simulation.device, setting="simulation.device")
     except DeviceError as exc:
         return fail(str(exc))
+    if args.only:
+        from spinlock_core.stages import stage_names
+
+        allowed = stage_names(partitioned=True)
+        bad = [s for s in args.only if s not in allowed]
+        if bad:
+            return fail(f"--only: unknown stage(s) {bad}; allowed: {', '.join(allowed)}")
     plan, problems = preflight(cfg, fcfg)
     if problems:
         return fail("cannot generate:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -157,10 +171,10 @@ def run(args: argparse.Namespace) -> int:
         claim_home(home, cfg)
     except HomeError as exc:
         return fail(str(exc))
-    return _generate(cfg, home, quiet=args.quiet)
+    return _generate(cfg, home, quiet=args.quiet, only=args.only)
 
 
-def _generate(cfg: Any, home: Path, *, quiet: bool) -> int:
+def _generate(cfg: Any, home: Path, *, quiet: bool, only: list[str] | None = None) -> int:
     import dagster as dg
     from tqdm import tqdm
 
@@ -187,6 +201,8 @@ def _generate(cfg: Any, home: Path, *, quiet: bool) -> int:
     ensure_grid_partitions(instance, cfg.simulation.grid_sizes)
     defs = build_definitions(layout.experiment.resolve(), claim=False)
     job, index_job = defs.resolve_job_def(GENERATE_JOB), defs.resolve_job_def(INDEX_JOB)
+    if only:  # a subset of the partitioned stages, with their asset checks
+        job = job.get_subset(asset_selection={dg.AssetKey(name) for name in only})
     tags = {**process_tags(), "spinlock/cli": "generate"}
     quiet_logs = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # failures reported below
     parts = [partition(b, g) for g in cfg.simulation.grid_sizes for b in range(cfg.sampling.num_batches)]

@@ -17,7 +17,7 @@ __all__ = ["build_parser", "main", "CliResult", "run_cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spinlock_cli import features, generate, inspect, runs, ui, visualize
+    from spinlock_cli import features, generate, inspect, runs, stages, ui, visualize
 
     p = argparse.ArgumentParser(prog="spinlock", description="Stochastic neural-operator dataset generator.")
     p.add_argument("--version", action="version", version="spinlock 0.1.0")
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_parser(sub)
     inspect.add_parsers(sub)
     runs.add_parser(sub)
+    stages.add_parser(sub)
     ui.add_parsers(sub)
     features.add_parsers(sub)
     visualize.add_parsers(sub)

@@ -51,6 +51,7 @@ from spinlock_core.stages.table import (
     enabled_stages,
     stage,
     stage_names,
+    stages_markdown,
 )
 from spinlock_core.stages.verify import validate_dataset
 
@@ -64,6 +65,7 @@ __all__ = [
     "Markdown",
     "stage",
     "stage_names",
+    "stages_markdown",
     "enabled_stages",
     "StageHashSet",
     "StaleInput",

@@ -42,6 +42,7 @@ __all__ = [
     "stage",
     "stage_names",
     "enabled_stages",
+    "stages_markdown",
 ]
 
 
@@ -484,3 +485,15 @@ def stage_names(*, partitioned: bool | None = None) -> list[str]:
 def enabled_stages(cfg: ExperimentConfig, *, partitioned: bool | None = True) -> list[Stage]:
     """The stages ``spinlock generate`` runs under ``cfg``."""
     return [s for s in STAGES if s.enabled(cfg) and (partitioned is None or s.partitioned == partitioned)]
+
+
+def stages_markdown() -> str:
+    """Markdown table of :data:`STAGES` (what ``spinlock stages --format markdown`` prints; in the README)."""
+    lines = ["| stage | reads | writes | checks (blocking in bold) | pool | per partition |", "|---|---|---|---|---|---|"]
+    for s in STAGES:
+        checks = ", ".join(f"**{c.name}**" if c.blocking else c.name for c in s.checks) or "-"
+        lines.append(
+            f"| `{s.name}` | {', '.join(s.inputs) or '-'} | {', '.join(s.outputs)} | {checks} | {s.pool or '-'} | "
+            f"{'yes' if s.partitioned else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ from spinlock_assets.partitions import GRID_DIMENSION, make_partitions, partitio
 from spinlock_assets.resources import SpinlockConfig
 from spinlock_core.config import save_config
 from spinlock_core.dataset import PartitionId
-from spinlock_core.dataset import checks as C
+from spinlock_core.dataset import quality as C
 from spinlock_core.sampling import sampling_metrics
 from spinlock_core.stages import global_points, layout_of, sobol_quality
 from spinlock_core.stages import table as stage_table
