@@ -7,6 +7,7 @@ later run in the same ``DAGSTER_HOME`` waited forever, silently, ignoring Ctrl-C
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -277,3 +278,133 @@ def test_run_monitoring_sees_a_dead_run_worker_through_the_launcher(tmp_path):
         os.environ.pop("DAGSTER_HOME", None)
         if holder.poll() is None:
             holder.kill()
+
+
+def _kill_when(proc: subprocess.Popen, root: Path, pattern: str, timeout: float = 240) -> bool:
+    """SIGKILL ``proc`` once a file matching ``pattern`` appears under ``root``; False if it ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if list(root.glob(pattern)):
+            proc.kill()
+            proc.wait()
+            return True
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"{pattern} never appeared under {root}")
+
+
+GENERATE_MOMENTS = {
+    "points": "points/*.tmp",
+    "rollouts": "partitions/*/*.tmp",
+    "features": "features/*/*.tmp",
+    "renders": "renders/*/*.tmp*",
+    "index": "index.h5.*.tmp",
+}
+
+
+@pytest.mark.parametrize("moment", sorted(GENERATE_MOMENTS))
+def test_kill_9_at_any_moment_of_generate_then_a_rerun_gives_a_valid_dataset(tmp_path, moment):
+    home = _home(tmp_path)
+    out = tmp_path / "ds"
+    args = [
+        PY,
+        "-m",
+        "spinlock_cli",
+        "generate",
+        "--config",
+        str(DEFAULT_CONFIG),
+        "--output",
+        str(out),
+        "--total-samples",
+        "4",
+        "--batch-size",
+        "2",
+        "--grid-sizes",
+        "16",
+        "--num-timesteps",
+        "3",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    first = subprocess.Popen(args, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = _kill_when(first, out, GENERATE_MOMENTS[moment])
+    assert killed or first.returncode == 0
+    # whatever was complete before the kill is intact and readable
+    for f in out.rglob("*.h5"):
+        from spinlock_core.dataset import hdf5 as H
+
+        with H.File(f, "r"):
+            pass
+    again = subprocess.run(args, env=_env(home), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert_no_temp_files(out)
+    valid = subprocess.run(
+        [PY, "-m", "spinlock_cli", "validate", "--dataset", str(out)],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+
+
+def test_kill_9_during_extract_features_then_a_rerun_extracts_the_rest(tmp_path):
+    from spinlock_core.testing import build_dataset
+
+    _, layout = build_dataset(
+        tmp_path / "ds", **{"renders.enabled": False, "sampling.total_samples": 12, "sampling.batch_size": 3}
+    )
+    shutil.rmtree(layout.root / "features")
+    args = [PY, "-m", "spinlock_cli", "extract-features", "--dataset", str(layout.root), "--quiet"]
+    home = _home(tmp_path)
+    proc = subprocess.Popen(args, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert _kill_when(proc, layout.root, "features/*/*.tmp")
+    done_before = layout.feature_partitions()
+    again = subprocess.run(args, env=_env(home), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (
+        f"{len(layout.rollout_partitions()) - len(done_before)} of {len(layout.rollout_partitions())}" in again.stderr
+    )
+    assert f"removed {layout.root}" in again.stderr  # the dead writer's half file
+    assert_no_temp_files(layout.root)
+    assert len(layout.feature_partitions()) == len(layout.rollout_partitions())
+
+
+def test_kill_9_during_visualize_dataset_leaves_no_output(tmp_path):
+    from spinlock_core.testing import build_dataset
+
+    _, layout = build_dataset(tmp_path / "ds", **{"renders.enabled": False, "simulation.num_timesteps": 30})
+    video = tmp_path / "out" / "v.mp4"
+    proc = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "spinlock_cli",
+            "visualize-dataset",
+            "--dataset",
+            str(layout.root),
+            "--output",
+            str(video),
+            "--size",
+            "256",
+            "--n-operators",
+            "3",
+        ],
+        env=_env(_home(tmp_path)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert _kill_when(proc, video.parent, "*.tmp*")
+    assert not video.exists()  # never a half video under the final name
+    subprocess.run(
+        [PY, "-m", "spinlock_cli", "runs", "--clear", "--dataset", str(video.parent)],
+        env=_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert_no_temp_files(video.parent)
