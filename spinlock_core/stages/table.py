@@ -489,7 +489,10 @@ def enabled_stages(cfg: ExperimentConfig, *, partitioned: bool | None = True) ->
 
 def stages_markdown() -> str:
     """Markdown table of :data:`STAGES` (what ``spinlock stages --format markdown`` prints; in the README)."""
-    lines = ["| stage | reads | writes | checks (blocking in bold) | pool | per partition |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| stage | reads | writes | checks (blocking in bold) | pool | per partition |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in STAGES:
         checks = ", ".join(f"**{c.name}**" if c.blocking else c.name for c in s.checks) or "-"
         lines.append(

@@ -192,6 +192,26 @@ def test_ui_then_backfill_new_grid(tmp_path, tiny_config_file, monkeypatch, caps
             time.sleep(1)
         t_ready = time.monotonic() - t0
         capsys.readouterr()
+        # a CLI generate of the same experiment races the UI's backfill in the same home (one gpu slot)
+        env = dict(os.environ, DAGSTER_HOME=str(home))
+        racer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "spinlock_cli",
+                "generate",
+                "--config",
+                str(tiny_config_file),
+                "--grid-sizes",
+                "16",
+                "--quiet",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert (
             main(
                 [
@@ -212,6 +232,8 @@ def test_ui_then_backfill_new_grid(tmp_path, tiny_config_file, monkeypatch, caps
             == 0
         )
         out = capsys.readouterr()
+        _, racer_err = racer.communicate(timeout=300)
+        assert racer.returncode == 0, racer_err
         assert "backfill " in out.out and "/runs/b/" in out.out and "COMPLETED" in out.out
         assert f"2 partitions x {len(PARTITIONED)} assets" in out.out
         assert "not in simulation.grid_sizes" in out.err  # the config lacks 40
@@ -241,6 +263,8 @@ def test_ui_then_backfill_new_grid(tmp_path, tiny_config_file, monkeypatch, caps
         t_index = time.monotonic() - t0 - t_ready - t_backfill
         with h5py.File(layout.index, "r") as f:
             assert sorted(f.attrs["grid_sizes"].tolist()) == [16, 40] and f["outputs/fields"].shape[0] == 12
+        capsys.readouterr()
+        assert main(["validate", "--dataset", str(layout.root), "--replay-samples", "1"]) == 0, capsys.readouterr().out
         text = (tmp_path / "ui.log").read_text()
         assert url in text
         dev_pid = int(text.split("dagster dev pid ")[1].split()[0])
