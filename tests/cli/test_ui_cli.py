@@ -192,7 +192,8 @@ def test_ui_then_backfill_new_grid(tmp_path, tiny_config_file, monkeypatch, caps
             time.sleep(1)
         t_ready = time.monotonic() - t0
         capsys.readouterr()
-        # a CLI generate of the same experiment races the UI's backfill in the same home (one gpu slot)
+        # a CLI generate of the same experiment (its other configured grid) races the UI's backfill in the same
+        # home: they share the one gpu slot
         env = dict(os.environ, DAGSTER_HOME=str(home))
         racer = subprocess.Popen(
             [
@@ -203,7 +204,7 @@ def test_ui_then_backfill_new_grid(tmp_path, tiny_config_file, monkeypatch, caps
                 "--config",
                 str(tiny_config_file),
                 "--grid-sizes",
-                "16",
+                "24",
                 "--quiet",
             ],
             cwd=tmp_path,
@@ -262,7 +263,7 @@ def test_ui_then_backfill_new_grid(tmp_path, tiny_config_file, monkeypatch, caps
             time.sleep(3)
         t_index = time.monotonic() - t0 - t_ready - t_backfill
         with h5py.File(layout.index, "r") as f:
-            assert sorted(f.attrs["grid_sizes"].tolist()) == [16, 40] and f["outputs/fields"].shape[0] == 12
+            assert sorted(f.attrs["grid_sizes"].tolist()) == [16, 24, 40] and f["outputs/fields"].shape[0] == 18
         capsys.readouterr()
         assert main(["validate", "--dataset", str(layout.root), "--replay-samples", "1"]) == 0, capsys.readouterr().out
         text = (tmp_path / "ui.log").read_text()
