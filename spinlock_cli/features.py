@@ -39,7 +39,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_extract_features(args: argparse.Namespace) -> int:
     from spinlock_core.config import ConfigError
-    from spinlock_core.dataset import DatasetError, DatasetLayout, build_index, remove_stale_temps
+    from spinlock_core.dataset import DatasetError, DatasetLayout, build_index, index_problems, remove_stale_temps
     from spinlock_core.dataset import hdf5 as H
     from spinlock_core.device import DeviceError, resolve_device
     from spinlock_core.features import features_config_hash, load_features_config
@@ -89,6 +89,13 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
             remove_quietly(tmp)
 
     def work() -> int:
+        if not todo:
+            note = "index current"
+            if index_problems(layout):
+                build_index(layout)
+                note = "index rebuilt"
+            print(f"spinlock: every partition's features are current; {note}: {layout.index}", file=sys.stderr)
+            return 0
         t0 = time.perf_counter()
         with tqdm(total=total, unit="sample", disable=args.quiet, file=sys.stderr) as bar:
             for p in todo:
