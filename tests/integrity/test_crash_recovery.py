@@ -108,9 +108,8 @@ def test_a_killed_slot_holder_does_not_block_the_next_generate(tmp_path):
     assert "0/1 slots claimed" in after.stdout
 
 
-def test_a_waiting_generate_names_the_holder_and_proceeds_when_it_dies(tmp_path):
-    home = _home(tmp_path)
-    holder = _start_holder(tmp_path, home)
+def _start_waiting_generate(tmp_path: Path, home: Path) -> tuple[subprocess.Popen, str]:
+    """A generate started while the gpu slot is held; returns it once it says what it waits for, and its stderr."""
     gen = subprocess.Popen(
         [
             PY,
@@ -128,13 +127,19 @@ def test_a_waiting_generate_names_the_holder_and_proceeds_when_it_dies(tmp_path)
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert gen.stderr is not None
+    seen, deadline = "", time.monotonic() + 120
+    while "waiting for a slot of pool 'gpu'" not in seen:
+        assert time.monotonic() < deadline and gen.poll() is None, seen
+        seen += gen.stderr.readline()
+    return gen, seen
+
+
+def test_a_waiting_generate_names_the_holder_and_proceeds_when_it_dies(tmp_path):
+    home = _home(tmp_path)
+    holder = _start_holder(tmp_path, home)
+    gen, seen = _start_waiting_generate(tmp_path, home)
     try:
-        deadline = time.monotonic() + 120
-        seen = ""
-        assert gen.stderr is not None
-        while "waiting for a slot of pool 'gpu'" not in seen:
-            assert time.monotonic() < deadline, seen
-            seen += gen.stderr.readline()
         assert "held by: step hold of run" in seen and "alive" in seen
         holder.kill()
         holder.wait()
@@ -152,28 +157,7 @@ def test_a_signal_stops_a_waiting_generate_within_seconds(tmp_path, sig, code):
     home = _home(tmp_path)
     holder = _start_holder(tmp_path, home)
     try:
-        gen = subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "spinlock_cli",
-                "generate",
-                "--config",
-                str(DEFAULT_CONFIG),
-                "--output",
-                str(tmp_path / "ds"),
-                *TINY,
-            ],
-            env=_env(home),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert gen.stderr is not None
-        seen, deadline = "", time.monotonic() + 120
-        while "waiting for a slot" not in seen:
-            assert time.monotonic() < deadline, seen
-            seen += gen.stderr.readline()
+        gen, _ = _start_waiting_generate(tmp_path, home)
         t0 = time.monotonic()
         gen.send_signal(sig)
         gen.wait(timeout=10)
