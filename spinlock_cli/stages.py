@@ -39,11 +39,11 @@ def cmd_stages(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
-    for r in rows:
-        checks = ", ".join(c["name"] + ("*" if c["blocking"] else "") for c in r["checks"]) or "-"
+    for st in STAGES:
+        checks = ", ".join(c.name + ("*" if c.blocking else "") for c in st.checks) or "-"
         print(
-            f"{r['name']:<18} reads {', '.join(r['inputs']) or '-':<38} writes {', '.join(r['outputs']):<10} "
-            f"checks {checks}{'  pool ' + r['pool'] if r['pool'] else ''}"
+            f"{st.name:<18} reads {', '.join(st.inputs) or '-':<38} writes {', '.join(st.outputs):<10} "
+            f"checks {checks}{'  pool ' + st.pool if st.pool else ''}"
         )
     print("(* blocking: a failure stops every downstream stage of the partition)")
     return 0
