@@ -49,9 +49,10 @@ def _keys(parts: list[PartitionId]) -> str:
     )
 
 
-def _attr(path: Path, root: Path, name: str) -> str:
+def _attrs(path: Path, root: Path, *names: str) -> list[str]:
+    """Root attributes ``names`` of one file, read in one open ("" when absent)."""
     with H.open_read(path, root=root) as f:
-        return str(decode_attr(f.attrs.get(name, "")))
+        return [str(decode_attr(f.attrs.get(n, ""))) for n in names]
 
 
 def validate_files(path: str | Path, *, features_hash: str | None = None, check_data: bool = True) -> ValidationReport:
@@ -95,8 +96,8 @@ def _validate_dir(layout: DatasetLayout, features_hash: str | None, check_data: 
         _check_completeness(layout, manifest, rollouts, report)
         _check_batch_files(layout, manifest, report)
     want_features = features_hash or (manifest.hashes.get("features") if manifest else None) or None
-    _check_rollouts(layout, manifest, rollouts, report, check_data)
-    _check_features(layout, want_features, report)
+    made_from = _check_rollouts(layout, manifest, rollouts, report, check_data)
+    _check_features(layout, want_features, made_from, report)
     if manifest is not None and "renders" in manifest.stages:
         _check_renders(layout, manifest, report)
     _check_index(layout, report, check_data)
@@ -124,13 +125,11 @@ def _check_completeness(
         report.checks.append(f"all {len(expected)} expected partitions have rollouts")
     if extra:
         report.warnings.append(f"{len(extra)} partitions outside the manifest's batches x grid sizes: {_keys(extra)}")
-    for kind, present in (("features", layout.feature_partitions()),):
-        if kind in manifest.stages:
-            miss = [p for p in expected if p not in set(present)]
-            if miss:
-                report.errors.append(
-                    f"{len(miss)} of {len(expected)} expected partitions have no {kind}: {_keys(miss)}"
-                )
+    if "features" in manifest.stages:
+        have_features = set(layout.feature_partitions())
+        miss = [p for p in expected if p not in have_features]
+        if miss:
+            report.errors.append(f"{len(miss)} of {len(expected)} expected partitions have no features: {_keys(miss)}")
 
 
 def _check_batch_files(layout: DatasetLayout, manifest: Manifest, report: ValidationReport) -> None:
@@ -161,21 +160,23 @@ def _check_rollouts(
     rollouts: list[PartitionId],
     report: ValidationReport,
     check_data: bool,
-) -> None:
+) -> dict[PartitionId, str]:
+    """Validate every rollouts file; returns the config hash of each readable one."""
     files = [layout.rollouts(p) for p in rollouts]
     readable = []
+    made_from: dict[PartitionId, str] = {}
     for p, path in zip(rollouts, files):
         sub = validate_structure(path, check_data=check_data, root=layout.root)
         report.merge(sub, path.relative_to(layout.root).as_posix())
         if sub.ok:
             readable.append(path)
-            if manifest is not None and manifest.data_hash:
-                got = _attr(path, layout.root, "config_hash")
-                if got != manifest.data_hash:
-                    report.errors.append(
-                        f"{path.relative_to(layout.root)}: made from config hash {got}, the dataset's "
-                        f"is {manifest.data_hash} (stale: re-materialize rollouts_hdf5 {p.key})"
-                    )
+            (got,) = _attrs(path, layout.root, "config_hash")
+            made_from[p] = got
+            if manifest is not None and manifest.data_hash and got != manifest.data_hash:
+                report.errors.append(
+                    f"{path.relative_to(layout.root)}: made from config hash {got}, the dataset's "
+                    f"is {manifest.data_hash} (stale: re-materialize rollouts_hdf5 {p.key})"
+                )
     if len(readable) > 1:
         try:
             _check_agreement([_read_part(p, layout.root) for p in readable])
@@ -184,9 +185,12 @@ def _check_rollouts(
             )
         except (ValueError, KeyError, OSError, DatasetError) as exc:
             report.errors.append(f"partitions inconsistent: {exc}")
+    return made_from
 
 
-def _check_features(layout: DatasetLayout, want_hash: str | None, report: ValidationReport) -> None:
+def _check_features(
+    layout: DatasetLayout, want_hash: str | None, made_from: dict[PartitionId, str], report: ValidationReport
+) -> None:
     parts = layout.feature_partitions()
     if not parts:
         return
@@ -201,16 +205,20 @@ def _check_features(layout: DatasetLayout, want_hash: str | None, report: Valida
         if not src.is_file():
             report.errors.append(f"{path.relative_to(layout.root)}: its partition has no rollouts file")
             continue
+        if p not in made_from:
+            continue  # its rollouts file is damaged (reported above)
         try:
-            if _attr(path, layout.root, "source_config_hash") != _attr(src, layout.root, "config_hash"):
-                report.errors.append(
-                    f"{path.relative_to(layout.root)}: extracted from other rollouts than "
-                    f"{src.relative_to(layout.root)} holds now (re-extract)"
-                )
-            if want_hash and _attr(path, layout.root, "features_config_hash") != want_hash:
-                stale.append(p)
+            source_hash, features_hash = _attrs(path, layout.root, "source_config_hash", "features_config_hash")
         except DatasetError as exc:
             report.errors.append(str(exc))
+            continue
+        if source_hash != made_from[p]:
+            report.errors.append(
+                f"{path.relative_to(layout.root)}: extracted from other rollouts than "
+                f"{src.relative_to(layout.root)} holds now (re-extract)"
+            )
+        if want_hash and features_hash != want_hash:
+            stale.append(p)
     if stale:
         report.errors.append(
             f"{len(stale)} partitions have features from another features config than {want_hash}: "

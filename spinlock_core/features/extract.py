@@ -34,7 +34,7 @@ from spinlock_core.features.families import FAMILY_REGISTRY
 from spinlock_core.features.ops import zero_rows
 from spinlock_core.features.registry import FeatureRegistry
 
-__all__ = ["FeatureBlock", "FeatureExtractor", "block_shape", "nan_counts"]
+__all__ = ["FeatureBlock", "FeatureExtractor", "block_shape"]
 
 #: On CPU, per-frame families get chunks of at most this many field elements (about 32 frames of
 #: 3 x 128^2): their temporaries then stay in the caches (larger chunks run up to ~25% slower).
@@ -176,17 +176,3 @@ class FeatureExtractor:
             else:
                 masked[n] = reason
         return FeatureBlock(category, "operator", names, arr, masked)
-
-
-def nan_counts(blocks: Mapping[str, FeatureBlock]) -> tuple[list[str], np.ndarray]:
-    """Per-sample NaN counts of each block's unmasked columns: ``(categories, [b, K] int32)``."""
-    cats = list(blocks)
-    b = next(iter(blocks.values())).values.shape[0] if blocks else 0
-    out = np.zeros((b, len(cats)), dtype=np.int32)
-    for k, cat in enumerate(cats):
-        blk = blocks[cat]
-        keep = [j for j, n in enumerate(blk.names) if n not in blk.masked]
-        if keep:
-            v = blk.values[..., keep]
-            out[:, k] = np.isnan(v).reshape(b, -1).sum(axis=1)
-    return cats, out
