@@ -315,7 +315,8 @@ def test_kill_9_at_any_moment_of_generate_then_a_rerun_gives_a_valid_dataset(tmp
     ]
     first = subprocess.Popen(args, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed = _kill_when(first, out, GENERATE_MOMENTS[moment])
-    assert killed or first.returncode == 0
+    # the points file is written in a millisecond: the poll may miss it, then the run simply completed
+    assert killed or (moment == "points" and first.returncode == 0)
     # whatever was complete before the kill is intact and readable
     for f in out.rglob("*.h5"):
         from spinlock_core.dataset import hdf5 as H
