@@ -11,16 +11,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from integrity_helpers import SPINLOCK, cli_env
 
+from spinlock_cli.main import CliResult, run_cli
 from spinlock_core.dataset import DatasetError, HDF5FeatureReader, PartitionId, open_dataset
 from spinlock_core.testing import assert_one_line_error, build_dataset, copy_dataset, corrupt
 
-PY = sys.executable
 P0 = PartitionId(grid=16, batch=0)
 
 
@@ -36,16 +36,22 @@ def ds(pristine, tmp_path):
     return copy_dataset(pristine, tmp_path / "ds")
 
 
-def _validate(path: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.pop("SPINLOCK_CONFIG", None)
-    return subprocess.run(
-        [PY, "-m", "spinlock_cli", "validate", "--dataset", str(path), "--replay-samples", "0"],
-        env=env,
+def _validate(path: Path) -> CliResult:
+    """``spinlock validate`` in this process (the subprocess path is checked once below)."""
+    return run_cli("validate", "--dataset", str(path), "--replay-samples", "0")
+
+
+def test_validate_in_a_new_process_is_one_line_too(pristine, tmp_path):
+    ds = copy_dataset(pristine, tmp_path / "ds")
+    corrupt(ds / "partitions" / "grid_0016" / "batch_0000.h5", "truncated")
+    res = subprocess.run(
+        [*SPINLOCK, "validate", "--dataset", str(ds), "--replay-samples", "0"],
+        env=cli_env(tmp_path / "home"),
         capture_output=True,
         text=True,
         timeout=300,
     )
+    assert_one_line_error(res, 1, "batch_0000.h5")
 
 
 def test_the_pristine_dataset_is_valid(pristine):

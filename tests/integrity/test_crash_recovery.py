@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from integrity_helpers import SPINLOCK, cli_env
 
 from spinlock_core.testing import DEFAULT_CONFIG, assert_no_temp_files
 
@@ -51,13 +52,6 @@ TINY = [
 ]
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["DAGSTER_HOME"] = str(home)
-    env.pop("SPINLOCK_CONFIG", None)
-    return env
-
-
 def _home(tmp_path: Path) -> Path:
     from spinlock_assets.home import TEMPLATE
 
@@ -71,7 +65,7 @@ def _start_holder(tmp_path: Path, home: Path) -> subprocess.Popen:
     script = tmp_path / "holder.py"
     script.write_text(HOLDER)
     proc = subprocess.Popen(
-        [PY, str(script)], env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [PY, str(script)], env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # blocks until the slot is held
@@ -81,8 +75,8 @@ def _start_holder(tmp_path: Path, home: Path) -> subprocess.Popen:
 
 def _generate(home: Path, out: Path, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [PY, "-m", "spinlock_cli", "generate", "--config", str(DEFAULT_CONFIG), "--output", str(out), *TINY, *extra],
-        env=_env(home),
+        [*SPINLOCK, "generate", "--config", str(DEFAULT_CONFIG), "--output", str(out), *TINY, *extra],
+        env=cli_env(home),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -94,17 +88,13 @@ def test_a_killed_slot_holder_does_not_block_the_next_generate(tmp_path):
     holder = _start_holder(tmp_path, home)
     holder.kill()  # SIGKILL: the run stays STARTED and keeps the gpu slot
     holder.wait()
-    runs = subprocess.run(
-        [PY, "-m", "spinlock_cli", "runs"], env=_env(home), capture_output=True, text=True, timeout=120
-    )
+    runs = subprocess.run([*SPINLOCK, "runs"], env=cli_env(home), capture_output=True, text=True, timeout=120)
     assert runs.returncode == 0, runs.stderr
     assert "1/1 slots claimed" in runs.stdout and "would be marked failed" in runs.stdout
     res = _generate(home, tmp_path / "ds")  # finishes instead of waiting forever
     assert res.returncode == 0, res.stderr
     assert "marked failed (process gone)" in res.stderr
-    after = subprocess.run(
-        [PY, "-m", "spinlock_cli", "runs"], env=_env(home), capture_output=True, text=True, timeout=120
-    )
+    after = subprocess.run([*SPINLOCK, "runs"], env=cli_env(home), capture_output=True, text=True, timeout=120)
     assert "0/1 slots claimed" in after.stdout
 
 
@@ -112,9 +102,7 @@ def _start_waiting_generate(tmp_path: Path, home: Path) -> tuple[subprocess.Pope
     """A generate started while the gpu slot is held; returns it once it says what it waits for, and its stderr."""
     gen = subprocess.Popen(
         [
-            PY,
-            "-m",
-            "spinlock_cli",
+            *SPINLOCK,
             "generate",
             "--config",
             str(DEFAULT_CONFIG),
@@ -122,7 +110,7 @@ def _start_waiting_generate(tmp_path: Path, home: Path) -> tuple[subprocess.Pope
             str(tmp_path / "ds"),
             *TINY,
         ],
-        env=_env(home),
+        env=cli_env(home),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -183,9 +171,7 @@ def test_sigterm_during_a_rollout_leaves_no_half_file(tmp_path):
     out = tmp_path / "ds"
     gen = subprocess.Popen(
         [
-            PY,
-            "-m",
-            "spinlock_cli",
+            *SPINLOCK,
             "generate",
             "--config",
             str(DEFAULT_CONFIG),
@@ -203,7 +189,7 @@ def test_sigterm_during_a_rollout_leaves_no_half_file(tmp_path):
             "cpu",
             "--quiet",
         ],
-        env=_env(home),
+        env=cli_env(home),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -293,9 +279,7 @@ def test_kill_9_at_any_moment_of_generate_then_a_rerun_gives_a_valid_dataset(tmp
     home = _home(tmp_path)
     out = tmp_path / "ds"
     args = [
-        PY,
-        "-m",
-        "spinlock_cli",
+        *SPINLOCK,
         "generate",
         "--config",
         str(DEFAULT_CONFIG),
@@ -313,7 +297,7 @@ def test_kill_9_at_any_moment_of_generate_then_a_rerun_gives_a_valid_dataset(tmp
         "cpu",
         "--quiet",
     ]
-    first = subprocess.Popen(args, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(args, env=cli_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed = _kill_when(first, out, GENERATE_MOMENTS[moment])
     # the points file is written in a millisecond: the poll may miss it, then the run simply completed
     assert killed or (moment == "points" and first.returncode == 0)
@@ -323,12 +307,12 @@ def test_kill_9_at_any_moment_of_generate_then_a_rerun_gives_a_valid_dataset(tmp
 
         with H.File(f, "r"):
             pass
-    again = subprocess.run(args, env=_env(home), capture_output=True, text=True, timeout=300)
+    again = subprocess.run(args, env=cli_env(home), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert_no_temp_files(out)
     valid = subprocess.run(
-        [PY, "-m", "spinlock_cli", "validate", "--dataset", str(out)],
-        env=_env(home),
+        [*SPINLOCK, "validate", "--dataset", str(out)],
+        env=cli_env(home),
         capture_output=True,
         text=True,
         timeout=300,
@@ -343,12 +327,12 @@ def test_kill_9_during_extract_features_then_a_rerun_extracts_the_rest(tmp_path)
         tmp_path / "ds", **{"renders.enabled": False, "sampling.total_samples": 12, "sampling.batch_size": 3}
     )
     shutil.rmtree(layout.root / "features")
-    args = [PY, "-m", "spinlock_cli", "extract-features", "--dataset", str(layout.root), "--quiet"]
+    args = [*SPINLOCK, "extract-features", "--dataset", str(layout.root), "--quiet"]
     home = _home(tmp_path)
-    proc = subprocess.Popen(args, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, env=cli_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert _kill_when(proc, layout.root, "features/*/*.tmp")
     done_before = layout.feature_partitions()
-    again = subprocess.run(args, env=_env(home), capture_output=True, text=True, timeout=300)
+    again = subprocess.run(args, env=cli_env(home), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert (
         f"{len(layout.rollout_partitions()) - len(done_before)} of {len(layout.rollout_partitions())}" in again.stderr
@@ -365,9 +349,7 @@ def test_kill_9_during_visualize_dataset_leaves_no_output(tmp_path):
     video = tmp_path / "out" / "v.mp4"
     proc = subprocess.Popen(
         [
-            PY,
-            "-m",
-            "spinlock_cli",
+            *SPINLOCK,
             "visualize-dataset",
             "--dataset",
             str(layout.root),
@@ -378,15 +360,15 @@ def test_kill_9_during_visualize_dataset_leaves_no_output(tmp_path):
             "--n-operators",
             "3",
         ],
-        env=_env(_home(tmp_path)),
+        env=cli_env(_home(tmp_path)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     assert _kill_when(proc, video.parent, "*.tmp*")
     assert not video.exists()  # never a half video under the final name
     subprocess.run(
-        [PY, "-m", "spinlock_cli", "runs", "--clear", "--dataset", str(video.parent)],
-        env=_env(tmp_path / "home"),
+        [*SPINLOCK, "runs", "--clear", "--dataset", str(video.parent)],
+        env=cli_env(tmp_path / "home"),
         capture_output=True,
         text=True,
         timeout=120,

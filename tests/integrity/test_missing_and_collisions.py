@@ -8,7 +8,6 @@ and asset history.
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import subprocess
@@ -16,11 +15,11 @@ import sys
 
 import numpy as np
 import pytest
+from integrity_helpers import SPINLOCK, cli_env
 
 from spinlock_core.dataset import DatasetError, HDF5FeatureReader, PartitionId, dataset_info, format_info, open_dataset
 from spinlock_core.testing import DEFAULT_CONFIG, assert_no_temp_files, assert_one_line_error, build_dataset
 
-PY = sys.executable
 TINY = [
     "--total-samples",
     "4",
@@ -37,11 +36,14 @@ TINY = [
 
 
 def _cli(tmp_path, *args, home=None, timeout=300, **kw):
-    env = dict(os.environ)
-    env["DAGSTER_HOME"] = str(home or tmp_path / "home")
-    env.pop("SPINLOCK_CONFIG", None)
     return subprocess.run(
-        [PY, "-m", "spinlock_cli", *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=tmp_path, **kw
+        [*SPINLOCK, *args],
+        env=cli_env(home or tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        **kw,
     )
 
 
@@ -119,12 +121,12 @@ def test_a_second_experiment_in_the_same_home_is_refused(tmp_path):
     assert_one_line_error(other, 2, "belongs to experiment", str(tmp_path / "a"))
     assert not (tmp_path / "b").exists()
     # the same refusal when Dagster itself loads the definitions of the other experiment
-    env = dict(os.environ, DAGSTER_HOME=str(home), SPINLOCK_CONFIG=str(tmp_path / "b_exp.yaml"))
+    env = cli_env(home, SPINLOCK_CONFIG=str(tmp_path / "b_exp.yaml"))
     (tmp_path / "b_exp.yaml").write_text(
         DEFAULT_CONFIG.read_text().replace("output_dir: datasets/default", f"output_dir: {tmp_path / 'b'}")
     )
     load = subprocess.run(
-        [PY, "-c", "import spinlock_assets.definitions"],
+        [sys.executable, "-c", "import spinlock_assets.definitions"],
         env=env,
         capture_output=True,
         text=True,
@@ -135,12 +137,9 @@ def test_a_second_experiment_in_the_same_home_is_refused(tmp_path):
 
 
 def test_two_concurrent_generates_of_one_dataset_both_finish_and_agree(tmp_path):
-    env = dict(os.environ, DAGSTER_HOME=str(tmp_path / "home"))
-    env.pop("SPINLOCK_CONFIG", None)
+    env = cli_env(tmp_path / "home")
     args = [
-        PY,
-        "-m",
-        "spinlock_cli",
+        *SPINLOCK,
         "generate",
         "--config",
         str(DEFAULT_CONFIG),

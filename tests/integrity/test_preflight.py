@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from integrity_helpers import SPINLOCK, cli_env
 
 from spinlock_core.testing import DEFAULT_CONFIG, assert_one_line_error
 
-PY = sys.executable
 TINY = ["--total-samples", "4", "--batch-size", "4", "--grid-sizes", "16", "--num-timesteps", "2", "--device", "cpu"]
 
 
 def _run(tmp_path: Path, *args: str, home: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["DAGSTER_HOME"] = str(home or tmp_path / "home")
-    env.pop("SPINLOCK_CONFIG", None)
     return subprocess.run(
-        [PY, "-m", "spinlock_cli", *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=tmp_path
+        [*SPINLOCK, *args],
+        env=cli_env(home or tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
     )
 
 
