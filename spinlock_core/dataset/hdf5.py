@@ -8,7 +8,7 @@ Everything else of the dataset package reaches HDF5 through this module:
   them; a file that is not HDF5 (empty, truncated, another format) becomes a
   :class:`~spinlock_core.dataset.errors.DatasetError`;
 * :func:`create_atomic` writes a file under a temporary name and renames it when complete
-  (:mod:`.atomic`);
+  (:mod:`spinlock_core.files`);
 * coordinate helpers attach HDF5 dimension scales named after the schema's dims, so
   ``xarray.open_dataset(path, engine="h5netcdf")`` shows named dimensions;
 * the h5py names other modules use (``File``, ``Dataset``, ``Group``, ``VirtualLayout``,

@@ -2,7 +2,7 @@
 
 Layout: see :mod:`spinlock_core.dataset.schema` and ``docs/schema.md``.
 
-Atomicity: everything is written to ``<path>.<pid>.tmp`` in the target directory; only a
+Atomicity: everything is written to ``<path>.<pid>.<token>.tmp`` in the target directory; only a
 successful :meth:`PartitionWriter.close` (every row of every dataset written) flushes, fsyncs
 and ``os.replace``-s it onto ``path``. An exception inside the ``with`` block (or an
 incomplete file at close) deletes the tmp file; a killed process leaves at most a ``*.tmp``

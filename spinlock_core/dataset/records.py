@@ -1,7 +1,7 @@
 """Small JSON files of a dataset: the manifest, points, specs and render records.
 
 Each is one JSON object with ``kind`` and ``format`` (:data:`RECORD_FORMAT`) and the ``hash``
-of the config it was made from, written atomically (:mod:`.atomic`). Nothing is pickled:
+of the config it was made from, written atomically (:mod:`spinlock_core.files`). Nothing is pickled:
 floats are written with ``repr`` precision, so float64 values round-trip exactly.
 
 =============  ==========================================================================

@@ -15,7 +15,7 @@ For a dataset directory it checks:
   the manifest's): a partition whose features come from another features config is an error;
 * render records and their video and poster files;
 * the index: current (no file changed, gone or added since it was built) and well formed;
-* temporary files of writers that are gone (a warning; :func:`~.atomic.remove_stale_temps`).
+* temporary files of writers that are gone (a warning; :func:`spinlock_core.files.remove_stale_temps`).
 
 Seed replay and parameter ranges need the compute code: :func:`spinlock_core.stages.verify`
 adds them on top of this.
