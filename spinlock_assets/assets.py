@@ -18,7 +18,7 @@ from spinlock_assets.resources import SpinlockConfig
 from spinlock_core.config import ExperimentConfig
 from spinlock_core.stages import STAGES, Markdown, PathValue, Stage, StageHashSet, hashes_of
 
-__all__ = ["build_assets", "by_name", "to_metadata"]
+__all__ = ["build_assets", "by_name", "to_metadata", "compute_pool"]
 
 
 def to_metadata(values: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
@@ -51,14 +51,29 @@ def by_name(assets: list[dg.AssetsDefinition], *names: str) -> list[dg.AssetsDef
     return [found[n] for n in names]
 
 
-def _asset(row: Stage, partitions_def: dg.PartitionsDefinition, hashes: StageHashSet) -> dg.AssetsDefinition:
+def compute_pool(cfg: ExperimentConfig) -> str:
+    """The pool of torch steps: ``gpu`` when the experiment computes on CUDA, else ``cpu``.
+
+    ``gpu`` gets one slot per GPU of the host and ``cpu`` one per CPU core (set when a home
+    is opened, :func:`spinlock_assets.home.open_instance`); under the dask executor the ``gpu``
+    pool becomes the worker resource ``GPU=1`` instead (:mod:`spinlock_assets.executor`).
+    """
+    device = cfg.simulation.device
+    if device == "auto":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "gpu" if device.startswith("cuda") else "cpu"
+
+
+def _asset(row: Stage, partitions_def: dg.PartitionsDefinition, hashes: StageHashSet, pool: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=row.name,
         partitions_def=partitions_def if row.partitioned else None,
         deps=[dg.AssetKey(n) for n in row.inputs],
         group_name=row.group,
         kinds=set(row.kinds) or None,
-        pool=row.pool,
+        pool=pool if row.pool == "gpu" else row.pool,
         code_version=hashes.of(row.hash_of),
         description=row.description,
     )
@@ -75,4 +90,5 @@ def _asset(row: Stage, partitions_def: dg.PartitionsDefinition, hashes: StageHas
 def build_assets(cfg: ExperimentConfig, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     """One asset per row of the stage table, versioned by ``cfg``'s stage hashes."""
     hashes = hashes_of(cfg)
-    return [_asset(row, partitions_def, hashes) for row in STAGES]
+    pool = compute_pool(cfg)
+    return [_asset(row, partitions_def, hashes, pool) for row in STAGES]

@@ -2,7 +2,10 @@
 
 :func:`build_definitions` claims ``$DAGSTER_HOME`` for the experiment
 (:func:`spinlock_assets.home.claim_home`): another experiment's home is refused with a message
-naming both. Set ``SPINLOCK_EXECUTOR=in_process`` to run every step in the run's own process.
+naming both. Jobs run on :data:`spinlock_assets.executor.spinlock_executor` (in_process,
+multiprocess or dask, chosen in run config; ``SPINLOCK_EXECUTOR=in_process`` fixes in-process).
+:func:`reconstructable_job` is how a job reaches other processes and hosts: a module function
+and the experiment file's path, nothing pickled.
 """
 
 from __future__ import annotations
@@ -13,17 +16,27 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableJob
 
 from spinlock_assets.assets import build_assets, by_name
 from spinlock_assets.automation import build_feature_automation, build_grid_sizes_sensor, build_index_sensor
 from spinlock_assets.checks import build_checks
+from spinlock_assets.executor import spinlock_executor
 from spinlock_assets.home import claim_home
 from spinlock_assets.partitions import make_partitions
 from spinlock_assets.resources import SpinlockConfig
 from spinlock_core.config import ExperimentConfig, load_config
 from spinlock_core.stages import PROJECT_ROOT, enabled_stages
 
-__all__ = ["DEFAULT_CONFIG", "GENERATE_JOB", "INDEX_JOB", "build_definitions", "generate_selection"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "GENERATE_JOB",
+    "INDEX_JOB",
+    "build_definitions",
+    "generate_selection",
+    "experiment_job",
+    "reconstructable_job",
+]
 
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "experiments" / "default.yaml"
 GENERATE_JOB = "generate"
@@ -64,5 +77,29 @@ def build_definitions(
             dg.define_asset_job(INDEX_JOB, selection=dg.AssetSelection.assets(dataset_index)),
         ],
         resources={"spinlock": SpinlockConfig(config_path=path, overrides_json=json.dumps(dict(overrides or {})))},
-        executor=dg.in_process_executor if in_process else dg.multiprocess_executor.configured({"max_concurrent": 2}),
+        executor=spinlock_executor.configured({"in_process": {}}) if in_process else spinlock_executor,
+    )
+
+
+_JOBS: dict[tuple[str, float, str], dg.JobDefinition] = {}
+
+
+def experiment_job(config_path: str, job_name: str) -> dg.JobDefinition:
+    """Job ``job_name`` of the experiment file ``config_path`` (cached per file version in this process).
+
+    The reconstruction target of :func:`reconstructable_job`: step processes and Dask workers
+    call it to load the job (the file must be at that path there: a shared filesystem).
+    """
+    key = (config_path, os.path.getmtime(config_path), job_name)
+    if key not in _JOBS:
+        _JOBS[key] = build_definitions(config_path, claim=False).resolve_job_def(job_name)
+    return _JOBS[key]
+
+
+def reconstructable_job(config_path: str | Path, job_name: str) -> ReconstructableJob:
+    """A job other processes can rebuild: :func:`experiment_job` of the absolute ``config_path``."""
+    return dg.build_reconstructable_job(
+        "spinlock_assets.build",
+        "experiment_job",
+        reconstructable_args=(str(Path(config_path).resolve()), job_name),  # type: ignore[arg-type]
     )

@@ -30,6 +30,8 @@ __all__ = [
     "claim_home",
     "home_identity",
     "open_instance",
+    "default_pool_limits",
+    "ensure_pool_limits",
 ]
 
 IDENTITY_FILE = "spinlock_experiment.json"
@@ -117,9 +119,32 @@ def open_instance(home: Path) -> Any:
             instance.get_run_records(limit=1)  # creates the run storage
             instance.get_dynamic_partitions("grid_size")  # the event log storage
             instance.all_instigator_state()  # the schedule storage
+            ensure_pool_limits(instance)
         except Exception as exc:
             raise HomeError(
                 f"DAGSTER_HOME {home}: the Dagster instance cannot be opened ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''})"
             ) from None
     return instance
+
+
+def default_pool_limits() -> dict[str, int]:
+    """Slots of Spinlock's pools on this host: ``cpu`` one per CPU core, ``gpu`` one per GPU (at least 1)."""
+    from spinlock_assets.cluster import visible_gpus
+    from spinlock_core.device import available_cpus
+
+    return {"cpu": available_cpus(), "gpu": max(1, len(visible_gpus()))}
+
+
+def ensure_pool_limits(instance: Any, limits: dict[str, int] | None = None) -> dict[str, int]:
+    """Give the pools that have no limit in ``instance`` yet their default (:func:`default_pool_limits`).
+
+    A limit already set (``dagster instance concurrency set gpu N``, an earlier home) is kept.
+    Returns the limits set now.
+    """
+    storage = instance.event_log_storage
+    have = set(storage.get_concurrency_keys())
+    new = {k: v for k, v in (limits or default_pool_limits()).items() if k not in have}
+    for pool, slots in new.items():
+        storage.set_concurrency_slots(pool, slots)
+    return new

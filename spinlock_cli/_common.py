@@ -27,6 +27,7 @@ __all__ = [
     "Interrupted",
     "run_interruptible",
     "one_line_errors",
+    "kill_descendants",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -122,3 +123,39 @@ def run_interruptible(
         raise box["error"]
     value: T = box["value"]
     return value
+
+
+def _children_of() -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        out.setdefault(ppid, []).append(int(entry))
+    return out
+
+
+def kill_descendants(sig: int = signal.SIGKILL) -> list[int]:
+    """Send ``sig`` to every process descended from this one (step processes, Dask workers); their pids.
+
+    Linux only (``/proc``); elsewhere nothing is done.
+    """
+    if not os.path.isdir("/proc"):
+        return []
+    children = _children_of()
+    found: list[int] = []
+    stack = list(children.get(os.getpid(), []))
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    for pid in found:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    return found

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from spinlock_cli._common import fail, run_interruptible
+from spinlock_cli._common import fail, kill_descendants, run_interruptible
 
 __all__ = ["add_parser", "run", "overrides_of"]
 
@@ -71,29 +71,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print the plan (partitions, bytes, memory, measured time estimate) and stop",
     )
+    g.add_argument(
+        "--executor",
+        choices=("in_process", "multiprocess", "dask"),
+        default="in_process",
+        help="how steps run: in_process (default: one partition after another in this process), multiprocess "
+        "(every step in its own process, --workers partitions at once) or dask (every step on a Dask worker: a "
+        "local cluster of --workers processes, or the cluster at --scheduler). All give identical bytes.",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        help="partitions at once (multiprocess, dask) and worker processes of the local Dask cluster "
+        "(default: GPUs of this host for CUDA experiments, else CPU cores / simulation.cpu_threads)",
+    )
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --executor dask: use the existing Dask cluster at ADDRESS (tcp://host:8786) instead of "
+        "starting a local one; its workers must reach the dataset and DAGSTER_HOME at the same paths",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=run)
 
 
 def overrides_of(args: argparse.Namespace) -> dict[str, object]:
     return {key: getattr(args, attr) for attr, key in _OVERRIDES.items() if getattr(args, attr, None) is not None}
-
-
-def _step_error(res: Any) -> str:
-    """The innermost error of a failed run, and the failed checks."""
-    failed_checks = [e for e in res.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"]
-    if failed_checks:
-        return "; ".join(
-            f"asset check {e.asset_key.to_user_string()}:{e.check_name} failed: {e.description}"
-            for e in failed_checks[:3]
-        )
-    for ev in res.all_events:
-        if ev.is_step_failure:
-            err = ev.event_specific_data.error
-            while getattr(err, "cause", None) is not None:
-                err = err.cause
-            return f"step {ev.step_key}: {err.message.strip()}"
-    return "unknown failure"
 
 
 def _time_estimate(cfg: Any) -> str:
@@ -155,6 +158,11 @@ def run(args: argparse.Namespace) -> int:
         bad = [s for s in args.only if s not in allowed]
         if bad:
             return fail(f"--only: unknown stage(s) {bad}; allowed: {', '.join(allowed)}")
+    if args.scheduler and args.executor != "dask":
+        return fail(f"--scheduler is for --executor dask (got --executor {args.executor})")
+    if args.workers is not None and args.workers < 1:
+        return fail(f"--workers must be >= 1, got {args.workers}")
+    workers = args.workers or default_workers(cfg, device.type)
     plan, problems = preflight(cfg, fcfg)
     if problems:
         return fail("cannot generate:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -171,15 +179,39 @@ def run(args: argparse.Namespace) -> int:
         claim_home(home, cfg)
     except HomeError as exc:
         return fail(str(exc))
-    return _generate(cfg, home, quiet=args.quiet, only=args.only)
+    return _generate(
+        cfg, home, quiet=args.quiet, only=args.only, executor=args.executor, workers=workers, scheduler=args.scheduler
+    )
 
 
-def _generate(cfg: Any, home: Path, *, quiet: bool, only: list[str] | None = None) -> int:
+def default_workers(cfg: Any, device_type: str) -> int:
+    """Partitions at once by default: the host's GPUs for CUDA experiments, else CPU cores / cpu_threads."""
+    if device_type == "cuda":
+        from spinlock_assets.cluster import visible_gpus
+
+        return max(1, len(visible_gpus()))
+    from spinlock_core.device import available_cpus
+
+    return max(1, available_cpus() // cfg.simulation.cpu_threads)
+
+
+def _generate(
+    cfg: Any,
+    home: Path,
+    *,
+    quiet: bool,
+    only: list[str] | None = None,
+    executor: str = "in_process",
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> int:
     import dagster as dg
     from tqdm import tqdm
 
-    from spinlock_assets.build import GENERATE_JOB, INDEX_JOB, build_definitions
+    from spinlock_assets.build import GENERATE_JOB, INDEX_JOB, build_definitions, reconstructable_job
+    from spinlock_assets.executor import executor_run_config
     from spinlock_assets.home import HomeError, open_instance
+    from spinlock_assets.launch import create_run, run_error, run_events, start_run_process
     from spinlock_assets.partitions import ensure_grid_partitions, partition_key
     from spinlock_assets.runs import PID_TAG, pool_waits, process_tags, sweep
     from spinlock_core.dataset import merge_manifest, remove_stale_temps, write_text_atomic
@@ -201,17 +233,23 @@ def _generate(cfg: Any, home: Path, *, quiet: bool, only: list[str] | None = Non
     ensure_grid_partitions(instance, cfg.simulation.grid_sizes)
     defs = build_definitions(layout.experiment.resolve(), claim=False)
     job, index_job = defs.resolve_job_def(GENERATE_JOB), defs.resolve_job_def(INDEX_JOB)
-    if only:  # a subset of the partitioned stages, with their asset checks
-        job = job.get_subset(asset_selection={dg.AssetKey(name) for name in only})
+    selection = {dg.AssetKey(name) for name in only} if only else None
+    if selection:  # a subset of the partitioned stages, with their asset checks
+        job = job.get_subset(asset_selection=selection)
+    recon = reconstructable_job(layout.experiment, GENERATE_JOB)
     tags = {**process_tags(), "spinlock/cli": "generate"}
     quiet_logs = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # failures reported below
     parts = [partition(b, g) for g in cfg.simulation.grid_sizes for b in range(cfg.sampling.num_batches)]
     n_total = cfg.sampling.total_samples * len(cfg.simulation.grid_sizes)
     print(
         f"spinlock: {cfg.metadata.name}: {cfg.sampling.total_samples} samples x grids {cfg.simulation.grid_sizes} "
-        f"in {len(parts)} partitions -> {layout.root}  (DAGSTER_HOME={home})",
+        f"in {len(parts)} partitions -> {layout.root}  (DAGSTER_HOME={home}; executor {executor}"
+        + (f", {workers} at once" if executor != "in_process" else "")
+        + (f", Dask scheduler {scheduler}" if scheduler else "")
+        + ")",
         file=sys.stderr,
     )
+    cluster: list[Any] = []  # the local Dask cluster this command starts (closed at the end)
     said: set[str] = set()
 
     def mine() -> list[str]:
@@ -234,45 +272,119 @@ def _generate(cfg: Any, home: Path, *, quiet: bool, only: list[str] | None = Non
                 tqdm.write(f"spinlock: {line}", file=sys.stderr)
 
     def cleanup(signum: int) -> None:
+        kill_descendants()  # step processes, Dask workers: their temporary files are left to the sweep
         for tmp in own_temps(layout.root):
             remove_quietly(tmp)
         for rec in instance.get_run_records(
             dg.RunsFilter(
-                statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING], tags={PID_TAG: tags[PID_TAG]}
+                statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED],
+                tags={PID_TAG: tags[PID_TAG]},
             )
         ):
             instance.report_run_canceled(rec.dagster_run, "Spinlock: stopped by a signal")
             instance.event_log_storage.free_concurrency_slots_for_run(rec.dagster_run.run_id)
 
+    def in_process(part: Any) -> str | None:
+        """Run one partition in this process; None on success, else why it failed."""
+        try:
+            res = job.execute_in_process(
+                partition_key=partition_key(part),
+                instance=instance,
+                run_config=quiet_logs,
+                raise_on_error=False,
+                tags=tags,
+            )
+        except Exception as exc:  # Dagster could not run or record the run (its storage failed)
+            raise RuntimeError(
+                f"partition {part.key}: the run could not be executed or recorded: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from exc
+        return None if res.success else f"{run_error(res.all_events)} (run {res.run_id} in {home})"
+
+    def launch(part: Any, address: str | None) -> Any:
+        key = partition_key(part)
+        run_id = create_run(
+            instance,
+            recon,
+            run_config=executor_run_config(executor, workers=1, scheduler=address),
+            tags={**tags, **job.get_tags_for_partition_key(key, selection)},
+            asset_selection=sorted(selection, key=str) if selection else None,
+        )
+        return start_run_process(instance, recon, run_id, home)
+
+    def outcome(proc: Any) -> str | None:
+        run = instance.get_run_by_id(proc.run_id)
+        if run is not None and run.status == dg.DagsterRunStatus.SUCCESS:
+            return None
+        why = run_error(run_events(instance, proc.run_id))
+        if why == "unknown failure":
+            tail = proc.log.read_text(errors="replace").strip().splitlines()[-1:] if proc.log.exists() else []
+            why = f"its process exited with {proc.process.returncode}" + (f": {tail[0]}" if tail else "")
+        return f"{why} (run {proc.run_id} in {home}; log {proc.log})"
+
+    def advance(bar: Any, t0: float, part: Any) -> None:
+        start, stop = cfg.sampling.batch_bounds(part.batch)
+        bar.update(stop - start)
+        bar.set_postfix(samples_per_s=f"{bar.n / (time.perf_counter() - t0):.1f}")
+
+    def run_all(bar: Any, t0: float) -> int:
+        """Every partition: one after another (in_process) or ``workers`` run processes at once."""
+        if executor == "in_process":
+            for part in parts:
+                bar.set_description(f"grid {part.grid} batch {part.batch:04d}")
+                why = in_process(part)
+                if why:
+                    bar.close()
+                    return fail(f"partition {part.key} failed: {why}", 1)
+                advance(bar, t0, part)
+            return 0
+        address = scheduler
+        if executor == "dask" and address is None:
+            from spinlock_assets.cluster import start_local_cluster
+
+            cluster.append(start_local_cluster(workers))
+            address = cluster[0].scheduler_address
+        todo = list(parts)
+        running: dict[Any, Any] = {}
+        failed: list[str] = []
+        while todo or running:
+            while todo and not failed and len(running) < workers:
+                part = todo.pop(0)
+                running[part] = launch(part, address)
+            time.sleep(0.1)
+            for part, proc in list(running.items()):
+                if proc.finished():
+                    del running[part]
+                    why = outcome(proc)
+                    if why:
+                        failed.append(f"partition {part.key} failed: {why}")
+                    else:
+                        advance(bar, t0, part)
+        if failed:
+            bar.close()
+            return fail("; ".join(failed), 1)
+        return 0
+
     def work() -> int:
         t0 = time.perf_counter()
         with tqdm(total=n_total, unit="sample", disable=quiet, file=sys.stderr) as bar:
-            for part in parts:
-                bar.set_description(f"grid {part.grid} batch {part.batch:04d}")
-                try:
-                    res = job.execute_in_process(
-                        partition_key=partition_key(part),
-                        instance=instance,
-                        run_config=quiet_logs,
-                        raise_on_error=False,
-                        tags=tags,
-                    )
-                except Exception as exc:  # Dagster could not run or record the run (its storage failed)
-                    bar.close()
-                    remove_own_temps(layout.root)
-                    raise RuntimeError(
-                        f"partition {part.key}: the run could not be executed or recorded: "
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                    ) from exc
-                if not res.success:
-                    bar.close()
-                    return fail(f"partition {part.key} failed: {_step_error(res)} (run {res.run_id} in {home})", 1)
-                start, stop = cfg.sampling.batch_bounds(part.batch)
-                bar.update(stop - start)
-                bar.set_postfix(samples_per_s=f"{bar.n / (time.perf_counter() - t0):.1f}")
+            bar.set_description(f"grid {parts[0].grid} batch {parts[0].batch:04d}")
+            try:
+                code = run_all(bar, t0)
+            except RuntimeError:
+                bar.close()
+                remove_own_temps(layout.root)
+                raise
+            finally:
+                for c in cluster:
+                    c.close()
+            if code:
+                return code
         res = index_job.execute_in_process(instance=instance, run_config=quiet_logs, raise_on_error=False, tags=tags)
         if not res.success:
-            return fail(f"building the dataset index failed: {_step_error(res)} (run {res.run_id} in {home})", 1)
+            return fail(
+                f"building the dataset index failed: {run_error(res.all_events)} (run {res.run_id} in {home})", 1
+            )
         dt = time.perf_counter() - t0
         print(
             f"spinlock: done: {n_total} samples ({cfg.sampling.total_samples} x {len(cfg.simulation.grid_sizes)} grids) "

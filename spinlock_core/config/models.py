@@ -129,6 +129,12 @@ class SimulationConfig(BaseModel):
         operators_per_chunk: operators processed together (execution / memory granularity).
         deterministic: on CUDA, use deterministic cuDNN algorithms so reruns are bit-identical
             (the CPU path is always deterministic); false lets cuDNN pick faster ones.
+        cpu_threads: torch intra-op CPU threads of every compute step. CPU results depend on it in
+            their last bits (oneDNN and FFT split reductions by thread count), so it is part of the
+            data identity and pinned in every step, whatever the executor or worker environment
+            (Dask workers default to one thread): in-process, multiprocess and Dask runs of one
+            config give identical bytes. Throughput scales by running partitions on several
+            workers (``spinlock generate --workers``), not by more threads per step.
         input_generation: IC selection and parameters.
     """
 
@@ -142,6 +148,7 @@ class SimulationConfig(BaseModel):
     divergence_threshold: float = Field(default=1e4, gt=0, allow_inf_nan=False)
     operators_per_chunk: int = Field(default=64, ge=1)
     deterministic: bool = True
+    cpu_threads: int = Field(default=1, ge=1, le=256)
     input_generation: InputGenerationConfig = Field(default_factory=InputGenerationConfig)
 
     @field_validator("device")

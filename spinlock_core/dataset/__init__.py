@@ -20,6 +20,7 @@ from spinlock_core.files import remove_stale_temps, write_text_atomic
 
 from . import schema
 from .batch_files import PointsFile, SpecsFile, read_points, read_specs, write_points, write_specs
+from .digest import dataset_digest, file_digest
 from .errors import DatasetError
 from .feature_reader import HDF5FeatureReader, find_feature_files
 from .features import FeatureFileWriter, FeatureTable, StoredRegistry
@@ -53,6 +54,8 @@ __all__ = [
     "schema_markdown",
     "layout_markdown",
     "DatasetError",
+    "dataset_digest",
+    "file_digest",
     # writers
     "PartitionWriter",
     "Compression",

@@ -50,7 +50,6 @@ costs more than it gains here, and on a shared CPU two spinning threads made the
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -60,6 +59,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from spinlock_core.config.render import COLOR_NORM_MODES, DEFAULT_AGGREGATES, check_aggregates, check_bound
+from spinlock_core.device import torch_threads
 
 from .aggregates import AGGREGATES, Aggregate, compute_aggregates
 from .palettes import ALL_COLORMAPS, MAX_QUANTILE_VALUES, _lut, finite, map_rgb, map_scalar, map_unit_rgb, robust_range
@@ -75,26 +75,12 @@ __all__ = [
     "robust_range",
     "header_height",
     "label_width",
-    "torch_threads",
 ]
 
 NORMALIZATIONS: tuple[str, ...] = ("none", "minmax", "zscore")
 CHANNEL_MODES: tuple[str, ...] = ("auto", "rgb", "colormap")
 RESAMPLES: tuple[str, ...] = ("bilinear", "nearest")
 _TEXT, _TEXT_DIM = (30, 30, 30), (105, 105, 105)
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads (None: unchanged), then restore."""
-    old = torch.get_num_threads()
-    if n is not None and n != old:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != old:
-            torch.set_num_threads(old)
 
 
 def header_height(cell_width: int) -> int:

@@ -13,8 +13,8 @@ Exactness: operators never share computations (per-operator convolutions on the 
 per-(operator, realization, step) noise streams), so a replay reproduces the stored values bit
 for bit on the same kind of device with the same torch build **and the same number of torch
 CPU threads** (oneDNN splits convolution reductions by thread count; with another count the
-last bits differ, ~1e-6 relative). The partition files do not record the thread count yet; when
-a root attribute ``torch_num_threads`` is present the replay uses it. On another device kind (data made on CUDA, replayed on the
+last bits differ, ~1e-6 relative). Partition files record the count they were made with
+(root attribute ``torch_num_threads``, from ``simulation.cpu_threads``) and the replay uses it. On another device kind (data made on CUDA, replayed on the
 CPU) the noise streams differ and the replay is a different sample of the same operator.
 """
 
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from spinlock_core.dataset import open_dataset
+from spinlock_core.device import torch_threads
 from spinlock_core.operators import OperatorSpec
-from spinlock_core.render.frames import torch_threads
 from spinlock_core.stages.replay import replay_operators
 
 __all__ = ["RowLabel", "RenderSource", "select_positions", "frame_positions", "load_source"]

@@ -111,7 +111,7 @@ def rollout_stage(
         "specs_hash": h.specs,
         "experiment": cfg.metadata.name,
         "library_versions": json.dumps(library_versions()),
-        "device": str(dev),
+        "device": dev.type,  # the kind only: which GPU of a host ran it does not change the data
         "precision": sim.precision,
         "num_timesteps": steps,
         "store_trajectories": store,

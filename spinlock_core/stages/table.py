@@ -14,6 +14,7 @@ one-line message. Checks are pure functions of the written files returning a
 from __future__ import annotations
 
 import base64
+import functools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from spinlock_core.config import ExperimentConfig
 from spinlock_core.dataset import CheckOutcome, PartitionId, build_index, read_points, read_render_record, read_specs
 from spinlock_core.dataset import hdf5 as H
 from spinlock_core.dataset import quality as file_checks
+from spinlock_core.device import torch_threads
 from spinlock_core.features import FeatureRegistry, features_config_hash, summary_names
 from spinlock_core.stages.context import features_config, hashes_of, layout_of
 from spinlock_core.stages.features import features_stage
@@ -320,12 +322,25 @@ def _check_render(cfg: ExperimentConfig, part: PartitionId) -> CheckOutcome:
     return CheckOutcome(True, f"video and poster present ({rec['stats'].get('frames')} frames)", {})
 
 
+def _pinned(
+    fn: Callable[[ExperimentConfig, PartitionId | None], StageResult],
+) -> Callable[[ExperimentConfig, PartitionId | None], StageResult]:
+    """``fn`` run under ``simulation.cpu_threads`` torch CPU threads (the numbers depend on the count)."""
+
+    @functools.wraps(fn)
+    def run(cfg: ExperimentConfig, part: PartitionId | None) -> StageResult:
+        with torch_threads(cfg.simulation.cpu_threads):
+            return fn(cfg, part)
+
+    return run
+
+
 # ----------------------------------------------------------------------------- the table
 
 STAGES: tuple[Stage, ...] = (
     Stage(
         name="sobol_parameters",
-        run=_run_sobol,
+        run=_pinned(_run_sobol),
         inputs=(),
         outputs=("points",),
         hash_of="points",
@@ -345,7 +360,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="operator_specs",
-        run=_run_specs,
+        run=_pinned(_run_specs),
         inputs=("sobol_parameters",),
         outputs=("specs",),
         hash_of="specs",
@@ -364,7 +379,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="rollouts_hdf5",
-        run=_run_rollouts,
+        run=_pinned(_run_rollouts),
         inputs=("sobol_parameters", "operator_specs"),
         outputs=("rollouts",),
         hash_of="rollouts",
@@ -398,7 +413,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="sdf_features",
-        run=_run_features,
+        run=_pinned(_run_features),
         inputs=("rollouts_hdf5",),
         outputs=("features",),
         hash_of="features",
@@ -430,7 +445,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="renders",
-        run=_run_renders,
+        run=_pinned(_run_renders),
         inputs=("sdf_features",),
         outputs=("renders",),
         hash_of="renders",
@@ -452,7 +467,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="dataset_index",
-        run=_run_index,
+        run=_pinned(_run_index),
         inputs=("rollouts_hdf5", "sdf_features"),
         outputs=("index",),
         hash_of="rollouts",

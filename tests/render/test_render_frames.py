@@ -9,8 +9,9 @@ import pytest
 import torch
 from render_test_data import synthetic
 
+from spinlock_core.device import torch_threads
 from spinlock_core.render import fields_to_rgb, robust_limits
-from spinlock_core.render.frames import FrameOptions, FrameRenderer, header_height, label_width, torch_threads
+from spinlock_core.render.frames import FrameOptions, FrameRenderer, header_height, label_width
 from spinlock_core.render.palettes import ALL_COLORMAPS, NAN_COLOR, oklab_to_srgb, palette_lut, robust_range
 
 
