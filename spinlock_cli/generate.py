@@ -210,7 +210,7 @@ def _generate(
 
     from spinlock_assets.build import GENERATE_JOB, INDEX_JOB, build_definitions, reconstructable_job
     from spinlock_assets.executor import executor_run_config
-    from spinlock_assets.home import HomeError, open_instance
+    from spinlock_assets.home import HomeError, claim_instance, open_instance
     from spinlock_assets.launch import create_run, run_error, run_events, start_run_process
     from spinlock_assets.partitions import ensure_grid_partitions, partition_key
     from spinlock_assets.runs import PID_TAG, pool_waits, process_tags, sweep
@@ -223,6 +223,10 @@ def _generate(
         instance = open_instance(home)
     except HomeError as exc:
         return fail(str(exc), 1)
+    try:
+        claim_instance(instance, cfg)
+    except HomeError as exc:
+        return fail(str(exc))
     for line in sweep(instance).lines():
         print(f"spinlock: {line}", file=sys.stderr)
     layout.root.mkdir(parents=True, exist_ok=True)

@@ -17,12 +17,13 @@ __all__ = ["build_parser", "main", "CliResult", "run_cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spinlock_cli import features, generate, inspect, runs, stages, ui, visualize
+    from spinlock_cli import features, generate, home, inspect, runs, stages, ui, visualize
 
     p = argparse.ArgumentParser(prog="spinlock", description="Stochastic neural-operator dataset generator.")
     p.add_argument("--version", action="version", version="spinlock 0.1.0")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     generate.add_parser(sub)
+    home.add_parser(sub)
     inspect.add_parsers(sub)
     runs.add_parser(sub)
     stages.add_parser(sub)
