@@ -77,7 +77,9 @@ def build_definitions(
             dg.define_asset_job(INDEX_JOB, selection=dg.AssetSelection.assets(dataset_index)),
         ],
         resources={"spinlock": SpinlockConfig(config_path=path, overrides_json=json.dumps(dict(overrides or {})))},
-        executor=spinlock_executor.configured({"in_process": {}}) if in_process else spinlock_executor,
+        executor=spinlock_executor.configured({"in_process": {}}, name="spinlock_in_process")
+        if in_process
+        else spinlock_executor,
     )
 
 

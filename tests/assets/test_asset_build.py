@@ -35,7 +35,7 @@ def test_definitions_load_with_the_asset_graph(tiny_config_file):
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {*PARTITIONED, "dataset_index"}
     rollouts = graph.get(dg.AssetKey("rollouts_hdf5"))
-    assert rollouts.pools == {"gpu"}
+    assert rollouts.pools == {"cpu"}  # a CPU experiment's torch steps share the cpu pool (gpu on CUDA)
     assert {k.to_user_string() for k in rollouts.parent_keys} == {"sobol_parameters", "operator_specs"}
     assert {k.to_user_string() for k in graph.get(dg.AssetKey("renders")).parent_keys} == {"sdf_features"}
     assert {k.to_user_string() for k in graph.get(dg.AssetKey("dataset_index")).parent_keys} == {
@@ -72,10 +72,10 @@ def test_overrides_reach_the_resource_and_the_executor_follows_spinlock_executor
         "simulation.num_timesteps": 4
     }
     assert Path(res.config_path).is_absolute()
-    assert defs.resolve_job_def(GENERATE_JOB).executor_def.name == "multiprocess"
+    assert defs.resolve_job_def(GENERATE_JOB).executor_def.name == "spinlock"  # in_process|multiprocess|dask
     monkeypatch.setenv("SPINLOCK_EXECUTOR", "in_process")
     assert build_definitions(tiny_config_file, claim=False).resolve_job_def(GENERATE_JOB).executor_def.name == (
-        "in_process"
+        "spinlock_in_process"
     )
 
 

@@ -55,8 +55,8 @@ def test_one_asset_per_stage_row_with_its_inputs_pool_and_partitions(tiny_cfg):
         assert a.code_versions_by_key[key] == hashes.of(row.hash_of), row.name
         assert (a.partitions_def is parts) == row.partitioned, row.name
         assert a.group_names_by_key[key] == row.group
-        assert a.op.pool == row.pool
-    assert by_key["rollouts_hdf5"].op.pool == by_key["sdf_features"].op.pool == "gpu"
+        assert a.op.pool == ("cpu" if row.pool == "gpu" else row.pool)  # the tiny experiment computes on the CPU
+    assert by_key["rollouts_hdf5"].op.pool == by_key["sdf_features"].op.pool == "cpu"
     assert by_key["dataset_index"].partitions_def is None
     assert {d.to_user_string() for d in by_key["dataset_index"].asset_deps[dg.AssetKey("dataset_index")]} == {
         "rollouts_hdf5",

@@ -193,7 +193,7 @@ def test_ui_then_backfill_new_grid(tmp_path, tiny_config_file, monkeypatch, caps
         t_ready = time.monotonic() - t0
         capsys.readouterr()
         # a CLI generate of the same experiment (its other configured grid) races the UI's backfill in the same
-        # home: they share the one gpu slot
+        # home: they share the compute pool
         env = dict(os.environ, DAGSTER_HOME=str(home))
         racer = subprocess.Popen(
             [

@@ -88,3 +88,12 @@ def test_postgres_urls_get_the_psycopg2_driver_and_passwords_are_masked():
     assert mask_url("postgresql://u:secret@h/d") == "postgresql://u:***@h/d"
     assert "postgres_url: {env: PGURL}" in home_yaml("env:PGURL")
     assert "storage:" not in home_yaml(None)
+
+
+def test_torch_steps_use_the_gpu_pool_on_cuda_and_the_cpu_pool_on_the_cpu(tmp_path):
+    from spinlock_assets.assets import compute_pool
+    from spinlock_core.testing import tiny_config
+
+    assert compute_pool(tiny_config(tmp_path)) == "cpu"
+    assert compute_pool(tiny_config(tmp_path, **{"simulation.device": "cuda"})) == "gpu"
+    assert compute_pool(tiny_config(tmp_path, **{"simulation.device": "cuda:1"})) == "gpu"

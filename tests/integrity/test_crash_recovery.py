@@ -1,4 +1,4 @@
-"""Faults of processes: kill -9 while holding the gpu pool slot, Ctrl-C and SIGTERM, dead writers' files.
+"""Faults of processes: kill -9 while holding the compute pool slot, Ctrl-C and SIGTERM, dead writers' files.
 
 Before the fix a ``spinlock generate`` killed with SIGKILL kept the single ``gpu`` slot and every
 later run in the same ``DAGSTER_HOME`` waited forever, silently, ignoring Ctrl-C and SIGTERM.
@@ -21,11 +21,12 @@ from spinlock_core.testing import DEFAULT_CONFIG, assert_no_temp_files
 
 PY = sys.executable
 
-# A run that takes the gpu pool slot and sleeps (like a generate killed in its rollouts step).
+# A run that takes the only slot of the cpu pool (the pool of a CPU experiment's torch steps) and sleeps, like a
+# generate killed in its rollouts step.
 HOLDER = """
 import time, dagster as dg
 
-@dg.op(pool="gpu")
+@dg.op(pool="cpu")
 def hold():
     print("HOLDING", flush=True)
     time.sleep(600)
@@ -34,7 +35,9 @@ def hold():
 def holder():
     hold()
 
-holder.execute_in_process(instance=dg.DagsterInstance.get())
+instance = dg.DagsterInstance.get()
+instance.event_log_storage.set_concurrency_slots("cpu", 1)
+holder.execute_in_process(instance=instance)
 """
 
 TINY = [
@@ -86,7 +89,7 @@ def _generate(home: Path, out: Path, *extra: str, timeout: float = 240) -> subpr
 def test_a_killed_slot_holder_does_not_block_the_next_generate(tmp_path):
     home = _home(tmp_path)
     holder = _start_holder(tmp_path, home)
-    holder.kill()  # SIGKILL: the run stays STARTED and keeps the gpu slot
+    holder.kill()  # SIGKILL: the run stays STARTED and keeps the cpu slot
     holder.wait()
     runs = subprocess.run([*SPINLOCK, "runs"], env=cli_env(home), capture_output=True, text=True, timeout=120)
     assert runs.returncode == 0, runs.stderr
@@ -99,7 +102,7 @@ def test_a_killed_slot_holder_does_not_block_the_next_generate(tmp_path):
 
 
 def _start_waiting_generate(tmp_path: Path, home: Path) -> tuple[subprocess.Popen, str]:
-    """A generate started while the gpu slot is held; returns it once it says what it waits for, and its stderr."""
+    """A generate started while the cpu slot is held; returns it once it says what it waits for, and its stderr."""
     gen = subprocess.Popen(
         [
             *SPINLOCK,
@@ -117,7 +120,7 @@ def _start_waiting_generate(tmp_path: Path, home: Path) -> tuple[subprocess.Pope
     )
     assert gen.stderr is not None
     seen, deadline = "", time.monotonic() + 120
-    while "waiting for a slot of pool 'gpu'" not in seen:
+    while "waiting for a slot of pool 'cpu'" not in seen:
         assert time.monotonic() < deadline and gen.poll() is None, seen
         seen += gen.stderr.readline()
     return gen, seen
