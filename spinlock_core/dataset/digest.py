@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from spinlock_core.files import temp_owner_pid
+
 from . import hdf5 as H
 
 __all__ = ["VOLATILE_ATTRS", "VOLATILE_DATASETS", "VOLATILE_KEYS", "file_digest", "dataset_digest"]
@@ -32,7 +34,6 @@ __all__ = ["VOLATILE_ATTRS", "VOLATILE_DATASETS", "VOLATILE_KEYS", "file_digest"
 VOLATILE_ATTRS = frozenset({"creation_date", "extraction_timestamp", "REFERENCE_LIST", "DIMENSION_LIST"})
 VOLATILE_DATASETS = frozenset({"features/sdf/metadata/extraction_time", "metadata/index_sources"})
 VOLATILE_KEYS = frozenset({"updated", "seconds", "frames_per_s"})
-_SKIP_DIRS = {".spinlock"}
 
 
 def _drop_output_dir(text: str) -> str:
@@ -98,6 +99,6 @@ def dataset_digest(root: str | Path) -> dict[str, str]:
     root = Path(root)
     out: dict[str, str] = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file() and not (set(p.relative_to(root).parts) & _SKIP_DIRS) and ".tmp" not in p.name:
+        if p.is_file() and temp_owner_pid(p) is None:  # a writer's temporary file is not data yet
             out[p.relative_to(root).as_posix()] = file_digest(p)
     return out
