@@ -86,13 +86,13 @@ def stale_feature_requests(instance: dg.DagsterInstance, spinlock: SpinlockConfi
     layout = layout_of(cfg)
     grids = set(instance.get_dynamic_partitions(GRID_DIMENSION))
     checks = _target_checks()
+    busy = _partitions_extracting(instance)
     requests = []
     for part, stored in stale_feature_partitions(layout, current):
         if str(part.grid) not in grids or part.batch >= cfg.sampling.num_batches:
             continue  # not a partition of this experiment
         key = str(partition_key(part))
-        active = instance.get_run_records(dg.RunsFilter(statuses=_ACTIVE, tags={"dagster/partition": key}))
-        if any(_extracts_features(r.dagster_run) for r in active):
+        if key in busy:
             continue  # a run (sensor, generate, backfill, UI) is already making this partition's features
         src = layout.rollouts(part)
         fpath = layout.features(part)
@@ -109,6 +109,15 @@ def stale_feature_requests(instance: dg.DagsterInstance, spinlock: SpinlockConfi
     if not requests:
         return f"every partition's features are current (features hash {current})"
     return requests
+
+
+def _partitions_extracting(instance: dg.DagsterInstance) -> set[str]:
+    """Partition keys with a queued or running run that makes their features (one query per tick)."""
+    return {
+        r.dagster_run.tags["dagster/partition"]
+        for r in instance.get_run_records(dg.RunsFilter(statuses=_ACTIVE))
+        if "dagster/partition" in r.dagster_run.tags and _extracts_features(r.dagster_run)
+    }
 
 
 def _target_checks() -> list[dg.AssetCheckKey]:

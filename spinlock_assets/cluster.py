@@ -61,9 +61,14 @@ def worker_specs(workers: int, gpus: Sequence[str]) -> dict[str, dict[str, Any]]
 
 
 def start_local_cluster(workers: int, gpus: Sequence[str] | None = None) -> Any:
-    """A local Dask cluster of ``workers`` processes (see :func:`worker_specs`); close it when done."""
+    """A local Dask cluster of ``workers`` processes (see :func:`worker_specs`); close it when done.
+
+    Its worker processes log Dask's errors only (``DASK_LOGGING__DISTRIBUTED=error`` unless set
+    already: they inherit this process's environment), so ``spinlock generate`` stays quiet.
+    """
     from distributed import Nanny, Scheduler, SpecCluster
 
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     gpus = visible_gpus() if gpus is None else list(gpus)
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": None}}
     specs = {

@@ -30,8 +30,10 @@ Run config (the UI's launchpad shows the same choice, with defaults)::
 Interrupting the run (Ctrl-C, run termination) cancels its tasks on the cluster.
 """
 
+import contextlib
 import json
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -176,8 +178,27 @@ def run_step_on_worker(instance_ref_json: str, run_id: str, step_key: str, *upst
             asset_check_selection=run.asset_check_selection,
         )
         plan = create_execution_plan(recon, run_config=run.run_config, step_keys_to_execute=[step_key])
-        events = execute_plan(plan, recon, instance, run, run_config=run.run_config)
+        with _step_output(instance, run_id):
+            events = execute_plan(plan, recon, instance, run, run_config=run.run_config)
     return serialize_value(list(events))
+
+
+@contextlib.contextmanager
+def _step_output(instance: dg.DagsterInstance, run_id: str) -> Iterator[None]:
+    """Send what a step prints (Dagster's console log lines) to ``<home>/logs/<run id>.log``.
+
+    The events themselves are in the instance; the worker's terminal (that of ``spinlock
+    generate`` for a local cluster) stays quiet. A worker that cannot reach the home's
+    directory (another host without the shared filesystem) keeps printing to its own output.
+    """
+    root = Path(instance.root_directory)
+    if not root.is_dir():
+        yield
+        return
+    log = root / "logs" / f"{run_id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        yield
 
 
 def _events(payload: str) -> list[DagsterEvent]:
