@@ -64,17 +64,22 @@ def prepare_home(path: str | Path | None = None) -> Path:
     home = Path(path or os.environ.get("DAGSTER_HOME") or (Path.cwd() / "dagster_home")).expanduser().resolve()
     if home.exists() and not home.is_dir():
         raise HomeError(f"DAGSTER_HOME {home} is a file, not a directory")
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HomeError(f"DAGSTER_HOME {home} cannot be created: {exc.strerror or exc}") from None
-    why = writable_dir_problem(home)
-    if why is not None:
-        raise HomeError(f"DAGSTER_HOME: {why} (Dagster stores run history there)")
+    _make_writable_dir(home, "DAGSTER_HOME ", " (Dagster stores run history there)")
     if not (home / "dagster.yaml").exists():
         shutil.copy(TEMPLATE, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def _make_writable_dir(home: Path, prefix: str = "", why_suffix: str = "") -> None:
+    """Create ``home`` (and parents) and check it is writable; HomeError naming it otherwise."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HomeError(f"{prefix}{home} cannot be created: {exc.strerror or exc}") from None
+    why = writable_dir_problem(home)
+    if why is not None:
+        raise HomeError(f"{prefix.strip() + ': ' if prefix else ''}{why}{why_suffix}")
 
 
 def home_identity(cfg: ExperimentConfig) -> dict[str, str]:
@@ -259,13 +264,7 @@ def init_home(
     target = home / "dagster.yaml"
     if target.exists() and target.read_text(encoding="utf-8") != text and not force:
         raise HomeError(f"{target} exists with other settings; pass --force to replace it")
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HomeError(f"{home} cannot be created: {exc.strerror or exc}") from None
-    why = writable_dir_problem(home)
-    if why is not None:
-        raise HomeError(why)
+    _make_writable_dir(home)
     write_text_atomic(target, text)
     os.environ["DAGSTER_HOME"] = str(home)
     instance = open_instance(home)
