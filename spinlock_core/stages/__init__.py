@@ -22,9 +22,11 @@ from spinlock_core.stages.context import (
     partition,
 )
 from spinlock_core.stages.features import (
+    FeatureScan,
     FeatureSummary,
     extract_partition,
     features_stage,
+    scan_feature_partitions,
     stale_feature_partitions,
     stored_features_hash,
 )
@@ -90,6 +92,8 @@ __all__ = [
     "extract_partition",
     "stored_features_hash",
     "stale_feature_partitions",
+    "scan_feature_partitions",
+    "FeatureScan",
     "FORMATS",
     "RenderOptions",
     "RenderSummary",

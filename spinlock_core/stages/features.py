@@ -12,12 +12,15 @@ reason when that is not possible.
 
 :func:`features_stage` refuses rollouts made from another experiment config than the current
 one; :func:`extract_partition` extracts any partition file as it is (``spinlock
-extract-features``); :func:`stale_feature_partitions` lists what re-extraction must redo.
+extract-features``); :func:`stale_feature_partitions` lists what re-extraction must redo
+(:func:`scan_feature_partitions` within a time budget, for the sensors).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +55,8 @@ __all__ = [
     "extract_partition",
     "features_stage",
     "stored_features_hash",
+    "FeatureScan",
+    "scan_feature_partitions",
     "stale_feature_partitions",
     "operator_values",
 ]
@@ -214,25 +219,91 @@ def features_stage(
     return extract_partition(src, fcfg, progress=progress, attrs={"batch": part.batch, "partition_key": part.key})
 
 
-def stored_features_hash(path: Path) -> str | None:
-    """The features config hash a feature file was extracted with (None: no readable file)."""
-    if not Path(path).is_file():
-        return None
+# Stored hashes by path, each valid for one file version: (device, inode, mtime, size). Feature
+# files are only ever replaced by rename (a new inode), never rewritten in place, so an unchanged
+# key means unchanged contents. A long-lived process (the code server evaluating the sensors every
+# 30 s) then opens only the files that changed since its last tick instead of every file.
+_HASH_CACHE: dict[str, tuple[tuple[int, int, int, int], str | None]] = {}
+_HASH_CACHE_LIMIT = 1_000_000
+
+
+def _stored_hash(path: Path) -> tuple[str | None, bool]:
+    """``(stored hash or None, whether the file had to be opened)``."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, False
+    if not stat.S_ISREG(st.st_mode):
+        return None, False
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    name = str(path)
+    hit = _HASH_CACHE.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[1], False
     try:
         with H.open_read(path) as f:
-            return str(decode_attr(f[S.SDF].attrs["config_hash"]))
+            value: str | None = str(decode_attr(f[S.SDF].attrs["config_hash"]))
     except Exception:  # unreadable or not a feature file: counts as missing
-        return None
+        value = None
+    if len(_HASH_CACHE) >= _HASH_CACHE_LIMIT:
+        _HASH_CACHE.clear()
+    # A file renamed over this path between the stat and the open is read under the old key,
+    # which the next call's stat no longer matches: it is then read again.
+    _HASH_CACHE[name] = (key, value)
+    return value, True
+
+
+def stored_features_hash(path: Path) -> str | None:
+    """The features config hash a feature file was extracted with (None: no readable file).
+
+    Files already read by this process are not opened again while their (inode, mtime, size)
+    are unchanged.
+    """
+    return _stored_hash(Path(path))[0]
+
+
+@dataclass(frozen=True)
+class FeatureScan:
+    """What :func:`scan_feature_partitions` found.
+
+    ``stale`` holds ``(partition, stored hash or None)`` for the partitions scanned whose features
+    are missing or from another config, grid-major; ``scanned`` of ``total`` partitions with
+    rollouts were looked at (``complete`` when all of them).
+    """
+
+    stale: list[tuple[PartitionId, str | None]]
+    scanned: int
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        return self.scanned == self.total
+
+
+def scan_feature_partitions(layout: DatasetLayout, current_hash: str, budget_s: float | None = None) -> FeatureScan:
+    """Compare every partition's stored features hash with ``current_hash``, within ``budget_s``.
+
+    Once ``budget_s`` seconds have passed the scan stops after the next file it has to open;
+    files seen before (unchanged since) cost one ``stat`` and never stop it, so repeated scans
+    in one process advance by at least one new file each and soon cover everything.
+    """
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    parts = layout.rollout_partitions()
+    out = []
+    scanned = 0
+    for p in parts:
+        stored, opened = _stored_hash(layout.features(p))
+        scanned += 1
+        if stored != current_hash:
+            out.append((p, stored))
+        if opened and deadline is not None and time.monotonic() > deadline:
+            break
+    return FeatureScan(stale=out, scanned=scanned, total=len(parts))
 
 
 def stale_feature_partitions(layout: DatasetLayout, current_hash: str) -> list[tuple[PartitionId, str | None]]:
     """Partitions with rollouts whose features are missing (None) or from another features config.
 
-    Returns ``(partition, stored hash or None)`` for each, grid-major.
+    Returns ``(partition, stored hash or None)`` for each, grid-major (a complete scan).
     """
-    out = []
-    for p in layout.rollout_partitions():
-        stored = stored_features_hash(layout.features(p))
-        if stored != current_hash:
-            out.append((p, stored))
-    return out
+    return scan_feature_partitions(layout, current_hash).stale

@@ -272,6 +272,23 @@ def test_a_running_generate_or_backfill_run_of_the_partition_is_not_duplicated(s
     assert isinstance(out, str), [r.partition_key for r in out]
 
 
+def test_a_tick_over_its_scan_budget_goes_on_at_the_next_one(setup, monkeypatch):
+    from spinlock_assets import automation
+    from spinlock_core.stages import features as stage
+
+    s = setup
+    for b in (0, 1):
+        assert s.materialize((*GEN, "sdf_features"), b).success
+    monkeypatch.setattr(automation, "SCAN_BUDGET_S", 0.0)  # stop after every newly opened file
+    monkeypatch.setattr(stage, "_HASH_CACHE", {})  # as in a freshly started code server
+    first = stale_feature_requests(s.inst, s.res)
+    assert isinstance(first, str) and "1 of 2 partitions checked" in first and "next tick" in first
+    second = stale_feature_requests(s.inst, s.res)
+    assert isinstance(second, str) and "every partition's features are current" in second
+    s.feats.write_text(yaml.safe_dump({"aggregation": {"temporal": ["mean"]}}))  # both stale now
+    assert [r.partition_key for r in stale_feature_requests(s.inst, s.res)] == ["0000|16", "0001|16"]
+
+
 def test_a_broken_features_config_skips_with_the_reason(setup):
     s = setup
     assert s.materialize((*GEN, "sdf_features"), 0).success

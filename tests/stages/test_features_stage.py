@@ -122,3 +122,70 @@ def test_features_stage_refuses_rollouts_from_another_config(tmp_path):
         **{"simulation.grid_sizes": [16, 32], "sampling.total_samples": 3, "metadata.name": "renamed"},
     )
     assert features_stage(same, PART).path == str(layout_of(cfg).features(PART))
+
+
+def _fake_features(path, chash):
+    """A minimal feature file: only the stored config hash, written by rename like the real writer."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.create_group("features/sdf").attrs["config_hash"] = chash
+    tmp.replace(path)
+
+
+def _fake_dataset(tmp_path, n):
+    from spinlock_core.dataset import DatasetLayout
+
+    layout = DatasetLayout(tmp_path / "ds")
+    for b in range(n):
+        part = PartitionId(grid=8, batch=b)
+        layout.rollouts(part).parent.mkdir(parents=True, exist_ok=True)
+        layout.rollouts(part).write_bytes(b"")
+        _fake_features(layout.features(part), "old" if b % 2 else "cur")
+    return layout
+
+
+def test_stored_hash_is_read_once_per_file_version(tmp_path, monkeypatch):
+    from spinlock_core.dataset import hdf5 as H
+    from spinlock_core.stages import features as stage
+    from spinlock_core.stages import stored_features_hash
+
+    opened = []
+    real_open = H.open_read
+    monkeypatch.setattr(H, "open_read", lambda p, **kw: opened.append(str(p)) or real_open(p, **kw))
+    monkeypatch.setattr(stage, "_HASH_CACHE", {})
+    path = tmp_path / "batch_0000.h5"
+    assert stored_features_hash(path) is None and opened == []  # missing: nothing opened
+    _fake_features(path, "aaaa")
+    assert [stored_features_hash(path) for _ in range(3)] == ["aaaa"] * 3
+    assert opened == [str(path)]  # read once, then remembered
+    _fake_features(path, "bbbb")  # replaced by rename: another inode, read again
+    assert stored_features_hash(path) == "bbbb" and len(opened) == 2
+    path.write_bytes(b"not hdf5")  # rewritten in place (size changes): read again, unreadable
+    assert stored_features_hash(path) is None and len(opened) == 3
+    path.unlink()
+    assert stored_features_hash(path) is None and len(opened) == 3
+
+
+def test_scan_within_a_budget_advances_over_calls_and_agrees_with_a_full_scan(tmp_path, monkeypatch):
+    from spinlock_core.stages import features as stage
+    from spinlock_core.stages import scan_feature_partitions, stale_feature_partitions
+
+    layout = _fake_dataset(tmp_path, 6)
+    monkeypatch.setattr(stage, "_HASH_CACHE", {})
+    seen = []
+    for _ in range(6):
+        scan = scan_feature_partitions(layout, "cur", budget_s=0.0)  # stops after each newly opened file
+        seen.append(scan.scanned)
+        if scan.complete:
+            break
+    assert seen == [1, 2, 3, 4, 5, 6] and scan.total == 6
+    full = stale_feature_partitions(layout, "cur")
+    assert scan.stale == full == [(PartitionId(grid=8, batch=b), "old") for b in (1, 3, 5)]
+    # everything remembered: a zero budget now covers the whole dataset in one call
+    assert scan_feature_partitions(layout, "cur", budget_s=0.0).complete
+    _fake_features(layout.features(PartitionId(grid=8, batch=1)), "cur")  # re-extracted
+    again = scan_feature_partitions(layout, "cur", budget_s=0.0)
+    assert again.scanned == 2 and again.stale == []  # the changed file is opened again, then the budget stops it
+    again = scan_feature_partitions(layout, "cur", budget_s=0.0)
+    assert again.complete and [p.batch for p, _ in again.stale] == [3, 5]
