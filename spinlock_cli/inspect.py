@@ -78,7 +78,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from spinlock_core.dataset import DatasetError, build_index
+    from spinlock_core.config import ConfigError, load_config
+    from spinlock_core.dataset import (
+        DatasetError,
+        DatasetLayout,
+        IndexSummary,
+        Splits,
+        build_index,
+        dataset_splits,
+        write_splits,
+    )
     from spinlock_core.files import own_temps, remove_quietly
 
     path = Path(args.dataset)
@@ -89,11 +98,32 @@ def cmd_index(args: argparse.Namespace) -> int:
         for tmp in own_temps(path):
             remove_quietly(tmp)
 
+    layout = DatasetLayout(path)
+    splits_cfg = None
+    if layout.experiment.is_file():
+        try:
+            exp = load_config(layout.experiment)
+        except ConfigError as exc:
+            return fail(str(exc), 1)
+        splits_cfg = (exp.splits, exp.sampling.sobol.seed)
+
+    def work() -> tuple[IndexSummary, Splits | None]:
+        splits = None if splits_cfg is None else dataset_splits(layout, *splits_cfg)  # refused before writing
+        summary = build_index(layout)
+        if splits is not None:
+            write_splits(layout, splits)
+        return summary, splits
+
     try:
-        s = run_interruptible(lambda: build_index(path), cleanup=cleanup)
+        s, splits = run_interruptible(work, cleanup=cleanup)
     except DatasetError as exc:
         return fail(str(exc), 1)
     note = "with features" if s.features else f"without features ({s.features_note})"
     missing = f"; MISSING {len(s.missing)} expected partitions: {', '.join(s.missing[:8])}" if s.missing else ""
     print(f"{s.path}: {s.partitions} partitions, {s.rows} rows, grids {s.grid_sizes}, {note}{missing}")
+    if splits is None:
+        print(f"{layout.splits}: not written ({layout.experiment} is missing: the splits config lives there)")
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in splits.counts().items())
+        print(f"{layout.splits}: samples {counts} (hash {splits.hash})")
     return 0

@@ -12,6 +12,7 @@ stream              spawn key                                   used for
 ``WEIGHTS``         ``(WEIGHTS, sample)``                       operator weights + buffers
 ``IC``              ``(IC, sample)``                            the sample's initial condition
 ``NOISE``           ``(NOISE, sample, realization)``            per-step stochastic elements
+``SPLIT``           ``(SPLIT, sample)``                         the sample's train/valid/test rank
 ==================  ==========================================  ===========================
 
 ``sample`` is the sample's *global* index in the experiment's Sobol point set, so any
@@ -46,6 +47,7 @@ class Stream(enum.IntEnum):
     WEIGHTS = 1
     IC = 2
     NOISE = 3
+    SPLIT = 4
 
 
 def derive_seed(root: int, stream: Stream, *position: int) -> int:

@@ -102,12 +102,13 @@ def run_stages(
 
 
 def build_dataset(out: str | Path, **extra: Any) -> tuple[ExperimentConfig, DatasetLayout]:
-    """A complete tiny dataset at ``out`` (every stage of every partition, and the index)."""
-    from spinlock_core.dataset import build_index
+    """A complete tiny dataset at ``out`` (every stage of every partition, the index and the splits)."""
+    from spinlock_core.dataset import build_index, dataset_splits, write_splits
 
     cfg = tiny_config(out, **extra)
     layout = run_stages(cfg)
     build_index(layout)
+    write_splits(layout, dataset_splits(layout, cfg.splits, cfg.sampling.sobol.seed))
     return cfg, layout
 
 

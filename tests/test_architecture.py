@@ -32,6 +32,7 @@ ALLOWED = {
     "spinlock_core.sensitivity": BASE | {"spinlock_core.rollout", "spinlock_core.operators", "spinlock_core.features"},
     "spinlock_core.render": BASE | {"spinlock_core.ics"},
     "spinlock_core.dataset": BASE,
+    "spinlock_core.data": BASE | {"spinlock_core.dataset"},  # torch datasets over the file contract
     "spinlock_core.stages": None,  # anything in spinlock_core
     "spinlock_core.testing": None,
     "spinlock_assets": None,  # anything but the CLI

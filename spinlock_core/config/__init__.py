@@ -28,6 +28,7 @@ from spinlock_core.config.models import (
 from spinlock_core.config.parameter_space import ParameterSpace
 from spinlock_core.config.params import ChoiceParam, ContinuousParam, IntegerParam, ParamSpec
 from spinlock_core.config.render import RendersConfig
+from spinlock_core.config.splits import SPLIT_NAMES, HoldoutConfig, SplitsConfig
 
 __all__ = [
     "ExperimentConfig",
@@ -50,6 +51,9 @@ __all__ = [
     "DatasetConfig",
     "StorageConfig",
     "RendersConfig",
+    "SplitsConfig",
+    "HoldoutConfig",
+    "SPLIT_NAMES",
     "IntegerParam",
     "ContinuousParam",
     "ChoiceParam",

@@ -12,6 +12,7 @@ key                 model                       what it sets
 ``simulation``      :class:`SimulationConfig`   grids, channels, realizations, steps, ICs
 ``dataset``         :class:`DatasetConfig`      output directory and HDF5 storage options
 ``renders``         :class:`RendersConfig`      preview videos of each partition (``renders`` asset)
+``splits``          :class:`SplitsConfig`       train / valid / test (/ ood) by operator (``splits.json``)
 ==================  ==========================  =============================================
 
 Load configs with :func:`spinlock_core.config.load_config`, which turns every validation
@@ -34,6 +35,7 @@ from spinlock_core.config.input_generation import InputGenerationConfig
 from spinlock_core.config.parameter_space import ParameterSpace
 from spinlock_core.config.params import ChoiceParam, ContinuousParam, IntegerParam
 from spinlock_core.config.render import RendersConfig
+from spinlock_core.config.splits import SplitsConfig
 
 __all__ = [
     "SUPPORTED_VERSIONS",
@@ -247,6 +249,7 @@ class ExperimentConfig(BaseModel):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     features: FeaturesSection = Field(default_factory=FeaturesSection)
     renders: RendersConfig = Field(default_factory=RendersConfig)
+    splits: SplitsConfig = Field(default_factory=SplitsConfig)
 
     @field_validator("version", mode="before")
     @classmethod

@@ -12,6 +12,8 @@ h5py) and file attributes. Compute packages never import it; stages compose the 
   :func:`read_specs`, :func:`read_manifest`; they serve current data or raise one
   :class:`DatasetError` naming the file and the fix (missing partitions, stale index, files
   referring outside the dataset);
+* splits (``splits.json``): :func:`assign_splits`, :func:`dataset_splits`,
+  :func:`write_splits`, :func:`read_splits`;
 * inspection and validation: :func:`dataset_info`, :func:`validate_files`, the file checks
   behind the Dagster asset checks (:mod:`.quality`).
 """
@@ -35,6 +37,7 @@ from .report import ValidationReport
 from .rollouts import DatasetReader, RowSelection, open_dataset, stored_sensitivity
 from .schema import DIMS, SCHEMA_VERSION, schema_markdown
 from .sources import missing_partitions
+from .splits import Splits, assign_splits, dataset_splits, read_splits, split_counts, write_splits
 from .validate import validate_files
 from .validate_rollouts import iter_nonfinite, validate_structure
 
@@ -71,6 +74,13 @@ __all__ = [
     "IndexSummary",
     "write_text_atomic",
     "remove_stale_temps",
+    # splits
+    "Splits",
+    "assign_splits",
+    "split_counts",
+    "dataset_splits",
+    "write_splits",
+    "read_splits",
     # readers
     "DatasetReader",
     "RowSelection",

@@ -106,8 +106,11 @@ def foreign_references(f: h5py.File, root: Path) -> list[str]:
     return problems
 
 
-def open_read(path: str | Path, *, root: str | Path | None = None) -> h5py.File:
+def open_read(path: str | Path, *, root: str | Path | None = None, cache_bytes: int | None = None) -> h5py.File:
     """Open ``path`` read-only; refuse references outside ``root`` (default: the file's directory).
+
+    ``cache_bytes`` sizes HDF5's per-dataset chunk cache (h5py's default, 1 MiB, when None): a
+    reader taking several slices of one compressed chunk then decompresses it once.
 
     Raises:
         DatasetError: not a readable HDF5 file, or it points outside ``root``, or an
@@ -122,7 +125,7 @@ def open_read(path: str | Path, *, root: str | Path | None = None) -> h5py.File:
     if not path.is_file():
         raise DatasetError(path, "no such file")
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(path, "r") if cache_bytes is None else h5py.File(path, "r", rdcc_nbytes=int(cache_bytes))
     except OSError as exc:
         size = path.stat().st_size if path.exists() else 0
         what = "empty file" if size == 0 else f"not a readable HDF5 file ({exc.__class__.__name__}: {exc})"

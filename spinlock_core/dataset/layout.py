@@ -27,6 +27,7 @@ __all__ = [
     "EXPERIMENT_FILE",
     "MANIFEST_FILE",
     "INDEX_FILE",
+    "SPLITS_FILE",
     "LOCK_FILE",
     "FILE_KINDS",
     "PartitionId",
@@ -40,6 +41,7 @@ __all__ = [
 EXPERIMENT_FILE = "experiment.yaml"
 MANIFEST_FILE = "dataset.json"
 INDEX_FILE = "index.h5"
+SPLITS_FILE = "splits.json"
 LOCK_FILE = ".spinlock.lock"
 POINTS_DIR, SPECS_DIR, ROLLOUTS_DIR, FEATURES_DIR, RENDERS_DIR = "points", "specs", "partitions", "features", "renders"
 
@@ -117,6 +119,11 @@ class DatasetLayout:
     @property
     def index(self) -> Path:
         return self.root / INDEX_FILE
+
+    @property
+    def splits(self) -> Path:
+        """Which samples are train / valid / test (/ ood): written with the index."""
+        return self.root / SPLITS_FILE
 
     @property
     def lock(self) -> Path:
@@ -266,6 +273,11 @@ FILES: tuple[tuple[str, str, str], ...] = (
         INDEX_FILE,
         "the whole dataset as virtual datasets over the files, and the table of the files it read",
         "dataset_index, spinlock index, extract-features",
+    ),
+    (
+        SPLITS_FILE,
+        "the sample indices of each split (train, valid, test, ood), the splits config and its hash",
+        "dataset_index, spinlock index",
     ),
     (
         "<name>.<pid>.<8 hex>.tmp[.<ext>]",

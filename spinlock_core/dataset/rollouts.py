@@ -111,6 +111,23 @@ class DatasetReader(RowIndexedFiles):
             raise ValueError(f"grid_size must be one of {self.grids}, got {grid_size}")
         return np.flatnonzero(self.grid_sizes == grid_size)
 
+    def row_sources(self, rows: RowSelection = None) -> tuple[list[Path], np.ndarray, np.ndarray]:
+        """Where each row's data lives: ``(partition files, file number [r], row in that file [r])``.
+
+        Always partition files (through the index: its ``source_file`` / ``source_row``), so a
+        reader of single rows never goes through the index's virtual datasets.
+        """
+        sel, _ = self._select(rows, self.num_samples)
+        if self.kind == S.KIND_INDEX:
+            base = Path(self._files[0].filename).parent
+            names = np.asarray(self._small(S.META.SOURCE_FILE, sel), dtype=object).reshape(-1)
+            local = np.asarray(self._small(S.META.SOURCE_ROW, sel), dtype=np.int64).reshape(-1)
+            uniq, which = np.unique(names.astype(str), return_inverse=True)
+            return [base / str(n) for n in uniq.tolist()], which.astype(np.int64), local
+        used, which = np.unique(self._part[sel], return_inverse=True)
+        paths = [Path(self._files[int(i)].filename) for i in used.tolist()]
+        return paths, which.astype(np.int64), self._local[sel].astype(np.int64)
+
     # ------------------------------------------------------------------ data
     def _fields(self, path: str, rows: RowSelection, grid_size: int | None) -> np.ndarray:
         if grid_size is None:

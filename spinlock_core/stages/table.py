@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from spinlock_core.config import ExperimentConfig
-from spinlock_core.dataset import CheckOutcome, PartitionId, build_index, read_points, read_render_record, read_specs
+from spinlock_core.dataset import (
+    CheckOutcome,
+    PartitionId,
+    build_index,
+    dataset_splits,
+    read_points,
+    read_render_record,
+    read_specs,
+    write_splits,
+)
 from spinlock_core.dataset import hdf5 as H
 from spinlock_core.dataset import quality as file_checks
 from spinlock_core.device import torch_threads
@@ -247,10 +256,16 @@ def _run_renders(cfg: ExperimentConfig, part: PartitionId | None) -> StageResult
 
 
 def _run_index(cfg: ExperimentConfig, part: PartitionId | None) -> StageResult:
-    s = build_index(layout_of(cfg))
+    layout = layout_of(cfg)
+    splits = dataset_splits(layout, cfg.splits, cfg.sampling.sobol.seed)  # a bad holdout: refused before writing
+    s = build_index(layout)
+    write_splits(layout, splits)
     return StageResult(
-        [s.path],
+        [s.path, layout.splits],
         {
+            "splits": PathValue(str(layout.splits)),
+            "splits_hash": splits.hash,
+            **{f"{k}_samples": v for k, v in splits.counts().items()},
             "path": PathValue(str(s.path)),
             "partition_files": s.partitions,
             "rows": s.rows,

@@ -11,3 +11,12 @@ def test_schema_doc_holds_the_generated_tables() -> None:
     assert schema_markdown() in doc, (
         "docs/schema.md is out of date: paste spinlock_core.dataset.schema_markdown() into it"
     )
+
+
+def test_schema_doc_holds_the_generated_file_table() -> None:
+    from spinlock_core.dataset import layout_markdown
+
+    doc = (ROOT / "docs" / "schema.md").read_text()
+    assert layout_markdown() in doc, (
+        "docs/schema.md is out of date: paste spinlock_core.dataset.layout_markdown() into it"
+    )
