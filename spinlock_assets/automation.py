@@ -28,11 +28,11 @@ import dagster as dg
 
 from spinlock_assets.partitions import GRID_DIMENSION, partition_key
 from spinlock_assets.resources import SpinlockConfig
-from spinlock_core.config import ConfigError
-from spinlock_core.dataset import DatasetError, index_problems
+from spinlock_core.config import ConfigError, ExperimentConfig
+from spinlock_core.dataset import DatasetError, DatasetLayout, card_hashes, index_problems, read_splits, read_stats
 from spinlock_core.dataset.index import index_sources
 from spinlock_core.features import features_config_hash
-from spinlock_core.stages import features_config, layout_of, scan_feature_partitions
+from spinlock_core.stages import features_config, layout_of, scan_feature_partitions, stage_names
 
 __all__ = [
     "FEATURES_HASH_TAG",
@@ -188,27 +188,50 @@ def index_request(instance: dg.DagsterInstance, spinlock: SpinlockConfig) -> dg.
         problems = index_problems(layout)
     except DatasetError as exc:
         problems = [str(exc)]
+    problems += _splits_and_stats_problems(cfg, layout)
     if not problems:
-        return "index.h5 is current"
+        return "index.h5, splits.json, stats.json and the card are current"
     active = list(instance.get_run_records(dg.RunsFilter(statuses=_ACTIVE), limit=20))
     if active:
         return f"index.h5 is stale ({problems[0]}); waiting for {len(active)} run(s) in progress"
-    state = hashlib.sha256(json.dumps(index_sources(layout), sort_keys=True).encode()).hexdigest()[:16]
+    state_doc = {"sources": index_sources(layout), "splits": cfg.splits.model_dump(mode="json"), "problems": problems}
+    state = hashlib.sha256(json.dumps(state_doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return dg.RunRequest(
         run_key=f"index:{state}",
-        asset_selection=[dg.AssetKey("dataset_index")],
+        asset_selection=[dg.AssetKey(n) for n in stage_names(partitioned=False)],
         tags={"spinlock/reason": problems[0][:200]},
     )
 
 
-def build_index_sensor(dataset_index: dg.AssetsDefinition) -> dg.SensorDefinition:
+def _splits_and_stats_problems(cfg: ExperimentConfig, layout: DatasetLayout) -> list[str]:
+    """Why splits.json, stats.json or the card do not match the config and each other (no trajectory is read)."""
+    try:
+        splits = read_splits(layout)
+    except DatasetError as exc:
+        return [str(exc)]
+    seed = cfg.splits.seed if cfg.splits.seed is not None else cfg.sampling.sobol.seed
+    if splits.config != cfg.splits.model_dump(mode="json") or splits.seed != seed:
+        return [f"{layout.splits}: made from another splits config or seed than the experiment's"]
+    try:
+        stats = read_stats(layout, splits, cfg.config_hash())
+    except DatasetError as exc:
+        return [str(exc)]
+    if card_hashes(layout) != (splits.hash, stats.to_json()["hash"]):
+        return [f"{layout.card}: missing, or made from other splits or statistics"]
+    return []
+
+
+def build_index_sensor(dataset_level: list[dg.AssetsDefinition]) -> dg.SensorDefinition:
+    """The index sensor targeting the dataset-level assets (index, stats, card)."""
+
     @dg.sensor(
         name="index_sensor",
-        target=[dataset_index],
+        target=dataset_level,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Rebuilds dataset_index when any rollouts or feature file changed, appeared or disappeared since "
-        "the index was built (after sensors, backfills, UI or CLI runs), once no other run is in progress.",
+        description="Rebuilds dataset_index, dataset_stats and dataset_card when any rollouts or feature file changed, "
+        "appeared or disappeared since the index was built (after sensors, backfills, UI or CLI runs), or the splits "
+        "config changed, once no other run is in progress.",
     )
     def index_sensor(context: dg.SensorEvaluationContext, spinlock: SpinlockConfig) -> dg.SensorResult:
         out = index_request(context.instance, spinlock)

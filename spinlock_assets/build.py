@@ -26,7 +26,7 @@ from spinlock_assets.home import claim_home
 from spinlock_assets.partitions import make_partitions
 from spinlock_assets.resources import SpinlockConfig
 from spinlock_core.config import ExperimentConfig, load_config
-from spinlock_core.stages import PROJECT_ROOT, enabled_stages
+from spinlock_core.stages import PROJECT_ROOT, enabled_stages, stage_names
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -61,20 +61,21 @@ def build_definitions(
         claim_home(Path(os.environ["DAGSTER_HOME"]), cfg)
     partitions = make_partitions(cfg)
     assets = build_assets(cfg, partitions)
-    (sdf_features, dataset_index) = by_name(assets, "sdf_features", "dataset_index")
+    (sdf_features,) = by_name(assets, "sdf_features")
+    dataset_level = by_name(assets, *stage_names(partitioned=False))  # index, stats, card: built together
     in_process = os.environ.get("SPINLOCK_EXECUTOR", "") == "in_process"
     generated = by_name(assets, *generate_selection(cfg))
     feature_sensor, nightly = build_feature_automation(sdf_features)
     return dg.Definitions(
         assets=assets,
         asset_checks=build_checks(assets, partitions),
-        sensors=[build_grid_sizes_sensor(), feature_sensor, build_index_sensor(dataset_index)],
+        sensors=[build_grid_sizes_sensor(), feature_sensor, build_index_sensor(dataset_level)],
         schedules=[nightly],
         jobs=[
             dg.define_asset_job(
                 GENERATE_JOB, selection=dg.AssetSelection.assets(*generated), partitions_def=partitions
             ),
-            dg.define_asset_job(INDEX_JOB, selection=dg.AssetSelection.assets(dataset_index)),
+            dg.define_asset_job(INDEX_JOB, selection=dg.AssetSelection.assets(*dataset_level)),
         ],
         resources={"spinlock": SpinlockConfig(config_path=path, overrides_json=json.dumps(dict(overrides or {})))},
         executor=spinlock_executor.configured({"in_process": {}}, name="spinlock_in_process")

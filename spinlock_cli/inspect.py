@@ -1,4 +1,5 @@
-"""``spinlock info``, ``spinlock validate`` and ``spinlock index``: look at, check and re-index a dataset."""
+"""``spinlock info``, ``spinlock validate`` and ``spinlock index``: look at, check and re-index a dataset
+(``index`` also rewrites the dataset-level ``splits.json``, ``stats.json`` and card ``README.md``)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--features-config", help="features YAML the features must come from (default: the dataset's)")
     v.set_defaults(func=cmd_validate)
 
-    x = sub.add_parser("index", help="rebuild a dataset's index.h5 over the files there (atomic)")
+    x = sub.add_parser(
+        "index",
+        help="rebuild a dataset's index.h5 over the files there, and its splits.json, stats.json and card (atomic)",
+    )
     x.add_argument("--dataset", required=True, help="dataset directory")
     x.set_defaults(func=cmd_index)
 
@@ -85,8 +89,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         IndexSummary,
         Splits,
         build_index,
+        compute_stats,
         dataset_splits,
+        write_card,
         write_splits,
+        write_stats,
     )
     from spinlock_core.files import own_temps, remove_quietly
 
@@ -110,8 +117,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     def work() -> tuple[IndexSummary, Splits | None]:
         splits = None if splits_cfg is None else dataset_splits(layout, *splits_cfg)  # refused before writing
         summary = build_index(layout)
-        if splits is not None:
+        if splits is not None and splits_cfg is not None:
             write_splits(layout, splits)
+            stats = compute_stats(layout, splits, splits_cfg[1])
+            write_stats(layout, stats)
+            write_card(layout, splits, stats)
         return summary, splits
 
     try:
@@ -126,4 +136,5 @@ def cmd_index(args: argparse.Namespace) -> int:
     else:
         counts = ", ".join(f"{k} {v}" for k, v in splits.counts().items())
         print(f"{layout.splits}: samples {counts} (hash {splits.hash})")
+        print(f"{layout.stats}: statistics of the train split; {layout.card}: the dataset card")
     return 0

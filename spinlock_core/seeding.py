@@ -13,6 +13,7 @@ stream              spawn key                                   used for
 ``IC``              ``(IC, sample)``                            the sample's initial condition
 ``NOISE``           ``(NOISE, sample, realization)``            per-step stochastic elements
 ``SPLIT``           ``(SPLIT, sample)``                         the sample's train/valid/test rank
+``STATS``           ``(STATS, grid size)``                      values kept for the quantiles
 ==================  ==========================================  ===========================
 
 ``sample`` is the sample's *global* index in the experiment's Sobol point set, so any
@@ -48,6 +49,7 @@ class Stream(enum.IntEnum):
     IC = 2
     NOISE = 3
     SPLIT = 4
+    STATS = 5
 
 
 def derive_seed(root: int, stream: Stream, *position: int) -> int:

@@ -102,13 +102,14 @@ def run_stages(
 
 
 def build_dataset(out: str | Path, **extra: Any) -> tuple[ExperimentConfig, DatasetLayout]:
-    """A complete tiny dataset at ``out`` (every stage of every partition, the index and the splits)."""
-    from spinlock_core.dataset import build_index, dataset_splits, write_splits
+    """A complete tiny dataset at ``out`` (every stage of every partition; the index, splits and stats)."""
+    from spinlock_core.stages import STAGES
 
     cfg = tiny_config(out, **extra)
     layout = run_stages(cfg)
-    build_index(layout)
-    write_splits(layout, dataset_splits(layout, cfg.splits, cfg.sampling.sobol.seed))
+    for row in STAGES:
+        if not row.partitioned:
+            row.run(cfg, None)
     return cfg, layout
 
 
@@ -150,6 +151,7 @@ def write_partition(
     diverged_step: np.ndarray | None = None,
     chunk_rows: int = 2,
     batch: int = 0,
+    compression_level: int = 4,
 ) -> WrittenPartition:
     """Write a rollouts file of samples ``start .. start+n-1`` with seeded random content."""
     path = Path(path)
@@ -185,7 +187,7 @@ def write_partition(
         grid_size=g,
         param_names=PARAM_NAMES,
         compression=compression,  # type: ignore[arg-type]
-        compression_level=4,
+        compression_level=compression_level,
         shuffle=shuffle,
         compression_threads=2,
         root_attrs={

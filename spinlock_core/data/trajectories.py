@@ -47,9 +47,11 @@ import torch
 from torch.utils.data import Dataset
 
 from spinlock_core.config import SPLIT_NAMES
-from spinlock_core.dataset import DatasetLayout, open_dataset, read_splits
+from spinlock_core.dataset import DatasetLayout, open_dataset, read_splits, read_stats
 from spinlock_core.dataset import hdf5 as H
 from spinlock_core.dataset import schema as S
+
+from .normalize import NORMALIZATION_TYPES, NormalizationType, Normalizer
 
 __all__ = ["TrajectoryDataset", "WindowTable"]
 
@@ -109,6 +111,9 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
             ``min_dt_stride``: ``k`` inputs and every remaining frame as output; only
             realizations that never diverged.
         keep_diverged: keep windows that reach a divergence, with ``input_mask``/``output_mask``.
+        normalize: return fields normalised per channel with the train split's statistics
+            (``stats.json``, :class:`~spinlock_core.data.Normalizer`, also :attr:`normalizer` for
+            the inverse); ``normalization_type`` ``zscore``, ``rms`` or ``robust``.
 
     Raises:
         DatasetError: the dataset or its splits file cannot be read, or is stale.
@@ -127,6 +132,8 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         max_dt_stride: int = 1,
         full_trajectory_mode: bool = False,
         keep_diverged: bool = False,
+        normalize: bool = False,
+        normalization_type: NormalizationType = "zscore",
     ) -> None:
         if split not in SPLIT_NAMES:
             raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
@@ -137,6 +144,10 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
             isinstance(min_dt_stride, int) and isinstance(max_dt_stride, int) and 1 <= min_dt_stride <= max_dt_stride
         ):
             raise ValueError(f"need 1 <= min_dt_stride <= max_dt_stride, got {min_dt_stride}, {max_dt_stride}")
+        if normalization_type not in NORMALIZATION_TYPES:
+            raise ValueError(
+                f"normalization_type must be one of {', '.join(NORMALIZATION_TYPES)}, got {normalization_type!r}"
+            )
         if full_trajectory_mode and keep_diverged:
             raise ValueError("full_trajectory_mode takes never-diverged realizations only: keep_diverged must be False")
         self.root = Path(dataset_dir)
@@ -165,7 +176,12 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
             self.time: np.ndarray = reader.time_steps.copy()
             self.num_channels: int = reader.num_channels
             self.num_realizations: int = reader.num_realizations
+            data_hash = str(reader.attrs.get("config_hash", ""))
         self.grid_size: int = int(grid_size)
+        self.normalizer: Normalizer | None = None
+        if normalize:
+            stats = read_stats(DatasetLayout(self.root), splits, data_hash)
+            self.normalizer = Normalizer.from_stats(stats, self.grid_size, normalization_type)
         self.sample_index: np.ndarray = np.asarray(meta["sample_index"], dtype=np.int64)
         self._codes = {
             "ic_type": np.searchsorted(self.ic_types, np.asarray(meta["ic_types"], dtype=str)),
@@ -220,8 +236,11 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
             frames = np.where(np.isfinite(frames), frames, np.float32(0.0))
             item["input_mask"] = torch.from_numpy(ok[:k].copy())
             item["output_mask"] = torch.from_numpy(ok[k:].copy())
-        item["input_fields"] = torch.from_numpy(np.ascontiguousarray(frames[:k]))
-        item["output_fields"] = torch.from_numpy(np.ascontiguousarray(frames[k:]))
+        fields = torch.from_numpy(frames)
+        if self.normalizer is not None:
+            fields = self.normalizer.normalize(fields)
+        item["input_fields"] = fields[:k].contiguous()
+        item["output_fields"] = fields[k:].contiguous()
         item["params"] = torch.from_numpy(self.params[row])
         item["sample_index"] = torch.tensor(int(self.sample_index[row]))
         item["realization"] = torch.tensor(m)

@@ -14,6 +14,8 @@ h5py) and file attributes. Compute packages never import it; stages compose the 
   referring outside the dataset);
 * splits (``splits.json``): :func:`assign_splits`, :func:`dataset_splits`,
   :func:`write_splits`, :func:`read_splits`;
+* the dataset card (``README.md``, ``card/*.png``): :func:`write_card`;
+* statistics (``stats.json``): :func:`compute_stats`, :func:`write_stats`, :func:`read_stats`;
 * inspection and validation: :func:`dataset_info`, :func:`validate_files`, the file checks
   behind the Dagster asset checks (:mod:`.quality`).
 """
@@ -22,6 +24,7 @@ from spinlock_core.files import remove_stale_temps, write_text_atomic
 
 from . import schema
 from .batch_files import PointsFile, SpecsFile, read_points, read_specs, write_points, write_specs
+from .card import card_hashes, write_card
 from .digest import dataset_digest, file_digest
 from .errors import DatasetError
 from .feature_reader import HDF5FeatureReader, find_feature_files
@@ -38,6 +41,7 @@ from .rollouts import DatasetReader, RowSelection, open_dataset, stored_sensitiv
 from .schema import DIMS, SCHEMA_VERSION, schema_markdown
 from .sources import missing_partitions
 from .splits import Splits, assign_splits, dataset_splits, read_splits, split_counts, write_splits
+from .stats import ChannelStats, DatasetStats, compute_stats, read_stats, write_stats
 from .validate import validate_files
 from .validate_rollouts import iter_nonfinite, validate_structure
 
@@ -81,6 +85,15 @@ __all__ = [
     "dataset_splits",
     "write_splits",
     "read_splits",
+    # card
+    "write_card",
+    "card_hashes",
+    # statistics
+    "ChannelStats",
+    "DatasetStats",
+    "compute_stats",
+    "write_stats",
+    "read_stats",
     # readers
     "DatasetReader",
     "RowSelection",

@@ -28,6 +28,8 @@ __all__ = [
     "MANIFEST_FILE",
     "INDEX_FILE",
     "SPLITS_FILE",
+    "STATS_FILE",
+    "CARD_FILE",
     "LOCK_FILE",
     "FILE_KINDS",
     "PartitionId",
@@ -42,11 +44,23 @@ EXPERIMENT_FILE = "experiment.yaml"
 MANIFEST_FILE = "dataset.json"
 INDEX_FILE = "index.h5"
 SPLITS_FILE = "splits.json"
+STATS_FILE = "stats.json"
+CARD_FILE = "README.md"
 LOCK_FILE = ".spinlock.lock"
 POINTS_DIR, SPECS_DIR, ROLLOUTS_DIR, FEATURES_DIR, RENDERS_DIR = "points", "specs", "partitions", "features", "renders"
 
 #: Every kind of file of a dataset (the stage table's outputs name these).
-FILE_KINDS: tuple[str, ...] = ("points", "specs", "rollouts", "features", "renders", "index")
+FILE_KINDS: tuple[str, ...] = (
+    "points",
+    "specs",
+    "rollouts",
+    "features",
+    "renders",
+    "index",
+    "splits",
+    "stats",
+    "card",
+)
 
 _GRID_DIR_RE = re.compile(r"^grid_(?P<grid>[0-9]{4,})$")
 _BATCH_FILE_RE = re.compile(r"^batch_(?P<batch>[0-9]{4,})\.(?P<ext>h5|json)$")
@@ -126,6 +140,16 @@ class DatasetLayout:
         return self.root / SPLITS_FILE
 
     @property
+    def stats(self) -> Path:
+        """Normalisation statistics of the train split (per grid size and channel)."""
+        return self.root / STATS_FILE
+
+    @property
+    def card(self) -> Path:
+        """The dataset card (Markdown; its charts in ``card/``)."""
+        return self.root / CARD_FILE
+
+    @property
     def lock(self) -> Path:
         """Serialises read-modify-write of the manifest between processes."""
         return self.root / LOCK_FILE
@@ -168,6 +192,12 @@ class DatasetLayout:
             return self.render_record(part)
         if kind == "index":
             return self.index
+        if kind == "splits":
+            return self.splits
+        if kind == "stats":
+            return self.stats
+        if kind == "card":
+            return self.card
         raise ValueError(f"file kind must be one of {FILE_KINDS}, got {kind!r}")
 
     # ---------------------------------------------------------------- listing
@@ -278,6 +308,16 @@ FILES: tuple[tuple[str, str, str], ...] = (
         SPLITS_FILE,
         "the sample indices of each split (train, valid, test, ood), the splits config and its hash",
         "dataset_index, spinlock index",
+    ),
+    (
+        STATS_FILE,
+        "per grid size and channel: mean, std, rms, min, max, quantiles of the fields and one-step deltas (train split)",
+        "dataset_stats, spinlock index",
+    ),
+    (
+        f"{CARD_FILE}, card/*.png",
+        "the dataset card: what generated it, counts, histograms, divergence, splits, statistics, features, how to load it",
+        "dataset_card, spinlock index",
     ),
     (
         "<name>.<pid>.<8 hex>.tmp[.<ext>]",

@@ -26,11 +26,16 @@ from spinlock_core.dataset import (
     CheckOutcome,
     PartitionId,
     build_index,
+    compute_stats,
     dataset_splits,
     read_points,
     read_render_record,
     read_specs,
+    read_splits,
+    read_stats,
+    write_card,
     write_splits,
+    write_stats,
 )
 from spinlock_core.dataset import hdf5 as H
 from spinlock_core.dataset import quality as file_checks
@@ -279,6 +284,40 @@ def _run_index(cfg: ExperimentConfig, part: PartitionId | None) -> StageResult:
     )
 
 
+def _run_stats(cfg: ExperimentConfig, part: PartitionId | None) -> StageResult:
+    layout = layout_of(cfg)
+    splits = read_splits(layout)
+    stats = compute_stats(layout, splits, cfg.sampling.sobol.seed)
+    write_stats(layout, stats)
+    meta: dict[str, Any] = {"path": PathValue(str(layout.stats)), "splits_hash": splits.hash}
+    for g in sorted(stats.grids):
+        f = stats.of(g)
+        meta[f"grid_{g}_mean"] = [c.mean for c in f]
+        meta[f"grid_{g}_std"] = [c.std for c in f]
+        meta[f"grid_{g}_robust_scale"] = [c.robust_scale for c in f]
+        meta[f"grid_{g}_values"] = f[0].count
+    return StageResult(
+        [layout.stats],
+        meta,
+        hashes_of(cfg).rollouts,
+        f"statistics of {splits.counts()['train']} train samples at grid sizes {sorted(stats.grids)}: {layout.stats}",
+    )
+
+
+def _run_card(cfg: ExperimentConfig, part: PartitionId | None) -> StageResult:
+    layout = layout_of(cfg)
+    splits = read_splits(layout)
+    stats = read_stats(layout, splits, cfg.config_hash())
+    path = write_card(layout, splits, stats)
+    text = path.read_text(encoding="utf-8")
+    return StageResult(
+        [path],
+        {"path": PathValue(str(path)), "card": Markdown(text.split("\n", 1)[1])},
+        hashes_of(cfg).rollouts,
+        f"dataset card: {path}",
+    )
+
+
 # ----------------------------------------------------------------------------- checks
 
 
@@ -484,13 +523,37 @@ STAGES: tuple[Stage, ...] = (
         name="dataset_index",
         run=_pinned(_run_index),
         inputs=("rollouts_hdf5", "sdf_features"),
-        outputs=("index",),
+        outputs=("index", "splits"),
         hash_of="rollouts",
         partitioned=False,
         kinds=frozenset({"hdf5"}),
         description="The whole dataset as one HDF5 file in the seed's layout: virtual datasets over every partition "
         "file (no data copied), smaller grids zero-padded in the centre, plus the features of every partition when "
-        "all are current, and the table of the files it reads (stale when any changes: rebuilt automatically).",
+        "all are current, and the table of the files it reads (stale when any changes: rebuilt automatically); "
+        "and splits.json, the train / valid / test (/ ood) samples by operator from the splits config.",
+    ),
+    Stage(
+        name="dataset_stats",
+        run=_pinned(_run_stats),
+        inputs=("dataset_index",),
+        outputs=("stats",),
+        hash_of="rollouts",
+        partitioned=False,
+        kinds=frozenset({"json"}),
+        description="Normalisation statistics of the train split per grid size and channel (mean, std, rms, min, "
+        "max, quantiles; of the fields and of one-step deltas; diverged frames excluded, float64): stats.json, "
+        "which TrajectoryDataset(normalize=True) uses.",
+    ),
+    Stage(
+        name="dataset_card",
+        run=_pinned(_run_card),
+        inputs=("dataset_stats",),
+        outputs=("card",),
+        hash_of="rollouts",
+        partitioned=False,
+        kinds=frozenset({"markdown"}),
+        description="The dataset card README.md (and card/*.png) generated from the files: what generated the data, "
+        "counts, IC / policy / noise histograms, divergence rates, splits, statistics, features and how to load it.",
     ),
 )
 

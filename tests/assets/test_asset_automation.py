@@ -3,6 +3,7 @@ extracted for every partition that has none or stale ones, the index is rebuilt 
 
 from __future__ import annotations
 
+import json
 import os
 
 import dagster as dg
@@ -24,7 +25,7 @@ from spinlock_assets.automation import (
 )
 from spinlock_assets.partitions import GRID_DIMENSION, make_partitions, partition_key
 from spinlock_assets.resources import SpinlockConfig
-from spinlock_core.config import save_config
+from spinlock_core.config import load_config, save_config
 from spinlock_core.dataset import PartitionId, index_problems
 from spinlock_core.features import features_config_hash
 from spinlock_core.stages import features_config, layout_of, stored_features_hash
@@ -107,6 +108,10 @@ def setup(tmp_path):
     inst.add_dynamic_partitions(GRID_DIMENSION, ["16"])
     yield Setup(cfg, path, feats, parts, assets, inst, res)
     inst.dispose()
+
+
+INDEX_ASSETS = [dg.AssetKey("dataset_index"), dg.AssetKey("dataset_stats"), dg.AssetKey("dataset_card")]
+CURRENT = "index.h5, splits.json, stats.json and the card are current"
 
 
 def _in_flight(inst, **tags) -> None:
@@ -312,7 +317,7 @@ def test_no_extraction_when_features_are_off(setup, tmp_path):
 
 def test_index_sensor_rebuilds_a_missing_or_stale_index_and_skips_a_current_one(setup):
     s = setup
-    sensor = build_index_sensor(by_name(s.assets, "dataset_index")[0])
+    sensor = build_index_sensor(by_name(s.assets, "dataset_index", "dataset_stats", "dataset_card"))
     first = sensor(s.sensor_context())
     assert not first.run_requests and first.skip_reason.skip_message == "no rollouts yet"
 
@@ -320,23 +325,40 @@ def test_index_sensor_rebuilds_a_missing_or_stale_index_and_skips_a_current_one(
         assert s.materialize((*GEN, "sdf_features"), b).success
     assert index_problems(s.layout)  # no index yet
     (req,) = sensor(s.sensor_context()).run_requests
-    assert list(req.asset_selection) == [dg.AssetKey("dataset_index")] and req.partition_key is None
+    assert list(req.asset_selection) == INDEX_ASSETS and req.partition_key is None
     assert req.run_key.startswith("index:") and "does not exist" in req.tags["spinlock/reason"]
     assert index_request(s.inst, s.res).run_key == req.run_key  # same state, same key
 
     assert s.run_request(req, "index_sensor").success and s.layout.index.is_file()
     assert index_problems(s.layout) == []
     current = sensor(s.sensor_context())
-    assert not current.run_requests and current.skip_reason.skip_message == "index.h5 is current"
+    assert not current.run_requests and current.skip_reason.skip_message == CURRENT
 
     # a feature file changes (re-extracted): the index no longer describes the files
     assert s.materialize(("sdf_features",), 1).success
     assert any("features/grid_0016/batch_0001.h5" in p for p in index_problems(s.layout))
     (again,) = sensor(s.sensor_context()).run_requests
-    assert again.run_key != req.run_key and list(again.asset_selection) == [dg.AssetKey("dataset_index")]
+    assert again.run_key != req.run_key and list(again.asset_selection) == INDEX_ASSETS
     assert "features/grid_0016/batch_0001.h5 changed after the index was built" in again.tags["spinlock/reason"]
     assert s.run_request(again, "index_sensor").success
-    assert sensor(s.sensor_context()).skip_reason.skip_message == "index.h5 is current"
+    assert sensor(s.sensor_context()).skip_reason.skip_message == CURRENT
+
+    # another splits config: splits and statistics are remade, from the YAML re-read on the tick
+    old_splits = s.layout.splits.read_text()
+    resplit = s.path.with_name("resplit.yaml")
+    save_config(load_config(s.path, {"splits.seed": 7}), resplit)
+    res = SpinlockConfig(config_path=str(resplit))
+    (split_req,) = sensor(dg.build_sensor_context(instance=s.inst, resources={"spinlock": res})).run_requests
+    assert "another splits config" in split_req.tags["spinlock/reason"]
+    assert index_request(s.inst, SpinlockConfig(config_path=str(s.path))) == CURRENT  # the old config: current
+    # a statistics file edited by hand is remade too
+    doc = json.loads(s.layout.stats.read_text())
+    doc["grids"]["16"]["fields"][0]["std"] *= 2
+    s.layout.stats.write_text(json.dumps(doc))
+    req_stats = index_request(s.inst, s.res)
+    assert isinstance(req_stats, dg.RunRequest) and "stats.json" in req_stats.tags["spinlock/reason"]
+    assert s.run_request(req_stats, "index_sensor").success and index_request(s.inst, s.res) == CURRENT
+    assert s.layout.splits.read_text() == old_splits  # the same config: the same splits
 
     # a new rollouts file, while a run is in progress: wait for it
     s.feats.write_text(yaml.safe_dump({"aggregation": {"temporal": ["mean", "max"]}}))
@@ -354,5 +376,5 @@ def test_index_sensor_rebuilds_an_unreadable_index(setup):
     assert s.materialize(GEN, 0).success
     s.layout.index.write_bytes(b"not an hdf5 file")
     req = index_request(s.inst, s.res)
-    assert isinstance(req, dg.RunRequest) and list(req.asset_selection) == [dg.AssetKey("dataset_index")]
+    assert isinstance(req, dg.RunRequest) and list(req.asset_selection) == INDEX_ASSETS
     assert s.run_request(req, "index_sensor").success and index_problems(s.layout) == []

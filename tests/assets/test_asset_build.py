@@ -33,7 +33,7 @@ def test_definitions_load_with_the_asset_graph(tiny_config_file):
     defs = build_definitions(tiny_config_file, claim=False)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {*PARTITIONED, "dataset_index"}
+    assert keys == {*PARTITIONED, "dataset_index", "dataset_stats", "dataset_card"}
     rollouts = graph.get(dg.AssetKey("rollouts_hdf5"))
     assert rollouts.pools == {"cpu"}  # a CPU experiment's torch steps share the cpu pool (gpu on CUDA)
     assert {k.to_user_string() for k in rollouts.parent_keys} == {"sobol_parameters", "operator_specs"}
@@ -51,7 +51,7 @@ def test_jobs_cover_every_enabled_partitioned_stage_and_the_index(tmp_path, tiny
     assert generate_selection(cfg) == PARTITIONED
     defs = build_definitions(tiny_config_file, claim=False)
     assert _job_assets(defs, GENERATE_JOB) == sorted(PARTITIONED)
-    assert _job_assets(defs, INDEX_JOB) == ["dataset_index"]
+    assert _job_assets(defs, INDEX_JOB) == ["dataset_card", "dataset_index", "dataset_stats"]
     assert defs.resolve_job_def(GENERATE_JOB).partitions_def is not None
     assert defs.resolve_job_def(INDEX_JOB).partitions_def is None
     for overrides, want in (
@@ -109,6 +109,8 @@ def test_default_module_definitions_import(monkeypatch):
     assert {k.to_user_string() for k in definitions.defs.resolve_asset_graph().get_all_asset_keys()} == {
         *PARTITIONED,
         "dataset_index",
+        "dataset_stats",
+        "dataset_card",
     }
 
 

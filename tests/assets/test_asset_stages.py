@@ -46,7 +46,7 @@ def test_one_asset_per_stage_row_with_its_inputs_pool_and_partitions(tiny_cfg):
     parts = make_partitions(tiny_cfg)
     assets = build_assets(tiny_cfg, parts)
     by_key = {k.to_user_string(): a for a in assets for k in a.keys}
-    assert list(by_key) == stage_names() == [*PARTITIONED, "dataset_index"]
+    assert list(by_key) == stage_names() == [*PARTITIONED, "dataset_index", "dataset_stats", "dataset_card"]
     hashes = hashes_of(tiny_cfg)
     for row in STAGES:
         a = by_key[row.name]
@@ -62,6 +62,10 @@ def test_one_asset_per_stage_row_with_its_inputs_pool_and_partitions(tiny_cfg):
         "rollouts_hdf5",
         "sdf_features",
     }
+    assert by_key["dataset_stats"].partitions_def is None
+    assert {d.to_user_string() for d in by_key["dataset_stats"].asset_deps[dg.AssetKey("dataset_stats")]} == {
+        "dataset_index"
+    }
 
 
 def test_code_versions_change_with_what_the_data_depends_on_only(tmp_path, tiny_cfg):
@@ -74,13 +78,15 @@ def test_code_versions_change_with_what_the_data_depends_on_only(tmp_path, tiny_
         "sdf_features": hashes.features,
         "renders": hashes.renders,
         "dataset_index": hashes.rollouts,
+        "dataset_stats": hashes.rollouts,
+        "dataset_card": hashes.rollouts,
     }
     assert len({base["sobol_parameters"], base["operator_specs"], base["rollouts_hdf5"], base["sdf_features"]}) == 4
 
     # another simulation.num_timesteps: the rollouts and everything made from them change, points and specs not
     longer = _code_versions(tiny_config(tmp_path / "data", **{"simulation.num_timesteps": 4}))
     changed = {k for k in base if base[k] != longer[k]}
-    assert changed == {"rollouts_hdf5", "sdf_features", "renders", "dataset_index"}
+    assert changed == {"rollouts_hdf5", "sdf_features", "renders", "dataset_index", "dataset_stats", "dataset_card"}
 
     # the same experiment written elsewhere (or with another name) is the same data: no code version changes
     moved = _code_versions(tiny_config(tmp_path / "elsewhere", **{"metadata.name": "moved"}))

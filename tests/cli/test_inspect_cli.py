@@ -72,9 +72,12 @@ def test_info_and_validate_reject_a_missing_path(tmp_path):
 
 def test_index_rebuilds_a_missing_index(copy, capsys):
     (copy / "index.h5").unlink()
+    (copy / "splits.json").unlink()
     assert main(["index", "--dataset", str(copy)]) == 0
-    line = capsys.readouterr().out.strip()
+    line, splits_line, stats_line = capsys.readouterr().out.strip().splitlines()
     assert line == f"{copy / 'index.h5'}: 4 partitions, 12 rows, grids [16, 24], with features"
+    assert splits_line.startswith(f"{copy / 'splits.json'}: samples train 4, valid 1, test 1, ood 0 (hash ")
+    assert stats_line == f"{copy / 'stats.json'}: statistics of the train split; {copy / 'README.md'}: the dataset card"
     assert index_problems(DatasetLayout(copy)) == []
     with h5py.File(copy / "index.h5", "r") as f:
         assert f["outputs/fields"].shape[0] == 12 and f["features/sdf/aggregated/features"].shape[0] == 12
@@ -101,7 +104,7 @@ def test_index_names_missing_partitions(copy, capsys):
     for kind in ("partitions", "features"):
         (copy / kind / "grid_0024" / "batch_0001.h5").unlink()
     assert main(["index", "--dataset", str(copy)]) == 0
-    line = capsys.readouterr().out.strip()
+    line = capsys.readouterr().out.strip().splitlines()[0]
     assert line.startswith(f"{copy / 'index.h5'}: 3 partitions, 9 rows, grids [16, 24], with features")
     assert line.endswith("; MISSING 1 expected partitions: 0001|24")
 
@@ -111,3 +114,16 @@ def test_index_refuses_what_is_not_a_dataset(tmp_path):
     (tmp_path / "empty").mkdir()
     assert_one_line_error(_cli("index", "--dataset", tmp_path / "empty"), 1, "no rollouts files")
     assert not (tmp_path / "empty" / "index.h5").exists()
+
+
+def test_index_refuses_a_holdout_that_does_not_fit_before_writing_anything(copy):
+    import yaml
+
+    layout = DatasetLayout(copy)
+    exp = yaml.safe_load(layout.experiment.read_text())
+    exp["splits"] = {"holdout": {"ic_types": ["no_such_ic"]}}
+    layout.experiment.write_text(yaml.safe_dump(exp))
+    before = {p: os.stat(p).st_mtime_ns for p in (layout.index, layout.splits, layout.stats, layout.card)}
+    assert_one_line_error(_cli("index", "--dataset", copy), 1, "holdout.ic_types", "no_such_ic")
+    assert {p: os.stat(p).st_mtime_ns for p in before} == before
+    assert_no_temp_files(copy)

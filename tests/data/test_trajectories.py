@@ -180,10 +180,53 @@ def test_a_generated_dataset_loads_with_finite_windows_in_every_split(tmp_path):
     cfg, layout = build_dataset(tmp_path / "gen")
     total = 0
     for split in ("train", "valid", "test"):
-        ds = TrajectoryDataset(layout.root, split, grid_size=24, n_steps_input=1, n_steps_output=1)
+        ds = TrajectoryDataset(layout.root, split, grid_size=24, normalize=True, normalization_type="robust")
         assert len(ds) > 0
         for j in range(len(ds)):
             it = ds[j]
             assert torch.isfinite(it["input_fields"]).all() and torch.isfinite(it["output_fields"]).all()
         total += ds.sample_index.size
     assert total == cfg.sampling.total_samples
+
+
+@pytest.mark.parametrize("kind", ["zscore", "rms", "robust"])
+def test_normalize_uses_the_train_statistics_and_inverts(known, kind):
+    from spinlock_core.data import Normalizer
+    from spinlock_core.dataset import compute_stats, read_splits, write_stats
+
+    layout, _, _ = known
+    with pytest.raises(DatasetError, match="no statistics file"):
+        TrajectoryDataset(layout.root, "valid", grid_size=8, normalize=True)
+    stats = compute_stats(layout, read_splits(layout), root_seed=0)
+    write_stats(layout, stats)
+    raw = TrajectoryDataset(layout.root, "valid", grid_size=8, n_steps_input=2)
+    ds = TrajectoryDataset(layout.root, "valid", grid_size=8, n_steps_input=2, normalize=True, normalization_type=kind)
+    norm = ds.normalizer
+    assert isinstance(norm, Normalizer) and norm.kind == kind
+    ch = stats.of(8)
+    center = {"zscore": [c.mean for c in ch], "rms": [0.0] * len(ch), "robust": [c.robust_center for c in ch]}[kind]
+    scale = {"zscore": [c.std for c in ch], "rms": [c.rms for c in ch], "robust": [c.robust_scale for c in ch]}[kind]
+    c = torch.tensor(center, dtype=torch.float32).view(-1, 1, 1)
+    s = torch.tensor(scale, dtype=torch.float32).view(-1, 1, 1)
+    for j in range(len(ds)):
+        a, b = raw[j], ds[j]
+        assert torch.equal(b["input_fields"], (a["input_fields"] - c) / s)  # the same float32 operations
+        back = norm.denormalize(b["output_fields"])
+        # one float32 divide and multiply-add: a few ulp of the field's magnitude
+        torch.testing.assert_close(back, a["output_fields"], rtol=1e-6, atol=1e-6 * float(s.max()))
+    d = torch.randn(3, 2, 8, 8)
+    torch.testing.assert_close(norm.denormalize_delta(norm.normalize_delta(d)), d, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"expected \[..., 2, H, W\]"):
+        norm.normalize(torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match="normalization_type must be one of zscore, rms, robust"):
+        TrajectoryDataset(layout.root, "valid", grid_size=8, normalize=True, normalization_type="minmax")  # type: ignore[arg-type]
+
+
+def test_stale_statistics_are_refused(known):
+    from spinlock_core.dataset import compute_stats, read_splits, write_stats
+
+    layout, _, _ = known
+    write_stats(layout, compute_stats(layout, read_splits(layout), root_seed=0))
+    write_splits(layout, assign_splits(np.arange(8), SplitsConfig(), 99))  # re-split: the stats no longer apply
+    with pytest.raises(DatasetError, match="other splits"):
+        TrajectoryDataset(layout.root, "train", grid_size=8, normalize=True)

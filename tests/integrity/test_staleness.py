@@ -164,15 +164,16 @@ def test_index_sensor_rebuilds_after_any_change_and_is_idle_when_current(dataset
     save_config(cfg, cfg_path)
     spin = SpinlockConfig(config_path=str(cfg_path))
     with _instance(tmp_path) as inst:
-        assert index_request(inst, spin) == "index.h5 is current"
+        assert index_request(inst, spin) == "index.h5, splits.json, stats.json and the card are current"
         feature_file = layout.features(P0)
         feature_file.touch()  # any change of a source file
         req = index_request(inst, spin)
-        assert isinstance(req, dg.RunRequest) and req.asset_selection == [dg.AssetKey("dataset_index")]
+        assert isinstance(req, dg.RunRequest)
+        assert req.asset_selection == [dg.AssetKey(n) for n in ("dataset_index", "dataset_stats", "dataset_card")]
         defs = build_definitions(cfg_path, claim=False)
         res = defs.resolve_job_def("index").execute_in_process(instance=inst)
         assert res.success and index_problems(layout) == []
-        assert index_request(inst, spin) == "index.h5 is current"
+        assert index_request(inst, spin) == "index.h5, splits.json, stats.json and the card are current"
 
 
 def test_stale_features_sensor_extracts_never_extracted_partitions(dataset, tmp_path):

@@ -58,7 +58,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PIPELINE = ("sobol_parameters", "operator_specs", "rollouts_hdf5", "sdf_features", "renders", "dataset_index")
+PIPELINE = (
+    "sobol_parameters",
+    "operator_specs",
+    "rollouts_hdf5",
+    "sdf_features",
+    "renders",
+    "dataset_index",
+    "dataset_stats",
+    "dataset_card",
+)
 PARTITIONED = ("sobol_parameters", "operator_specs", "rollouts_hdf5")
 GRID, BATCH = 16, "0000"
 
