@@ -31,13 +31,15 @@ Windows never include a frame at or after a realization's divergence step unless
 The split (by operator, from ``splits.json``) decides which samples appear.
 
 Files are opened lazily in the process that reads (each DataLoader worker opens its own
-handles; none are pickled), through the partition files, with a chunk cache large enough to
-hold a few whole realizations, so consecutive windows of one realization decompress it once.
+handles; none are pickled), through the partition files. A compressed realization (one HDF5
+chunk) is decoded whole once and kept among the most recent (64 MiB per process), so the next
+windows of it cost an array slice.
 """
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,7 @@ from .normalize import NORMALIZATION_TYPES, NormalizationType, Normalizer
 
 __all__ = ["TrajectoryDataset", "WindowTable"]
 
-_CACHE_BYTES = 64 << 20  # per open partition file: several whole realizations of a 128^2 grid
+_RECENT_BYTES = 64 << 20  # decoded realizations of compressed files kept per process (most recent first)
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         valid = np.full_like(usable, frames) if keep_diverged else usable
         self.windows = WindowTable(*_windows(valid, spans, full=full_trajectory_mode, frames=need))
         self._handles: dict[int, Any] = {}
+        self._recent: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._pid = -1
 
     # ------------------------------------------------------------------ torch Dataset
@@ -252,25 +255,43 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
 
     # ------------------------------------------------------------------ files
     def _read(self, row: int, m: int, t0: int, s: int, count: int) -> np.ndarray:
-        """Frames ``[count, C, g, g]`` float32 of one realization."""
+        """Frames ``[count, C, g, g]`` float32 of one realization.
+
+        A compressed realization (one HDF5 chunk) is decoded whole once and kept among the most
+        recent ones (up to 64 MiB per process), so the next windows of it are array slices; an
+        uncompressed one is read slice by slice (cheaper than copying the whole realization).
+        """
         if self._pid != os.getpid():  # a new process (DataLoader worker): never reuse a parent's handles
-            self._handles, self._pid = {}, os.getpid()
+            self._handles, self._recent, self._pid = {}, OrderedDict(), os.getpid()
+        frames = slice(t0, t0 + (count - 1) * s + 1, s)
+        key = (row, m)
+        whole = self._recent.get(key)
+        if whole is not None:
+            self._recent.move_to_end(key)
+            return whole[frames]
         fi = int(self._file_of[row])
         dset = self._handles.get(fi)
         if dset is None:
-            f = H.open_read(self._files[fi], root=self.root, cache_bytes=_CACHE_BYTES)
+            f = H.open_read(self._files[fi], root=self.root)
             dset = self._handles[fi] = f[S.OUTPUTS_FIELDS]
-        return np.asarray(dset[int(self._local[row]), m, t0 : t0 + (count - 1) * s + 1 : s], dtype=np.float32)
+        if dset.compression is None:
+            return np.asarray(dset[int(self._local[row]), m, frames], dtype=np.float32)
+        whole = np.empty(dset.shape[2:], dtype=np.float32)
+        dset.read_direct(whole, np.s_[int(self._local[row]), m])
+        self._recent[key] = whole
+        while len(self._recent) > max(1, _RECENT_BYTES // max(whole.nbytes, 1)):
+            self._recent.popitem(last=False)
+        return whole[frames]
 
     def close(self) -> None:
         """Close this process's file handles (reopened on the next read)."""
         for dset in self._handles.values():
             dset.file.close()
-        self._handles = {}
+        self._handles, self._recent = {}, OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_handles"], state["_pid"] = {}, -1  # h5py handles never cross processes
+        state["_handles"], state["_recent"], state["_pid"] = {}, OrderedDict(), -1  # never across processes
         return state
 
     def __repr__(self) -> str:
