@@ -115,7 +115,8 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         keep_diverged: keep windows that reach a divergence, with ``input_mask``/``output_mask``.
         normalize: return fields normalised per channel with the train split's statistics
             (``stats.json``, :class:`~spinlock_core.data.Normalizer`, also :attr:`normalizer` for
-            the inverse); ``normalization_type`` ``zscore``, ``rms`` or ``robust``.
+            the inverse); ``normalization_type`` ``robust`` (the default: Spinlock's fields are
+            heavy-tailed, a few operators dominate the std), ``zscore`` or ``rms``.
 
     Raises:
         DatasetError: the dataset or its splits file cannot be read, or is stale.
@@ -135,7 +136,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         full_trajectory_mode: bool = False,
         keep_diverged: bool = False,
         normalize: bool = False,
-        normalization_type: NormalizationType = "zscore",
+        normalization_type: NormalizationType = "robust",
     ) -> None:
         if split not in SPLIT_NAMES:
             raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
