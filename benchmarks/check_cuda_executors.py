@@ -84,6 +84,11 @@ def main() -> int:
     ap.add_argument("--total-samples", type=int, default=128)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--device", default="cuda", help="cuda (the check); cpu only to try the script out")
+    ap.add_argument(
+        "--executors", nargs="+", choices=EXECUTORS, default=list(EXECUTORS), help="which executors, in order"
+    )
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds per generate run before it is stopped")
+    ap.add_argument("--logs", type=Path, help="directory for each run's output and its home's run logs")
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device here", file=sys.stderr)
@@ -107,18 +112,31 @@ def main() -> int:
         print("local cluster:", json.dumps(out["workers"]), flush=True)
         ok = all(w["resources"] == {"GPU": 1} and w["torch_devices"] == 1 for w in out["workers"].values())
         ok &= sorted(w["CUDA_VISIBLE_DEVICES"] for w in out["workers"].values()) == sorted(visible_gpus())
-    for exe in EXECUTORS:
+    for exe in args.executors:
         home = work / f"home_{exe}"
         data = work / f"data_{exe}"
         env = {**os.environ, "DAGSTER_HOME": str(home)}
         subprocess.run([*base_cmd, "home", "init", str(home)], env=env, check=True, cwd=ROOT)
-        cmd = [*base_cmd, "generate", "--config", str(config), "--output", str(data), "--executor", exe, "--quiet"]
+        cmd = [*base_cmd, "generate", "--config", str(config), "--output", str(data), "--executor", exe]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=args.timeout)
+            rc, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            rc = 124
+            stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
         wall = time.perf_counter() - t0
-        rec = {"rc": proc.returncode, "wall_s": round(wall, 1), "devices": sorted(devices_recorded(data))}
-        if proc.returncode != 0:
-            print(proc.stdout[-3000:], proc.stderr[-5000:], sep="\n")
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            (args.logs / f"{exe}.log").write_text(stdout + "\n" + stderr, encoding="utf-8")
+            runs = sorted((home / "logs").glob("*.log")) if (home / "logs").is_dir() else []
+            (args.logs / f"{exe}_runs.log").write_text(
+                "\n".join(f"== {r.name}\n{r.read_text(errors='replace')[-4000:]}" for r in runs), encoding="utf-8"
+            )
+        rec = {"rc": rc, "wall_s": round(wall, 1), "devices": sorted(devices_recorded(data))}
+        if rc != 0:
+            print(stdout[-3000:], stderr[-5000:], sep="\n")
             ok = False
         else:
             rec["digest"] = dataset_digest(data)

@@ -23,7 +23,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 
@@ -130,6 +129,8 @@ class Mp4Writer(FrameSink):
     def write(self, frame: np.ndarray) -> None:
         h, w = _check_frame(frame, self.size, even=True)
         if self._gen is None:
+            import imageio_ffmpeg  # only when a video is written: everything else runs without ffmpeg
+
             self.size = (h, w)
             self._gen = imageio_ffmpeg.write_frames(
                 str(self.tmp),
