@@ -143,8 +143,8 @@ def main() -> int:
         ok &= rec["devices"] == [args.device]
         out["runs"][exe] = rec
         print(exe, json.dumps(rec), flush=True)
-    digests = {r.get("digest") for r in out["runs"].values()}
-    out["identical"] = len(digests) == 1 and None not in digests
+    digests = {json.dumps(r.get("digest"), sort_keys=True) for r in out["runs"].values()}
+    out["identical"] = len(digests) == 1 and "null" not in digests
     ok &= out["identical"]
     out["ok"] = ok
     print(json.dumps(out, indent=1))
