@@ -23,3 +23,29 @@ def tiny_config_file(tmp_path):
     path = tmp_path / "tiny.yaml"
     save_config(tiny_config(tmp_path / "data"), path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_dagster_instance_context():
+    """Fail a test that leaves a Dagster instance entered (and so its defs-state storage set process-wide).
+
+    Entering an instance (``with instance:``, or a sensor/schedule context opening one from its ref)
+    sets a context-global defs-state storage that only its exit resets. Left set, it outlives the
+    instance: every later Definitions load in the process then fails with "Attempted to resolve
+    undefined DagsterInstance weakref", in whichever test happens to run after garbage collection.
+    """
+    try:
+        from dagster._core.storage.defs_state.base import _current_storage
+    except ImportError:  # another Dagster layout: nothing to guard
+        yield
+        return
+    before = _current_storage.get()
+    yield
+    after = _current_storage.get()
+    if after is not before:
+        _current_storage.set(before)  # later tests start clean
+        pytest.fail(
+            "the test left a Dagster instance entered (context-global defs-state storage changed); "
+            "enter sensor/schedule contexts and instances with `with`",
+            pytrace=False,
+        )

@@ -247,14 +247,18 @@ def test_in_flight_runs_are_not_requested_twice_and_the_schedule_agrees(setup):
     assert [r.partition_key for r in reqs] == ["0000|16"]
     current = reqs[0].tags[FEATURES_HASH_TAG]
     _, schedule = build_feature_automation(by_name(s.assets, "sdf_features")[0])
-    sreqs = schedule(dg.build_schedule_context(instance=s.inst, resources={"spinlock": s.res}))
+    # entered: the context opens its own instance from the ref and must close it (else a context-global
+    # storage of a garbage-collected instance breaks every later Definitions load in this process)
+    with dg.build_schedule_context(instance=s.inst, resources={"spinlock": s.res}) as ctx:
+        sreqs = schedule(ctx)
     assert [r.partition_key for r in sreqs] == ["0000|16"]
     assert [r.run_key for r in sreqs] == [r.run_key for r in reqs]
     assert all(list(r.asset_selection) == [dg.AssetKey("sdf_features")] for r in sreqs)
     _in_flight(s.inst, **{"dagster/partition": "0000|16", FEATURES_HASH_TAG: current})
     out = stale_feature_requests(s.inst, s.res)
     assert isinstance(out, str) and "current" in out
-    skipped = schedule(dg.build_schedule_context(instance=s.inst, resources={"spinlock": s.res}))
+    with dg.build_schedule_context(instance=s.inst, resources={"spinlock": s.res}) as ctx:
+        skipped = schedule(ctx)
     assert isinstance(skipped, dg.SkipReason) and "current" in skipped.skip_message
 
 

@@ -150,7 +150,8 @@ def test_sensors_and_schedules_evaluate_against_postgres(pg_server, tmp_path):
         defs = build_definitions(path, claim=False)
         sdf = next(a for a in defs.assets if dg.AssetKey("sdf_features") in a.keys)  # type: ignore[union-attr]
         _, nightly = build_feature_automation(sdf)
-        out = nightly(dg.build_schedule_context(instance=inst, resources={"spinlock": res}))
+        with dg.build_schedule_context(instance=inst, resources={"spinlock": res}) as ctx:  # closes its instance
+            out = nightly(ctx)
         assert isinstance(out, list), out
         requests = out
         assert sorted(r.partition_key for r in requests) == ["0000|16", "0000|24", "0001|16", "0001|24"]
