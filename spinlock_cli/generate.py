@@ -26,7 +26,7 @@ from typing import Any
 
 from spinlock_cli._common import fail, kill_descendants, run_interruptible
 
-__all__ = ["add_parser", "run", "overrides_of"]
+__all__ = ["add_parser", "run", "generate_experiment", "overrides_of"]
 
 _OVERRIDES = {
     "total_samples": "sampling.total_samples",
@@ -138,12 +138,43 @@ def _time_estimate(cfg: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from spinlock_core.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, overrides_of(args) or None)
+    except ConfigError as exc:
+        return fail(str(exc))
+    return generate_experiment(
+        cfg,
+        only=args.only,
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        dry_run=args.dry_run,
+        quiet=args.quiet,
+    )
+
+
+def generate_experiment(
+    cfg: Any,
+    *,
+    only: list[str] | None = None,
+    executor: str = "in_process",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    dry_run: bool = False,
+    quiet: bool = False,
+) -> int:
+    """Validate, preflight and generate the experiment ``cfg`` (an ``ExperimentConfig``); the exit code.
+
+    The command's whole work after parsing (also behind ``spinlock.generate``): errors are
+    printed as one ``spinlock: error:`` line and returned as 2 (input) or 1 (data, a failed run).
+    """
+    from spinlock_core.config import ConfigError
     from spinlock_core.device import DeviceError, resolve_device
     from spinlock_core.stages import features_config
     from spinlock_core.stages.plan import preflight
 
     try:
-        cfg = load_config(args.config, overrides_of(args) or None)
         fcfg = features_config(cfg) if cfg.features.extract else None
     except ConfigError as exc:
         return fail(str(exc))
@@ -151,22 +182,24 @@ def run(args: argparse.Namespace) -> int:
         device = resolve_device(cfg.simulation.device, setting="simulation.device")
     except DeviceError as exc:
         return fail(str(exc))
-    if args.only:
+    if executor not in ("in_process", "multiprocess", "dask"):
+        return fail(f"executor must be one of in_process, multiprocess, dask; got {executor!r}")
+    if only:
         from spinlock_core.stages import stage_names
 
         allowed = stage_names(partitioned=True)
-        bad = [s for s in args.only if s not in allowed]
+        bad = [s for s in only if s not in allowed]
         if bad:
             return fail(f"--only: unknown stage(s) {bad}; allowed: {', '.join(allowed)}")
-    if args.scheduler and args.executor != "dask":
-        return fail(f"--scheduler is for --executor dask (got --executor {args.executor})")
-    if args.workers is not None and args.workers < 1:
-        return fail(f"--workers must be >= 1, got {args.workers}")
-    workers = args.workers or default_workers(cfg, device.type)
+    if scheduler and executor != "dask":
+        return fail(f"--scheduler is for --executor dask (got --executor {executor})")
+    if workers is not None and workers < 1:
+        return fail(f"--workers must be >= 1, got {workers}")
+    n_workers = workers or default_workers(cfg, device.type)
     plan, problems = preflight(cfg, fcfg)
     if problems:
         return fail("cannot generate:\n" + "\n".join(f"  - {p}" for p in problems))
-    if args.dry_run:
+    if dry_run:
         print(f"plan for {cfg.metadata.name} -> {cfg.dataset.output_dir} on {device}:")
         for line in plan.lines():
             print(f"  {line}")
@@ -179,9 +212,7 @@ def run(args: argparse.Namespace) -> int:
         claim_home(home, cfg)
     except HomeError as exc:
         return fail(str(exc))
-    return _generate(
-        cfg, home, quiet=args.quiet, only=args.only, executor=args.executor, workers=workers, scheduler=args.scheduler
-    )
+    return _generate(cfg, home, quiet=quiet, only=only, executor=executor, workers=n_workers, scheduler=scheduler)
 
 
 def default_workers(cfg: Any, device_type: str) -> int:

@@ -17,7 +17,7 @@ __all__ = ["build_parser", "main", "CliResult", "run_cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spinlock_cli import features, generate, home, inspect, runs, stages, ui, visualize
+    from spinlock_cli import export, features, generate, home, inspect, runs, stages, ui, visualize
 
     p = argparse.ArgumentParser(prog="spinlock", description="Stochastic neural-operator dataset generator.")
     p.add_argument("--version", action="version", version="spinlock 0.1.0")
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_parsers(sub)
     features.add_parsers(sub)
     visualize.add_parsers(sub)
+    export.add_parser(sub)
     return p
 
 

@@ -2,7 +2,7 @@
 
 Layers (a module may import its own package and packages of lower layers only):
 
-    spinlock_cli  >  spinlock_assets  >  spinlock_core.stages  >  spinlock_core.dataset and the
+    spinlock (the Python API)  >  spinlock_cli  >  spinlock_assets  >  spinlock_core.stages  >  spinlock_core.dataset and the
     compute packages (sensitivity > rollout > operators; features; render > ics)  >  config,
     seeding, device, files
 
@@ -33,16 +33,19 @@ ALLOWED = {
     "spinlock_core.render": BASE | {"spinlock_core.ics"},
     "spinlock_core.dataset": BASE,
     "spinlock_core.data": BASE | {"spinlock_core.dataset"},  # torch datasets over the file contract
+    "spinlock_core.export": BASE | {"spinlock_core.dataset"},  # other tools' formats, written through the contract
+    "spinlock_core.baselines": BASE | {"spinlock_core.data", "spinlock_core.dataset"},  # models that learn the data
     "spinlock_core.stages": None,  # anything in spinlock_core
     "spinlock_core.testing": None,
     "spinlock_assets": None,  # anything but the CLI
     "spinlock_cli": None,
+    "spinlock": None,  # the Python API: anything
 }
 
 
 def _unit(module: str) -> str:
     parts = module.split(".")
-    if parts[0] in ("spinlock_assets", "spinlock_cli"):
+    if parts[0] in ("spinlock", "spinlock_assets", "spinlock_cli"):
         return parts[0]
     if parts[0] == "spinlock_core" and len(parts) > 1:
         return ".".join(parts[:2])
@@ -51,7 +54,7 @@ def _unit(module: str) -> str:
 
 def _modules() -> dict[str, Path]:
     out = {}
-    for pkg in ("spinlock_core", "spinlock_assets", "spinlock_cli"):
+    for pkg in ("spinlock", "spinlock_core", "spinlock_assets", "spinlock_cli"):
         for path in (ROOT / pkg).rglob("*.py"):
             rel = path.relative_to(ROOT).with_suffix("")
             name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
@@ -83,13 +86,17 @@ def test_imports_point_down_only_and_compute_packages_never_reach_files():
         unit = _unit(name)
         allowed = ALLOWED.get(unit)
         for imp in _imports(name, path):
-            if not imp.startswith(("spinlock_core", "spinlock_assets", "spinlock_cli")):
+            if not (
+                imp == "spinlock" or imp.startswith(("spinlock.", "spinlock_core", "spinlock_assets", "spinlock_cli"))
+            ):
                 continue
             target = _unit(imp)
             if target == unit or target == "spinlock_core":
                 continue
-            if (unit == "spinlock_assets" and target == "spinlock_cli") or (
-                unit.startswith("spinlock_core") and target in ("spinlock_assets", "spinlock_cli")
+            if (
+                (target == "spinlock" and unit != "spinlock")
+                or (unit == "spinlock_assets" and target == "spinlock_cli")
+                or (unit.startswith("spinlock_core") and target in ("spinlock_assets", "spinlock_cli"))
             ):
                 problems.append(f"{name} imports {imp} (upward)")
             elif allowed is not None and target not in allowed:

@@ -8,7 +8,8 @@ h5py) and file attributes. Compute packages never import it; stages compose the 
 * writers (atomic: temporary name, then rename): :class:`PartitionWriter` (rollouts),
   :class:`FeatureFileWriter`, :func:`write_points` / :func:`write_specs`,
   :func:`write_render_record`, :func:`build_index`;
-* readers: :func:`open_dataset` (rollouts), :class:`HDF5FeatureReader`, :func:`read_points`,
+* readers: :func:`open_dataset` (rollouts), :func:`to_xarray` (one grid as a dask-chunked
+  ``xarray.Dataset``), :class:`HDF5FeatureReader`, :func:`read_points`,
   :func:`read_specs`, :func:`read_manifest`; they serve current data or raise one
   :class:`DatasetError` naming the file and the fix (missing partitions, stale index, files
   referring outside the dataset);
@@ -44,6 +45,7 @@ from .splits import Splits, assign_splits, dataset_splits, read_splits, split_co
 from .stats import ChannelStats, DatasetStats, compute_stats, read_stats, write_stats
 from .validate import validate_files
 from .validate_rollouts import iter_nonfinite, validate_structure
+from .xarray_view import to_xarray
 
 __all__ = [
     # layout and identity
@@ -99,6 +101,7 @@ __all__ = [
     "RowSelection",
     "open_dataset",
     "stored_sensitivity",
+    "to_xarray",
     "HDF5FeatureReader",
     "StoredRegistry",
     "find_feature_files",

@@ -31,7 +31,7 @@ from .errors import DatasetError
 from .features import StoredRegistry
 from .index import index_problems
 from .layout import DatasetLayout, dataset_root_of
-from .rows import RowIndexedFiles, RowSelection
+from .rows import RowIndexedFiles, RowSelection, tensor_or_array
 from .sources import missing_partitions
 
 __all__ = ["HDF5FeatureReader", "find_feature_files"]
@@ -131,21 +131,24 @@ class HDF5FeatureReader(RowIndexedFiles):
         return json.loads(decode_attr(self._files[0][f"{SDF}/{category}/features"].attrs["axes"]))
 
     # ---------------------------------------------------------------- data
-    def get_sdf_features(self, category: str, idx: RowSelection = None) -> np.ndarray:
-        """``category``'s features, shape by granularity (see :meth:`axes`), rows ``idx`` (default all)."""
+    def get_sdf_features(self, category: str, idx: RowSelection = None, *, as_tensor: bool = False) -> Any:
+        """``category``'s features, shape by granularity (see :meth:`axes`), rows ``idx`` (default all).
+
+        ``as_tensor=True``: a CPU ``torch.Tensor`` over the same memory.
+        """
         path = f"{SDF}/{category}/features"
         if path not in self._files[0]:
             cats = self._registry.categories + ["aggregated"]
             raise KeyError(f"no feature category {category!r}; stored: {cats}")
-        return self._small(path, idx)
+        return tensor_or_array(self._small(path, idx), as_tensor)
 
     def get_all_sdf_features(self) -> dict[str, np.ndarray]:
         """``{category: array}`` for every stored category (registry order)."""
         return {c: self.get_sdf_features(c) for c in self._registry.categories}
 
-    def get_sdf_aggregated(self, idx: RowSelection = None) -> np.ndarray:
-        """Summary rows ``[N, F_summary]`` (see :attr:`aggregated_names`)."""
-        return self._small(f"{SDF}/aggregated/features", idx)
+    def get_sdf_aggregated(self, idx: RowSelection = None, *, as_tensor: bool = False) -> Any:
+        """Summary rows ``[N, F_summary]`` (see :attr:`aggregated_names`; ``as_tensor`` as above)."""
+        return tensor_or_array(self._small(f"{SDF}/aggregated/features", idx), as_tensor)
 
     @property
     def aggregated_names(self) -> list[str]:

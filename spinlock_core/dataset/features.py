@@ -271,6 +271,7 @@ class FeatureFileWriter:
         for path in S.COPIED_METADATA:
             if path in src:
                 src.copy(src[path], f, name=path)
+                H.relabel_dims(f[path], S.dataset_spec(path).dims, self._scales)
         top = f.create_group("features")
         top.attrs["family_versions"] = json.dumps({"sdf": m["version"]})
         top.attrs["extraction_timestamp"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -298,8 +299,11 @@ class FeatureFileWriter:
         d.attrs["names"] = json.dumps(names)
         d.attrs["aggregation"] = m["aggregation_json"]
         d.dims[0].attach_scale(self._scales[S.DIM_SAMPLE])
+        d.dims[1].attach_scale(H.create_label_scale(d.parent, S.DIM_FEATURE, names))
         md = f.require_group(S.SDF_METADATA)
-        md.create_dataset("extraction_time", shape=(self.n,), dtype=np.float64, fillvalue=np.nan)
+        t = md.create_dataset("extraction_time", shape=(self.n,), dtype=np.float64, fillvalue=np.nan)
+        t.attrs["units"] = "s"
+        t.dims[0].attach_scale(self._scales[S.DIM_SAMPLE])
 
     def _ensure_table(self, t: FeatureTable) -> H.Dataset:
         key = f"{S.SDF}/{t.category}/features"
@@ -322,7 +326,7 @@ class FeatureFileWriter:
             shuffle=True,
             fillvalue=np.nan,
         )
-        axes = (*t.axes, "feature")
+        axes = (*t.axes, S.DIM_FEATURE)
         d.attrs.update(
             {
                 "names": json.dumps(t.names),
@@ -333,6 +337,7 @@ class FeatureFileWriter:
         )
         for i, ax in enumerate(t.axes):
             d.dims[i].attach_scale(self._scales[ax])
+        d.dims[len(t.axes)].attach_scale(H.create_label_scale(d.parent, S.DIM_FEATURE, t.names))
         return d
 
     # ---------------------------------------------------------------- rows
@@ -354,6 +359,8 @@ class FeatureFileWriter:
         if key not in f:
             d = f.create_dataset(key, shape=(self.n, len(cats)), dtype=np.int32)
             d.attrs["categories"] = json.dumps(cats)
+            d.dims[0].attach_scale(self._scales[S.DIM_SAMPLE])
+            d.dims[1].attach_scale(H.create_label_scale(d.parent, S.DIM_CATEGORY, cats))
         counts = np.stack([t.nan_count() for t in tables.values()], axis=1) if cats else np.zeros((hi - lo, 0))
         f[key][lo:hi] = counts
         self._written += hi - lo
@@ -387,7 +394,13 @@ def write_feature_views(
             sdf.attrs[k] = v
         datasets: list[str] = []
         first[S.SDF].visititems(lambda name, obj: datasets.append(name) if H.is_dataset(obj) else None)
+        scales = [n for n in datasets if H.is_scale(first[S.SDF][n])]
+        for name in scales:  # the column labels (feature names, categories): small, copied
+            parent, _, leaf = name.rpartition("/")
+            H.create_label_scale(sdf.require_group(parent) if parent else sdf, leaf, _labels(first[S.SDF][name]))
         for name in datasets:
+            if name in scales:
+                continue
             ref = first[S.SDF][name]
             layout = H.VirtualLayout(shape=(n_rows, *ref.shape[1:]), dtype=ref.dtype)
             for f, path in zip(files, feature_files):
@@ -405,10 +418,33 @@ def write_feature_views(
             for k, v in ref.attrs.items():
                 if k not in ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME"):
                     out.attrs[k] = v
+            _label_like(out, ref, index)
         return []
     finally:
         for f in files:
             f.close()
+
+
+def _labels(scale: H.Dataset) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in scale[()].tolist()]
+
+
+def _label_like(out: H.Dataset, ref: H.Dataset, index: H.File) -> None:
+    """Attach to each axis of the index view ``out`` the index's scale of the same name as ``ref``'s.
+
+    Row and per-row axes (sample, realization, time, channel) take the index root's coordinates;
+    column axes (feature, category) the labels copied beside the view.
+    """
+    group = out.parent
+    for i in range(ref.ndim):
+        names = list(ref.dims[i].keys())
+        if not names:
+            continue
+        name = names[0]
+        if name in group and H.is_scale(group[name]):
+            out.dims[i].attach_scale(group[name])
+        elif name in index and H.is_scale(index[name]):
+            out.dims[i].attach_scale(index[name])
 
 
 def _runs(pairs: Sequence[tuple[int, int]]) -> list[tuple[int, int, int]]:

@@ -50,6 +50,9 @@ __all__ = [
     "pixel_centres",
     "create_coordinates",
     "attach_dims",
+    "relabel_dims",
+    "is_scale",
+    "create_label_scale",
     "finish_variable",
 ]
 
@@ -203,6 +206,30 @@ def attach_dims(dset: h5py.Dataset, dims: Sequence[str], scales: Mapping[str, h5
     """Attach the scale of each named dim to the matching axis of ``dset``."""
     for axis, name in enumerate(dims):
         dset.dims[axis].attach_scale(scales[name])
+
+
+def relabel_dims(dset: h5py.Dataset, dims: Sequence[str], scales: Mapping[str, h5py.Dataset]) -> None:
+    """Attach ``scales`` to ``dset`` after dropping any dimension list it carries.
+
+    For datasets copied from another file: their ``DIMENSION_LIST`` references point into the
+    source file and are meaningless (h5netcdf fails on them).
+    """
+    if "DIMENSION_LIST" in dset.attrs:
+        del dset.attrs["DIMENSION_LIST"]
+    attach_dims(dset, dims, scales)
+
+
+def is_scale(dset: object) -> bool:
+    """Whether ``dset`` is an HDF5 dimension scale (a coordinate variable)."""
+    return isinstance(dset, h5py.Dataset) and h5py.h5ds.is_scale(dset.id)
+
+
+def create_label_scale(group: h5py.Group, name: str, labels: Sequence[str]) -> h5py.Dataset:
+    """A string dimension scale ``group/name`` holding ``labels`` (e.g. the feature names of a table)."""
+    d = group.create_dataset(name, data=np.asarray(list(labels), dtype=object), dtype=STR_DTYPE)
+    d.make_scale(name)
+    d.attrs["long_name"] = name
+    return d
 
 
 def finish_variable(root: h5py.File | h5py.Group, path: str, scales: Mapping[str, h5py.Dataset]) -> None:

@@ -26,7 +26,7 @@ from . import hdf5 as H
 from . import schema as S
 from .codec import decode_attr
 from .errors import DatasetError
-from .rows import RowIndexedFiles, RowSelection
+from .rows import RowIndexedFiles, RowSelection, tensor_or_array
 from .sources import resolve
 
 __all__ = ["DatasetReader", "open_dataset", "RowSelection", "stored_sensitivity"]
@@ -166,17 +166,20 @@ class DatasetReader(RowIndexedFiles):
                 raise self._read_error(p, path, exc) from None
         return out[0] if scalar else out
 
-    def trajectories(self, rows: RowSelection = None, *, grid_size: int | None = None) -> np.ndarray:
-        """Trajectories ``[r, M, Ts, C, S, S]`` float32 (S = G padded, or ``grid_size`` unpadded)."""
-        return self._fields(S.OUTPUTS_FIELDS, rows, grid_size)
+    def trajectories(self, rows: RowSelection = None, *, grid_size: int | None = None, as_tensor: bool = False) -> Any:
+        """Trajectories ``[r, M, Ts, C, S, S]`` float32 (S = G padded, or ``grid_size`` unpadded).
 
-    def inputs(self, rows: RowSelection = None, *, grid_size: int | None = None) -> np.ndarray:
-        """Initial conditions ``[r, C, S, S]`` float32 (S as in :meth:`trajectories`)."""
-        return self._fields(S.INPUTS_FIELDS, rows, grid_size)
+        ``as_tensor=True``: a CPU ``torch.Tensor`` sharing the array's memory (no copy).
+        """
+        return tensor_or_array(self._fields(S.OUTPUTS_FIELDS, rows, grid_size), as_tensor)
 
-    def params(self, rows: RowSelection = None) -> np.ndarray:
-        """Unit-cube points ``[r, P]`` float64 (columns: :attr:`param_names`)."""
-        return self._small(S.PARAMS, rows)
+    def inputs(self, rows: RowSelection = None, *, grid_size: int | None = None, as_tensor: bool = False) -> Any:
+        """Initial conditions ``[r, C, S, S]`` float32 (S as in :meth:`trajectories`; ``as_tensor`` likewise)."""
+        return tensor_or_array(self._fields(S.INPUTS_FIELDS, rows, grid_size), as_tensor)
+
+    def params(self, rows: RowSelection = None, *, as_tensor: bool = False) -> Any:
+        """Unit-cube points ``[r, P]`` float64 (columns: :attr:`param_names`; ``as_tensor`` likewise)."""
+        return tensor_or_array(self._small(S.PARAMS, rows), as_tensor)
 
     def param_values(self, rows: RowSelection = None) -> list[dict[str, Any]]:
         """Mapped knob values of each row (parsed JSON)."""

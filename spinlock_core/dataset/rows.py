@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +20,18 @@ from . import schema as S
 from .codec import decode_strings
 from .errors import DatasetError
 
-__all__ = ["RowSelection", "RowIndexedFiles"]
+__all__ = ["RowSelection", "RowIndexedFiles", "tensor_or_array"]
 
 RowSelection = int | slice | Sequence[int] | np.ndarray | None
+
+
+def tensor_or_array(a: np.ndarray, as_tensor: bool) -> Any:
+    """``a`` itself, or (``as_tensor``) a CPU ``torch.Tensor`` over the same memory (torch imported only then)."""
+    if not as_tensor:
+        return a
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a))
 
 
 class RowIndexedFiles:

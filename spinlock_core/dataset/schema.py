@@ -76,6 +76,8 @@ __all__ = [
     "INDEX_SOURCES",
     "FEATURES_KIND",
     "FEATURES_SCHEMA_VERSION",
+    "DIM_FEATURE",
+    "DIM_CATEGORY",
     "SDF",
     "SDF_AGGREGATED",
     "SDF_METADATA",
@@ -366,11 +368,16 @@ INDEX_SOURCES = "metadata/index_sources"
 # ----------------------------------------------------------------------------- feature files
 #: Root attribute ``kind`` of a feature file.
 FEATURES_KIND = "features"
-FEATURES_SCHEMA_VERSION = "1.0"
+FEATURES_SCHEMA_VERSION = "1.1"  # 1.1: every axis a named dim (feature, category scales)
 #: Group of the SDF features (``/features/sdf/<category>/features``).
 SDF = "features/sdf"
 SDF_AGGREGATED = f"{SDF}/aggregated/features"
 SDF_METADATA = f"{SDF}/metadata"
+#: The last axis of every feature table; each table's group holds its own ``feature`` coordinate
+#: (the column names), so ``xarray.open_dataset(path, engine="h5netcdf", group=...)`` labels it.
+DIM_FEATURE = "feature"
+#: Axis of ``/features/sdf/metadata/nan_counts`` (coordinate ``/features/sdf/metadata/category``).
+DIM_CATEGORY = "category"
 #: Dims a feature array may have before its feature axis (coordinates at the file root).
 FEATURE_DIMS: tuple[str, ...] = (DIM_SAMPLE, DIM_REALIZATION, DIM_TIME, DIM_CHANNEL)
 #: Per-sample metadata a feature file copies from its partition (DataFrames without rollouts).

@@ -115,7 +115,7 @@ def _check(f: H.File, report: ValidationReport) -> None:
         if not set(masked) <= set(names):
             report.errors.append(f"{cat}: masked features {sorted(set(masked) - set(names))[:3]} are not columns")
         want = (*(sizes.get(a, -1) for a in axes[:-1]), len(names))
-        if axes[-1:] != ["feature"] or axes[:1] != [S.DIM_SAMPLE] or tuple(d.shape) != want:
+        if axes[-1:] != [S.DIM_FEATURE] or axes[:1] != [S.DIM_SAMPLE] or tuple(d.shape) != want:
             report.errors.append(f"{cat}: shape {d.shape} does not match axes {axes} {want}")
         widths += len(names)
     if widths != registry.num_features:

@@ -38,7 +38,10 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         if "features" in f and "outputs" not in f:
             sdf = f["features/sdf"]
             names = []
-            sdf.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+            # computed arrays only: the column labels (dimension scales, feature names) are layout
+            sdf.visititems(
+                lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) and not h5py.h5ds.is_scale(o.id) else None
+            )
             for n in sorted(names):
                 if n.startswith("metadata/"):
                     continue  # extraction times and NaN counts per batch
