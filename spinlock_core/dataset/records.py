@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from spinlock_core.files import write_text_atomic
 
 from .codec import json_dumps
 from .errors import DatasetError
 
-__all__ = ["RECORD_FORMAT", "RECORD_KINDS", "write_record", "read_record"]
+T = TypeVar("T")
+
+__all__ = ["RECORD_FORMAT", "RECORD_KINDS", "write_record", "read_record", "read_hashed_json"]
 
 RECORD_FORMAT = 1
 RECORD_KINDS: tuple[str, ...] = ("manifest", "points", "specs", "renders")
@@ -81,3 +84,29 @@ def read_record(path: str | Path, kind: str) -> dict[str, Any]:
     if not isinstance(data.get("hash"), str) or not data["hash"]:
         raise DatasetError(path, f"the {kind} file carries no config hash")
     return data
+
+
+def read_hashed_json(
+    path: Path, *, fmt: str, what: str, fix: str, parse: Callable[[dict[str, Any]], T], hash_of: Callable[[T], str]
+) -> T:
+    """A JSON document that carries its own content hash (``splits.json``, ``stats.json``).
+
+    ``parse`` builds the value from the document (any exception = malformed); ``hash_of`` is
+    the hash the value must have (the document's ``hash``).
+
+    Raises:
+        DatasetError: missing (``no <what> file``), unparsable, another format, or edited (the
+            hash differs); ``fix`` says what rebuilds it.
+    """
+    if not path.is_file():
+        raise DatasetError(path, f"no {what} file", fix)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("format") != fmt:
+            raise ValueError(f"format is {doc.get('format')!r}, expected {fmt!r}")
+        out = parse(doc)
+    except Exception as exc:  # any malformed content: one error naming the file
+        raise DatasetError(path, f"not a {what} file ({type(exc).__name__}: {exc})", fix) from None
+    if hash_of(out) != doc.get("hash"):
+        raise DatasetError(path, f"content does not match its hash {doc.get('hash')!r} (edited by hand?)", fix)
+    return out

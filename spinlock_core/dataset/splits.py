@@ -33,6 +33,7 @@ from spinlock_core.seeding import Stream, derive_seed
 
 from .errors import DatasetError
 from .layout import DatasetLayout
+from .records import read_hashed_json
 
 __all__ = ["SPLIT_NAMES", "Splits", "assign_splits", "split_counts", "dataset_splits", "write_splits", "read_splits"]
 
@@ -178,18 +179,12 @@ def read_splits(layout: DatasetLayout) -> Splits:
     Raises:
         DatasetError: missing, unparsable, or its hash does not match its content.
     """
-    path = layout.splits
     fix = f"rebuild the index: spinlock index --dataset {layout.root} (or materialize dataset_index)"
-    if not path.is_file():
-        raise DatasetError(path, "no splits file", fix)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format") != SPLITS_FORMAT:
-            raise ValueError(f"format is {doc.get('format')!r}, expected {SPLITS_FORMAT!r}")
+
+    def parse(doc: dict[str, Any]) -> Splits:
         samples = {k: np.asarray(doc["samples"][k], dtype=np.int64) for k in SPLIT_NAMES}
-        out = Splits(samples, dict(doc["config"]), int(doc["seed"]))
-    except Exception as exc:  # any malformed content: one error naming the file
-        raise DatasetError(path, f"not a splits file ({type(exc).__name__}: {exc})", fix) from None
-    if out.hash != doc.get("hash"):
-        raise DatasetError(path, f"content does not match its hash {doc.get('hash')!r} (edited by hand?)", fix)
-    return out
+        return Splits(samples, dict(doc["config"]), int(doc["seed"]))
+
+    return read_hashed_json(
+        layout.splits, fmt=SPLITS_FORMAT, what="splits", fix=fix, parse=parse, hash_of=lambda s: s.hash
+    )

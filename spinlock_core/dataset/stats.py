@@ -36,6 +36,7 @@ from . import hdf5 as H
 from . import schema as S
 from .errors import DatasetError
 from .layout import DatasetLayout
+from .records import read_hashed_json
 from .splits import Splits
 
 __all__ = [
@@ -283,21 +284,17 @@ def read_stats(layout: DatasetLayout, splits: Splits | None = None, data_hash: s
     """
     path = layout.stats
     fix = f"recompute them: spinlock index --dataset {layout.root} (or materialize dataset_stats)"
-    if not path.is_file():
-        raise DatasetError(path, "no statistics file", fix)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format") != STATS_FORMAT:
-            raise ValueError(f"format is {doc.get('format')!r}, expected {STATS_FORMAT!r}")
+
+    def parse(doc: dict[str, Any]) -> DatasetStats:
         grids = {
             int(g): {k: [ChannelStats.from_json(c) for c in v] for k, v in kinds.items()}
             for g, kinds in doc["grids"].items()
         }
-        out = DatasetStats(grids, str(doc["splits_hash"]), str(doc["data_hash"]), str(doc["split"]))
-    except Exception as exc:  # any malformed content: one error naming the file
-        raise DatasetError(path, f"not a statistics file ({type(exc).__name__}: {exc})", fix) from None
-    if out.to_json()["hash"] != doc.get("hash"):
-        raise DatasetError(path, f"content does not match its hash {doc.get('hash')!r} (edited by hand?)", fix)
+        return DatasetStats(grids, str(doc["splits_hash"]), str(doc["data_hash"]), str(doc["split"]))
+
+    out = read_hashed_json(
+        path, fmt=STATS_FORMAT, what="statistics", fix=fix, parse=parse, hash_of=lambda s: str(s.to_json()["hash"])
+    )
     if splits is not None and out.splits_hash != splits.hash:
         raise DatasetError(path, f"computed from other splits (hash {out.splits_hash}, now {splits.hash})", fix)
     if data_hash is not None and out.data_hash != data_hash:
