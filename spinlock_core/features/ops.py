@@ -39,6 +39,7 @@ __all__ = [
     "entropy_from_counts",
     "linear_fit",
     "standardize",
+    "atan2",
 ]
 
 #: Default epsilon of ratios (added to denominators that can be 0 for constant fields).
@@ -263,3 +264,22 @@ def standardize(v: torch.Tensor, dim: int = -1) -> torch.Tensor:
     c = v - mu
     sd = c.square().mean(dim, keepdim=True).sqrt()
     return torch.where(sd > 0, c / torch.where(sd > 0, sd, 1.0), torch.zeros_like(c))
+
+
+def atan2(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``atan2(y, x)`` in radians, ``(-pi, pi]``, the same for an element whatever tensor it is in.
+
+    ``torch.atan2`` on the CPU rounds differently in its vectorised loop body and in its scalar
+    tail, so an element's result depended on its position, i.e. on the extraction batch (about
+    2% of float64 and 17% of float32 elements differ in the last bits between a batch and a
+    single element; ``torch.atan`` and IEEE division do not). Built from those: the ratio of the
+    smaller to the larger of ``|x|, |y|`` (in [0, 1], so ``atan`` is well conditioned), reflected
+    into the octant. ``atan2(0, 0) = 0``; NaN propagates.
+    """
+    ax, ay = x.abs(), y.abs()
+    swap = ay > ax
+    num, den = torch.where(swap, ax, ay), torch.where(swap, ay, ax)
+    a = torch.atan(num / torch.where(den > 0, den, torch.ones_like(den)))
+    a = torch.where(swap, math.pi / 2 - a, a)
+    a = torch.where(x < 0, math.pi - a, a)
+    return torch.where(y < 0, -a, a)

@@ -330,11 +330,12 @@ class CausalityFamily(Family[CausalityConfig]):
         if need("causality_time_"):
             d = m.diff(dim=-1)
             m2 = d.square().mean(-1)
-            m3 = d.pow(3).mean(-1)
+            m3 = (d * d * d).mean(-1)
             ok = m2 > 0
-            res["causality_time_irreversibility"] = torch.where(
-                ok, m3 / torch.where(ok, m2, torch.ones_like(m2)).pow(1.5), torch.zeros_like(m2)
-            ).mean(-1)
+            m2s = torch.where(ok, m2, torch.ones_like(m2))  # m2^1.5 as a product: pow is batch-dependent
+            res["causality_time_irreversibility"] = torch.where(ok, m3 / (m2s * m2s.sqrt()), torch.zeros_like(m2)).mean(
+                -1
+            )
             z = ts.zscore(m)
             res["causality_time_reversal_asymmetry"] = (
                 (z[..., 2:].square() * z[..., 1:-1] - z[..., 1:-1] * z[..., :-2].square()).mean(-1).mean(-1)

@@ -390,8 +390,11 @@ class SpatialFamily(Family[SpatialConfig]):
             out["spatial_mean"] = p0 + u0_mean  # exact for a constant field
             out["spatial_variance"] = scaled_sq(m2)
             out["spatial_std"] = s * m2.sqrt()
-            out["spatial_skewness"] = torch.where(ok, m3 / sd.pow(3), zero)
-            out["spatial_kurtosis"] = torch.where(ok, m4 / sd.pow(4) - 3.0, zero)
+            # products, not pow: Tensor.pow(k) rounds differently in vectorised and scalar code, so a
+            # sample's value depended on its batch
+            m2s = torch.where(ok, m2, one)
+            out["spatial_skewness"] = torch.where(ok, m3 / (m2s * sd), zero)
+            out["spatial_kurtosis"] = torch.where(ok, m4 / (m2s * m2s) - 3.0, zero)
 
         if "basic" in groups:
             out["spatial_min"], out["spatial_max"], out["spatial_range"] = umin, umax, umax - umin
@@ -468,7 +471,8 @@ class SpatialFamily(Family[SpatialConfig]):
             okl = l2 > 0
             out["laplacian_std"] = s * l2.sqrt()
             l3 = sq.mul_(lc).mean(-1)
-            out["laplacian_skewness"] = torch.where(okl, l3 / torch.where(okl, l2.sqrt(), one).pow(3), zero)
+            l2s = torch.where(okl, l2, one)
+            out["laplacian_skewness"] = torch.where(okl, l3 / (l2s * l2s.sqrt()), zero)  # products, not pow
             del sq, lc
             det = vxx * vyy
             det.addcmul_(dxy, dxy, value=-1.0 / 16.0)  # vxx vyy - vxy^2

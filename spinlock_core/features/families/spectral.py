@@ -32,7 +32,7 @@ from pydantic import Field, model_validator
 
 from spinlock_core.features.families._spectral_util import half_plane, half_plane_matrix, linear_dtype
 from spinlock_core.features.families.base import Family, FamilyConfig, register_family
-from spinlock_core.features.ops import half_plane_power, linear_fit, zero_rows
+from spinlock_core.features.ops import atan2, half_plane_power, linear_fit, zero_rows
 from spinlock_core.features.spec import FeatureSpec
 
 __all__ = ["SpectralConfig", "SpectralFamily"]
@@ -360,7 +360,7 @@ class SpectralFamily(Family[SpectralConfig]):
         out["spectral_orientation_coherence"] = (
             (torch.sqrt((jxx - jyy).square() + 4 * jxy.square()) / tr).clamp(0.0, 1.0).float()
         )
-        out["spectral_orientation_angle"] = torch.rad2deg(0.5 * torch.atan2(2 * jxy, jxx - jyy)).float()
+        out["spectral_orientation_angle"] = torch.rad2deg(0.5 * atan2(2 * jxy, jxx - jyy)).float()
 
         # ---- harmonics around k0
         k0c = k0.clamp_min(1.0).unsqueeze(1)
