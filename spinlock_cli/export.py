@@ -12,6 +12,7 @@ __all__ = ["add_parser", "FORMATS"]
 #: ``--format`` choices and what each writes.
 FORMATS = {
     "parquet": "the feature table (one row per grid size x sample: split, metadata, parameters, summary features)",
+    "the_well": "trajectories for the_well's WellDataset and Trainer (OUT/grid_G/data/{train,valid,test}/*.h5)",
 }
 
 
@@ -43,10 +44,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not root.is_dir():
         return fail(f"export: --dataset {root}: no such dataset directory")
     try:
-        from spinlock_core.export import export_parquet
+        if args.format == "parquet":
+            from spinlock_core.export import export_parquet
 
-        res = export_parquet(root, args.output, grid_sizes=args.grid_sizes, overwrite=args.overwrite)
-        print(f"spinlock: wrote {res.line()}", file=sys.stderr)
+            res = export_parquet(root, args.output, grid_sizes=args.grid_sizes, overwrite=args.overwrite)
+            print(f"spinlock: wrote {res.line()}", file=sys.stderr)
+        else:
+            from spinlock_core.export import export_the_well
+
+            well = export_the_well(root, args.output, grid_sizes=args.grid_sizes, overwrite=args.overwrite)
+            for g in well.grid_sizes:
+                counts = ", ".join(f"{k} {v}" for k, v in well.trajectories[g].items())
+                dropped = sum(well.dropped[g].values())
+                print(
+                    f"spinlock: wrote {well.output / f'grid_{g:04d}'}: trajectories {counts}"
+                    + (f" ({dropped} diverged realizations left out)" if dropped else ""),
+                    file=sys.stderr,
+                )
+            print(
+                f"spinlock: the_well export {well.output} ({well.dataset_name}, fields {', '.join(well.fields)}) "
+                f"in {well.seconds:.1f} s; load with the_well.data.WellDataset("
+                f"path='{well.output / f'grid_{well.grid_sizes[0]:04d}'}', well_split_name='train')",
+                file=sys.stderr,
+            )
     except ExportError as exc:
         return fail(f"export: {exc}")
     except DatasetError as exc:

@@ -32,6 +32,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     f = sub.add_parser("features", help="list the feature registry (what a features config extracts)")
     f.add_argument("--config", help="features YAML (default: defaults)")
+    f.add_argument("--list", action="store_true", help="list the features (what the command does; the seed's flag)")
     f.add_argument("--all", action="store_true", help="also list opt-in and disabled features")
     f.add_argument("--format", choices=["table", "markdown", "json"], default="table")
     f.set_defaults(func=cmd_features)

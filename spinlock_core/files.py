@@ -27,6 +27,7 @@ __all__ = [
     "TMP_SUFFIX",
     "tmp_path_for",
     "commit_tmp",
+    "fsync_dir",
     "remove_quietly",
     "write_bytes_atomic",
     "write_text_atomic",
@@ -54,7 +55,8 @@ def tmp_path_for(path: Path, *, keep_suffix: bool = False) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}{ext}")
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory (a rename in it is then durable); a no-op where directories have no fd."""
     try:
         dfd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
@@ -73,7 +75,7 @@ def commit_tmp(tmp: Path, path: Path) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(Path(path).parent)
+    fsync_dir(Path(path).parent)
 
 
 def remove_quietly(path: Path) -> None:

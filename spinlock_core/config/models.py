@@ -221,6 +221,18 @@ class DatasetConfig(BaseModel):
     output_dir: str = Field(default="datasets/experiment", min_length=1)
     storage: StorageConfig = Field(default_factory=StorageConfig)
 
+    @field_validator("output_dir")
+    @classmethod
+    def _a_directory(cls, v: str) -> str:
+        """The seed wrote one ``.h5`` file; a Spinlock dataset is a directory of files."""
+        if v.lower().endswith((".h5", ".hdf5", ".hdf")):
+            stem = v.rsplit(".", 1)[0]
+            raise ValueError(
+                f"must be a directory, got {v!r} (a file name): a dataset is a folder of partition files whose "
+                f"index.h5 is the one-file view; pass a directory such as {stem!r}, then read {stem}/index.h5"
+            )
+        return v
+
 
 class FeaturesSection(BaseModel):
     """Where the features config is (see :mod:`spinlock_core.features.config`).

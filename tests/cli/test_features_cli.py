@@ -96,6 +96,8 @@ def test_features_command_lists_the_registry(capsys):
     out = capsys.readouterr()
     n = len(FeatureRegistry.from_config(load_features_config()))
     assert len(out.out.strip().splitlines()) == n and f"{n} enabled" in out.err
+    assert main(["features", "--list"]) == 0  # the seed's flag, named in configs/features/default.yaml
+    assert capsys.readouterr().out == out.out
     assert main(["features", "--format", "json", "--all"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sum(r["enabled"] for r in rows) == n and all(r["description"] for r in rows)

@@ -226,6 +226,14 @@ def test_output_that_is_a_file_exits_2(tmp_path):
     assert out.read_text() == "x"
 
 
+def test_an_h5_file_name_as_output_is_refused_with_what_to_pass(tmp_path):
+    out = tmp_path / "data.h5"
+    res = _cli(*_generate_args(out), env=_env(tmp_path / "home"))
+    err = assert_one_line_error(res, 2, "dataset.output_dir: must be a directory", f"'{tmp_path / 'data'}'")
+    assert "index.h5" in err
+    assert not out.exists() and not (tmp_path / "data").exists() and not (tmp_path / "home").exists()
+
+
 def test_bad_argument_exits_2(tmp_path):
     res = _cli("generate", "--config", "x.yaml", "--total-samples", "many")
     assert res.returncode == 2 and "invalid int value" in res.stderr
