@@ -250,6 +250,12 @@ def _generate(
     from spinlock_core.stages import layout_of, manifest_of, partition
 
     layout = layout_of(cfg)
+    if executor == "in_process":  # one partition at a time in this process: its CPU steps may use every core
+        import os
+
+        from spinlock_core.device import CPU_WORKERS_ENV, available_cpus
+
+        os.environ.setdefault(CPU_WORKERS_ENV, str(max(1, available_cpus() // cfg.simulation.cpu_threads)))
     try:
         instance = open_instance(home)
     except HomeError as exc:

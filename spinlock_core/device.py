@@ -41,6 +41,8 @@ __all__ = [
     "claim_gpu",
     "torch_threads",
     "available_cpus",
+    "CPU_WORKERS_ENV",
+    "cpu_workers",
 ]
 
 GPU_LOCK_DIR_ENV = "SPINLOCK_GPU_LOCK_DIR"
@@ -138,6 +140,25 @@ def torch_threads(n: int | None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != old:
             torch.set_num_threads(old)
+
+
+#: Environment variable: chunks a CPU compute step may run at once in threads (see :func:`cpu_workers`).
+CPU_WORKERS_ENV = "SPINLOCK_CPU_WORKERS"
+
+
+def cpu_workers(cpu_threads: int) -> int:
+    """Threads a CPU compute step may run independent chunks in, each with ``cpu_threads`` torch threads.
+
+    ``$SPINLOCK_CPU_WORKERS`` (``spinlock generate`` sets it for in-process runs, where one
+    partition runs at a time: the cores this process may use / ``cpu_threads``), capped so that
+    ``workers x cpu_threads`` never exceeds :func:`available_cpus`; 1 when unset (runs started
+    elsewhere, or several partitions at once, may share the cores). The data never depend on it.
+    """
+    raw = os.environ.get(CPU_WORKERS_ENV, "").strip()
+    if raw and not (raw.isdigit() and int(raw) > 0):
+        raise ValueError(f"${CPU_WORKERS_ENV} must be a positive integer, got {raw!r}")
+    want = int(raw) if raw else 1
+    return max(1, min(want, available_cpus() // max(1, cpu_threads)))
 
 
 def available_cpus() -> int:

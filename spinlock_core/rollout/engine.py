@@ -16,8 +16,11 @@ Execution: operators are grouped into buckets of identical layer structure
 (:func:`~spinlock_core.operators.bank.bucket_key`), buckets are cut into chunks of at most
 ``operators_per_chunk`` operators (and a bounded host buffer), and each chunk runs as one
 :class:`~spinlock_core.operators.bank.OperatorBank`: one pass per layer for all its
-operators and realizations. Finished chunks are handed to ``on_chunk`` (e.g. a writer thread)
-while the next chunk computes.
+operators and realizations. Finished chunks are handed to ``on_chunk`` (e.g. a writer thread),
+in plan order, while the next chunk computes. On the CPU, ``workers`` threads compute that many
+chunks at once (each with the process's torch threads; PyTorch releases the GIL in its kernels):
+a chunk's numbers do not depend on the thread that computes it (every random stream is an
+explicit generator seeded by position), so the data are identical for any ``workers``.
 
 Operator sensitivity (``sensitivity=probe``, a :class:`SensitivityProbe`, e.g.
 :class:`spinlock_core.sensitivity.SensitivityMeter`): each chunk's bank is measured before it
@@ -31,8 +34,11 @@ step-1 draws are drawn once and shared by the measurement and the first step.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -143,6 +149,7 @@ def run_rollouts(
     max_chunk_bytes: int = 1 << 30,
     deterministic: bool = True,
     sensitivity: SensitivityProbe | None = None,
+    workers: int = 1,
     on_chunk: Callable[[ChunkResult], None],
 ) -> RolloutStats:
     """Roll out every operator from its initial condition for M realizations and T steps.
@@ -164,6 +171,8 @@ def run_rollouts(
         sensitivity: None, or a :class:`SensitivityProbe` (``spinlock_core.sensitivity``):
             measure every operator before it steps (see the module docstring); the values
             arrive as :attr:`ChunkResult.sensitivity`. Trajectories do not depend on it.
+        workers: chunks computed at once by threads on the CPU (>= 1; ignored on CUDA, where one
+            chunk fills the device); the data do not depend on it.
         on_chunk: called with each finished :class:`ChunkResult` (in bucket order).
 
     Returns:
@@ -171,6 +180,8 @@ def run_rollouts(
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     if num_steps < 1 or num_realizations < 1:
         raise ValueError(f"need num_steps >= 1 and num_realizations >= 1, got {num_steps}, {num_realizations}")
     n, c, h, w = ics.shape
@@ -190,21 +201,23 @@ def run_rollouts(
         specs, quantum, operators_per_chunk, m * ts * c * h * w * 4, max_chunk_bytes, act_bytes, activation_budget(dev)
     )
     ics_dev = ics.to(device=dev, dtype=torch.float32)
-    buffers: dict[str, torch.Tensor] = {}  # one (pinned on CUDA) host buffer, reused across chunks
-    with (
-        torch.inference_mode(),
-        torch.backends.cudnn.flags(
-            enabled=True,
-            benchmark=torch.backends.cudnn.benchmark,
-            deterministic=deterministic,
-            allow_tf32=torch.backends.cudnn.allow_tf32,
-        ),
-    ):
-        for key, members in plan:
+    local = threading.local()  # one (pinned on CUDA) host buffer per computing thread, reused across chunks
+    flags = dict(
+        enabled=True,
+        benchmark=torch.backends.cudnn.benchmark,
+        deterministic=deterministic,
+        allow_tf32=torch.backends.cudnn.allow_tf32,
+    )
+
+    def compute(members: list[int], width: int) -> tuple[ChunkResult, RolloutStats]:
+        own = RolloutStats(len(members), m, num_steps, str(dev), mode)  # this chunk's timings
+        if not hasattr(local, "buffers"):
+            local.buffers = {}
+        with torch.inference_mode(), torch.backends.cudnn.flags(**flags):  # thread-local: set in each thread
             result = _run_chunk(
                 [specs[p] for p in members],
                 ics_dev[members],
-                key.width,
+                width,
                 m,
                 num_steps,
                 dev,
@@ -213,17 +226,42 @@ def run_rollouts(
                 float(divergence_threshold),
                 store_trajectories,
                 ts,
-                buffers,
-                stats,
+                local.buffers,
+                own,
                 sensitivity,
             )
-            result.rows = np.asarray(members, dtype=np.int64)
-            stats.chunks += 1
-            stats.bucket_sizes.append(len(members))
-            div = result.diverged_step
-            stats.diverged_realizations += int((div >= 0).sum())
-            stats.diverged_operators += int((div >= 0).any(axis=1).sum())
-            on_chunk(result)
+        result.rows = np.asarray(members, dtype=np.int64)
+        return result, own
+
+    def finish(result: ChunkResult, own: RolloutStats) -> None:
+        stats.build_seconds += own.build_seconds
+        stats.host_seconds += own.host_seconds
+        stats.sensitivity_seconds += own.sensitivity_seconds
+        stats.chunks += 1
+        stats.bucket_sizes.append(len(result.rows))
+        div = result.diverged_step
+        stats.diverged_realizations += int((div >= 0).sum())
+        stats.diverged_operators += int((div >= 0).any(axis=1).sum())
+        on_chunk(result)
+
+    threads = workers if dev.type == "cpu" else 1
+    if threads == 1 or len(plan) == 1:
+        for key, members in plan:
+            finish(*compute(members, key.width))
+    else:
+        with ThreadPoolExecutor(threads, thread_name_prefix="spinlock-rollout") as pool:
+            pending: deque[Future[tuple[ChunkResult, RolloutStats]]] = deque()
+            try:
+                for key, members in plan:
+                    pending.append(pool.submit(compute, members, key.width))
+                    if len(pending) > threads:  # bounded memory: at most threads + 1 chunks in flight
+                        finish(*pending.popleft().result())
+                while pending:
+                    finish(*pending.popleft().result())
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
     stats.seconds = time.perf_counter() - t0
     return stats
 

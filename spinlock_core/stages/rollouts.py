@@ -21,7 +21,7 @@ import torch
 
 from spinlock_core.config import ExperimentConfig
 from spinlock_core.dataset import PartitionId, PartitionWriter, merge_manifest
-from spinlock_core.device import resolve_device
+from spinlock_core.device import cpu_workers, resolve_device
 from spinlock_core.ics import generate_ics
 from spinlock_core.rollout import ChunkResult, run_rollouts, time_axis
 from spinlock_core.sensitivity import (
@@ -168,6 +168,7 @@ def rollout_stage(
                 conv_mode=conv_mode,
                 deterministic=sim.deterministic,
                 sensitivity=SensitivityMeter(sens_cfg) if sens_names else None,
+                workers=cpu_workers(sim.cpu_threads),
                 on_chunk=results.put,
             )
         finally:

@@ -167,3 +167,48 @@ def test_chunks_respect_count_host_and_device_budgets():
     plan, _ = _chunks(specs, 4, 64, 1, 1 << 40, 10, 5 * per_op)  # device activation budget
     assert max(len(m) for _, m in plan) == 5
     assert sorted(p for _, m in plan for p in m) == list(range(10))
+
+
+def test_chunks_computed_in_threads_give_the_same_bytes_in_plan_order():
+    """``workers`` threads compute chunks at once: identical data and stats, chunks handed over in plan order."""
+    specs = [
+        make_spec(i, num_layers=2 + i % 3, base_channels=8 + 4 * (i % 2), noise_scale=0.05 * (1 + i % 4))
+        for i in range(11)
+    ]
+    ics = ics_for(11, seed=5)
+    ics[4, 0, 0, 0] = float("nan")  # one diverging operator among them
+    runs = {}
+    for workers in (1, 3):
+        order: list[list[int]] = []
+        got: dict[int, tuple[bytes, bytes]] = {}
+
+        def keep(res, order=order, got=got):
+            order.append(res.rows.tolist())
+            for j, row in enumerate(res.rows.tolist()):
+                got[row] = (res.trajectories[j].tobytes(), res.diverged_step[j].tobytes())
+
+        stats = run_rollouts(
+            specs, ics, num_realizations=2, num_steps=3, operators_per_chunk=2, workers=workers, on_chunk=keep
+        )
+        runs[workers] = (order, got, stats)
+    (o1, g1, s1), (o3, g3, s3) = runs[1], runs[3]
+    assert s1.chunks > 3 and o1 == o3 and g1 == g3
+    assert (s1.diverged_operators, s1.diverged_realizations, s1.bucket_sizes) == (
+        s3.diverged_operators,
+        s3.diverged_realizations,
+        s3.bucket_sizes,
+    )
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        run_rollouts(specs, ics, num_realizations=1, num_steps=1, workers=0, on_chunk=lambda r: None)
+
+
+def test_cpu_workers_from_the_environment_never_exceed_the_cores(monkeypatch):
+    from spinlock_core.device import CPU_WORKERS_ENV, available_cpus, cpu_workers
+
+    monkeypatch.delenv(CPU_WORKERS_ENV, raising=False)
+    assert cpu_workers(1) == 1
+    monkeypatch.setenv(CPU_WORKERS_ENV, "64")
+    assert cpu_workers(1) == min(64, available_cpus()) and cpu_workers(10**6) == 1
+    monkeypatch.setenv(CPU_WORKERS_ENV, "two")
+    with pytest.raises(ValueError, match="SPINLOCK_CPU_WORKERS must be a positive integer, got 'two'"):
+        cpu_workers(1)
