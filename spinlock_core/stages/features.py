@@ -18,17 +18,20 @@ extract-features``); :func:`stale_feature_partitions` lists what re-extraction m
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from pydantic import BaseModel
 
 from spinlock_core.config import ExperimentConfig
@@ -36,6 +39,7 @@ from spinlock_core.dataset import DatasetLayout, FeatureFileWriter, FeatureTable
 from spinlock_core.dataset import hdf5 as H
 from spinlock_core.dataset import schema as S
 from spinlock_core.dataset.codec import decode_attr, decode_strings
+from spinlock_core.device import cpu_workers
 from spinlock_core.features import (
     FEATURES_VERSION,
     GRANULARITY_AXES,
@@ -159,21 +163,37 @@ def extract_partition(
         masked: dict[str, str] = {}
         nan_total = 0
         live_total = 0
-        with writer, ThreadPoolExecutor(max_workers=1) as pool:
+        # On the CPU, ``workers`` threads read and extract batches at once (a sample's features do not
+        # depend on its batch or thread: tests/features/test_batch_independence.py); the main thread
+        # writes them in order. Elsewhere one thread reads the next batch while this one computes.
+        workers = cpu_workers(torch.get_num_threads()) if extractor.device.type == "cpu" else 1
+
+        def work(lo: int, hi: int) -> tuple[dict[str, Any], np.ndarray, float]:
+            traj = fields[lo:hi]
+            tb = time.perf_counter()
+            ops = {key: v[lo:hi] for key, v in op_values.items()}
+            blocks = extractor.extract(traj, ops, op_reason)
+            got_names, summary = summarize(blocks, cfg.aggregation)
+            if got_names != names:
+                raise RuntimeError("summary columns differ from the registry's (extractor bug)")
+            return blocks, summary, time.perf_counter() - tb
+
+        with writer, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spinlock-features") as pool:
             bounds = [(lo, min(n, lo + bs)) for lo in range(0, n, bs)]
-            pending = pool.submit(lambda b: fields[b[0] : b[1]], bounds[0]) if bounds else None
-            for k, (lo, hi) in enumerate(bounds):
-                assert pending is not None
-                traj = pending.result()
-                if k + 1 < len(bounds):
-                    pending = pool.submit(lambda b: fields[b[0] : b[1]], bounds[k + 1])
-                tb = time.perf_counter()
-                ops = {key: v[lo:hi] for key, v in op_values.items()}
-                blocks = extractor.extract(traj, ops, op_reason)
-                got_names, summary = summarize(blocks, cfg.aggregation)
-                if got_names != names:
-                    raise RuntimeError("summary columns differ from the registry's (extractor bug)")
-                dt = time.perf_counter() - tb
+            pending: deque[tuple[int, int, Future[tuple[dict[str, Any], np.ndarray, float]]]] = deque()
+            todo = iter(bounds)
+            for lo, hi in itertools.islice(todo, workers + 1):
+                pending.append((lo, hi, pool.submit(work, lo, hi)))
+            while pending:
+                lo, hi, fut = pending.popleft()
+                try:
+                    blocks, summary, dt = fut.result()
+                except BaseException:
+                    for _, _, f in pending:
+                        f.cancel()
+                    raise
+                for nxt in itertools.islice(todo, 1):
+                    pending.append((*nxt, pool.submit(work, *nxt)))
                 writer.write(slice(lo, hi), _tables(blocks), summary, np.full(hi - lo, dt / (hi - lo)))
                 for blk in blocks.values():
                     masked.update(blk.masked)
