@@ -22,8 +22,15 @@ key                dtype, shape         what
 ``ic_type``        int64 []             position in :attr:`TrajectoryDataset.ic_types`
 ``policy``         int64 []             position in :attr:`TrajectoryDataset.policies`
 ``noise_regime``   int64 []             position in :attr:`TrajectoryDataset.noise_regimes`
+``boundary_conditions`` int64 [2, 2]   per spatial axis (y, x) and end: 2 = periodic (the_well's code)
 ``input_mask``     bool [k]             (``keep_diverged`` only) frame is before divergence
 ``output_mask``    bool [h]             (``keep_diverged`` only) likewise
+``features``       float32 [F]          (``features=...`` only) the operator's summary features at
+                                        this grid size (:attr:`TrajectoryDataset.feature_names`;
+                                        NaN where a feature is undefined)
+``space_grid``     float32 [g, g, 2]    (``return_grid`` only) (y, x) pixel centres ``(i + 0.5) / g``
+``input_time_grid`` float32 [k]         (``return_grid`` only) step numbers of the input frames
+``output_time_grid`` float32 [h]        (``return_grid`` only) likewise for the outputs
 =================  ===================  ====================================================
 
 Windows never include a frame at or after a realization's divergence step unless
@@ -40,6 +47,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,15 +57,64 @@ import torch
 from torch.utils.data import Dataset
 
 from spinlock_core.config import SPLIT_NAMES
-from spinlock_core.dataset import DatasetLayout, open_dataset, read_splits, read_stats
+from spinlock_core.dataset import DatasetError, DatasetLayout, HDF5FeatureReader, open_dataset, read_splits, read_stats
 from spinlock_core.dataset import hdf5 as H
 from spinlock_core.dataset import schema as S
 
 from .normalize import NORMALIZATION_TYPES, NormalizationType, Normalizer
 
-__all__ = ["TrajectoryDataset", "WindowTable"]
+__all__ = ["TrajectoryDataset", "WindowTable", "BOUNDARY_PERIODIC"]
 
 _RECENT_BYTES = 64 << 20  # decoded realizations of compressed files kept per process (most recent first)
+
+
+#: the_well's boundary code of a periodic axis (``BoundaryCondition.PERIODIC``); Spinlock's grids are periodic.
+BOUNDARY_PERIODIC = 2
+
+
+def _restrict(name: str, value: int | float, total: int) -> int:
+    """How many of ``total`` items a ``restrict_num_*`` value keeps (an int count or a fraction)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be an int >= 1 or a fraction in (0, 1], got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"{name} must be an int >= 1 or a fraction in (0, 1], got {value}")
+        return min(value, total)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be an int >= 1 or a fraction in (0, 1], got {value}")
+    return int(round(value * total))
+
+
+def _feature_rows(
+    root: Path, grid_size: int, samples: np.ndarray, which: bool | Sequence[str]
+) -> tuple[list[str], np.ndarray]:
+    """Summary features ``[n, F]`` float32 of ``samples`` at ``grid_size`` and their names."""
+    with HDF5FeatureReader(root) as fr:
+        names = fr.aggregated_names
+        if which is True:
+            cols = list(range(len(names)))
+        elif isinstance(which, str) or not isinstance(which, Sequence) or not which:
+            raise ValueError(f"features must be True, False or a list of summary feature names, got {which!r}")
+        else:
+            unknown = [n for n in which if n not in names]
+            if unknown:
+                raise ValueError(
+                    f"features: no summary feature {unknown[0]!r} (`spinlock features` lists them; "
+                    f"the files have {len(names)})"
+                )
+            cols = [names.index(n) for n in which]
+        mine = np.flatnonzero(fr.grid_sizes == grid_size)
+        pos = {int(v): i for i, v in enumerate(fr.sample_index[mine].tolist())}
+        missing = [int(v) for v in samples.tolist() if int(v) not in pos]
+        if missing:
+            raise DatasetError(
+                root,
+                f"no features for sample {missing[0]} at grid {grid_size}",
+                f"extract them: spinlock extract-features --dataset {root}",
+            )
+        table = fr.get_sdf_aggregated(mine) if mine.size else np.zeros((0, len(names)), dtype=np.float32)
+    rows = np.asarray([pos[int(v)] for v in samples.tolist()], dtype=np.int64)
+    return [names[j] for j in cols], np.ascontiguousarray(table[rows][:, cols], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -113,6 +170,13 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
             ``min_dt_stride``: ``k`` inputs and every remaining frame as output; only
             realizations that never diverged.
         keep_diverged: keep windows that reach a divergence, with ``input_mask``/``output_mask``.
+        features: condition on the operator: ``True`` adds every summary feature of the
+            feature files (``features/sdf/aggregated``) as ``item["features"]``, a list of names
+            adds those columns (in that order); the files must be current.
+        restrict_num_trajectories: keep only the first N (an int) or that fraction (a float in
+            (0, 1]) of the split's (sample, realization) trajectories, in dataset order.
+        restrict_num_samples: keep only the first N or that fraction of the windows.
+        return_grid: add ``space_grid``, ``input_time_grid`` and ``output_time_grid``.
         normalize: return fields normalised per channel with the train split's statistics
             (``stats.json``, :class:`~spinlock_core.data.Normalizer`, also :attr:`normalizer` for
             the inverse); ``normalization_type`` ``robust`` (the default: Spinlock's fields are
@@ -137,6 +201,10 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         keep_diverged: bool = False,
         normalize: bool = False,
         normalization_type: NormalizationType = "robust",
+        features: bool | Sequence[str] = False,
+        restrict_num_trajectories: int | float | None = None,
+        restrict_num_samples: int | float | None = None,
+        return_grid: bool = False,
     ) -> None:
         if split not in SPLIT_NAMES:
             raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
@@ -216,7 +284,19 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
                 f"{min_dt_stride} span {need} frames; the trajectories hold {frames}"
             )
         valid = np.full_like(usable, frames) if keep_diverged else usable
-        self.windows = WindowTable(*_windows(valid, spans, full=full_trajectory_mode, frames=need))
+        if restrict_num_trajectories is not None:
+            keep = _restrict("restrict_num_trajectories", restrict_num_trajectories, valid.size)
+            valid = np.where(np.arange(valid.size).reshape(valid.shape) < keep, valid, 0)
+        table = _windows(valid, spans, full=full_trajectory_mode, frames=need)
+        if restrict_num_samples is not None:
+            keep = _restrict("restrict_num_samples", restrict_num_samples, table[0].size)
+            table = tuple(a[:keep] for a in table)  # type: ignore[assignment]
+        self.windows = WindowTable(*table)
+        self.return_grid = bool(return_grid)
+        self.feature_names: list[str] = []
+        self._features: np.ndarray | None = None
+        if features is not False:
+            self.feature_names, self._features = _feature_rows(self.root, self.grid_size, self.sample_index, features)
         self._handles: dict[int, Any] = {}
         self._recent: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._pid = -1
@@ -252,6 +332,16 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         item["dt_stride"] = torch.tensor(s)
         for key, codes in self._codes.items():
             item[key] = torch.tensor(int(codes[row]))
+        item["boundary_conditions"] = torch.full((2, 2), BOUNDARY_PERIODIC, dtype=torch.int64)
+        if self._features is not None:
+            item["features"] = torch.from_numpy(self._features[row])
+        if self.return_grid:
+            g = H.pixel_centres(self.grid_size).astype(np.float32)
+            yy, xx = np.meshgrid(g, g, indexing="ij")
+            item["space_grid"] = torch.from_numpy(np.stack([yy, xx], axis=-1))
+            steps = self.time[t0 : t0 + (k + h - 1) * s + 1 : s].astype(np.float32)
+            item["input_time_grid"] = torch.from_numpy(steps[:k].copy())
+            item["output_time_grid"] = torch.from_numpy(steps[k:].copy())
         return item
 
     # ------------------------------------------------------------------ files

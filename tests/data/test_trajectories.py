@@ -230,3 +230,52 @@ def test_stale_statistics_are_refused(known):
     write_splits(layout, assign_splits(np.arange(8), SplitsConfig(), 99))  # re-split: the stats no longer apply
     with pytest.raises(DatasetError, match="other splits"):
         TrajectoryDataset(layout.root, "train", grid_size=8, normalize=True)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    _, layout = build_dataset(tmp_path_factory.mktemp("cond") / "ds")
+    return layout.root
+
+
+def test_feature_conditioning_gives_each_operator_its_summary_row(generated):
+    from spinlock_core.dataset import HDF5FeatureReader
+
+    ds = TrajectoryDataset(generated, "train", grid_size=24, features=True)
+    with HDF5FeatureReader(generated) as fr:
+        names = fr.aggregated_names
+        rows = np.flatnonzero(fr.grid_sizes == 24)
+        table = {int(s): v for s, v in zip(fr.sample_index[rows], fr.get_sdf_aggregated(rows))}
+    assert ds.feature_names == names
+    for i in range(0, len(ds), 3):
+        item = ds[i]
+        assert item["features"].dtype == torch.float32 and item["features"].shape == (len(names),)
+        np.testing.assert_array_equal(item["features"].numpy(), table[int(item["sample_index"])])
+    pick = [names[5], names[0]]
+    sub = TrajectoryDataset(generated, "train", grid_size=24, features=pick)
+    item = sub[0]
+    assert sub.feature_names == pick
+    np.testing.assert_array_equal(item["features"].numpy(), table[int(item["sample_index"])][[5, 0]])
+    with pytest.raises(ValueError, match="features: no summary feature 'nope'"):
+        TrajectoryDataset(generated, "train", grid_size=24, features=["nope"])
+    assert "features" not in TrajectoryDataset(generated, "train", grid_size=24)[0]
+
+
+def test_restrictions_grid_and_boundary_codes_named_as_in_the_well(generated):
+    full = TrajectoryDataset(generated, "train", grid_size=16, n_steps_input=2)
+    pairs = sorted({(int(r), int(m)) for r, m in zip(full.windows.row, full.windows.realization)})
+    few = TrajectoryDataset(generated, "train", grid_size=16, n_steps_input=2, restrict_num_trajectories=3)
+    assert sorted({(int(r), int(m)) for r, m in zip(few.windows.row, few.windows.realization)}) == pairs[:3]
+    half = TrajectoryDataset(generated, "train", grid_size=16, n_steps_input=2, restrict_num_samples=0.5)
+    assert len(half) == round(0.5 * len(full))
+    assert np.array_equal(half.windows.first, full.windows.first[: len(half)])
+    for bad in (0, 1.5, -0.1, True, "3"):
+        with pytest.raises(ValueError, match="restrict_num_samples must be an int >= 1 or a fraction"):
+            TrajectoryDataset(generated, "train", grid_size=16, restrict_num_samples=bad)
+    item = TrajectoryDataset(generated, "train", grid_size=16, n_steps_input=2, return_grid=True)[1]
+    assert item["space_grid"].shape == (16, 16, 2)
+    assert torch.equal(item["space_grid"][3, 5], torch.tensor([3.5 / 16, 5.5 / 16]))
+    step = int(item["step"])
+    assert item["input_time_grid"].tolist() == [step, step + 1] and item["output_time_grid"].tolist() == [step + 2]
+    assert torch.equal(item["boundary_conditions"], torch.full((2, 2), 2))
+    assert "space_grid" not in full[0] and torch.equal(full[0]["boundary_conditions"], torch.full((2, 2), 2))
