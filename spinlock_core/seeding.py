@@ -50,6 +50,7 @@ class Stream(enum.IntEnum):
     NOISE = 3
     SPLIT = 4
     STATS = 5
+    TRAIN = 6  # baselines: model weights and batch order (spinlock_core.baselines)
 
 
 def derive_seed(root: int, stream: Stream, *position: int) -> int:
