@@ -49,3 +49,23 @@ def _no_leaked_dagster_instance_context():
             "enter sensor/schedule contexts and instances with `with`",
             pytrace=False,
         )
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_torch_thread_count():
+    """Fail a test that changes torch's process-wide thread count and does not restore it.
+
+    The suite runs at one torch thread (above); CPU results depend on the count in their last
+    bits, so a leaked change made later tests that compare bytes (golden digests, seed replays)
+    fail depending on the order tests ran in. Use ``spinlock_core.device.torch_threads(n)``.
+    """
+    before = torch.get_num_threads()
+    yield
+    after = torch.get_num_threads()
+    if after != before:
+        torch.set_num_threads(before)
+        pytest.fail(
+            f"the test changed torch's thread count from {before} to {after} and left it; "
+            "use `with spinlock_core.device.torch_threads(n):`",
+            pytrace=False,
+        )

@@ -40,7 +40,6 @@ def x():
 
 @pytest.fixture(scope="module")
 def reference(x):
-    torch.set_num_threads(2)
     return FeatureExtractor(load_features_config(FEATURES_CONFIG, {"extraction.batch_size": 8}), "cpu").extract(x)
 
 

@@ -12,20 +12,22 @@ def generate_experiment(config: Path, overrides: dict) -> dict[str, Path]:
     """Run every stage of every partition; returns ``{relative path: file}`` of rollout and feature files."""
     from spinlock_core.config import load_config
     from spinlock_core.dataset import PartitionId
+    from spinlock_core.device import torch_threads
     from spinlock_core.stages import features_stage, layout_of, rollout_stage, sobol_stage, specs_stage
 
     cfg = load_config(config, overrides)
     layout = layout_of(cfg)
     files = {}
-    for g in cfg.simulation.grid_sizes:
-        for b in range(cfg.sampling.num_batches):
-            part = PartitionId(grid=g, batch=b)
-            sobol_stage(cfg, b)
-            specs_stage(cfg, b)
-            rollout_stage(cfg, part)
-            features_stage(cfg, part)
-            for p in (layout.rollouts(part), layout.features(part)):
-                files[p.relative_to(layout.root).as_posix()] = p
+    with torch_threads(cfg.simulation.cpu_threads):  # as the pipeline's steps run: the numbers depend on it
+        for g in cfg.simulation.grid_sizes:
+            for b in range(cfg.sampling.num_batches):
+                part = PartitionId(grid=g, batch=b)
+                sobol_stage(cfg, b)
+                specs_stage(cfg, b)
+                rollout_stage(cfg, part)
+                features_stage(cfg, part)
+                for p in (layout.rollouts(part), layout.features(part)):
+                    files[p.relative_to(layout.root).as_posix()] = p
     return files
 
 

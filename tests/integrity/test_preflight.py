@@ -40,7 +40,7 @@ def _read_only_dir(tmp_path: Path) -> Path:
 
 
 def test_output_that_is_a_file_is_refused_before_anything_is_written(tmp_path):
-    out = tmp_path / "taken.h5"
+    out = tmp_path / "taken"  # an existing file (a name ending in .h5 is refused by the config: test_generate_cli)
     out.write_bytes(b"precious")
     before = _tree(tmp_path)
     res = _run(tmp_path, "generate", "--config", str(DEFAULT_CONFIG), "--output", str(out), *TINY)
