@@ -103,7 +103,7 @@ def prepare(args, tmp: Path):
     config = save_config(cfg, tmp / "experiment.yaml")
     home = tmp / "home"
     home.mkdir()
-    yaml = (ROOT / "dagster_home" / "dagster.yaml").read_text()
+    yaml = (ROOT / "spinlock_assets" / "dagster.yaml").read_text()
     (home / "dagster.yaml").write_text(
         yaml.rstrip("\n") + "\n# screenshots: no first-visit modal\nnux:\n  enabled: false\n"
     )

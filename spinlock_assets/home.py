@@ -20,7 +20,6 @@ from typing import Any
 from spinlock_core.config import ExperimentConfig
 from spinlock_core.dataset import write_text_atomic
 from spinlock_core.files import file_lock, writable_dir_problem
-from spinlock_core.stages import PROJECT_ROOT
 
 __all__ = [
     "IDENTITY_FILE",
@@ -42,7 +41,7 @@ __all__ = [
 ]
 
 IDENTITY_FILE = "spinlock_experiment.json"
-TEMPLATE = PROJECT_ROOT / "dagster_home" / "dagster.yaml"
+TEMPLATE = Path(__file__).resolve().parent / "dagster.yaml"  # shipped with the package: a deleted home is re-made
 
 
 class HomeError(Exception):

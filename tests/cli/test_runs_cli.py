@@ -138,3 +138,17 @@ def test_bad_dataset_and_home_exit_2(home, tmp_path, cli):
     afile = tmp_path / "afile"
     afile.write_text("x")
     assert_one_line_error(_subprocess(afile), 2, "is a file, not a directory")
+
+
+def test_a_deleted_default_home_is_made_again_from_the_packaged_template(tmp_path, monkeypatch):
+    """Deleting ./dagster_home (to start afresh) must not break the next command: the template ships in the package."""
+    from spinlock_assets.home import prepare_home
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert TEMPLATE.is_file() and "dagster_home" not in TEMPLATE.parts
+    home = prepare_home()
+    assert home == (tmp_path / "dagster_home").resolve()
+    assert (home / "dagster.yaml").read_text() == TEMPLATE.read_text()
+    shutil.rmtree(home)
+    assert (prepare_home() / "dagster.yaml").read_text() == TEMPLATE.read_text()

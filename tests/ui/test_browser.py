@@ -41,6 +41,7 @@ if not Path(CHROMIUM).exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
 
 from spinlock_assets import server as dagster_server  # noqa: E402
+from spinlock_assets.home import TEMPLATE  # noqa: E402
 from spinlock_core.dataset import PartitionId  # noqa: E402
 from spinlock_core.stages import layout_of  # noqa: E402
 from spinlock_core.testing import tiny_config  # noqa: E402
@@ -131,7 +132,7 @@ def server(tmp_path_factory):
     save_config(cfg, config)
     home = root / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((dagster_server.PROJECT_ROOT / "dagster_home" / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text(TEMPLATE.read_text())
     # The grid_size partition up front (the grid_sizes_sensor would add it too, but only after a daemon tick).
     with dg.DagsterInstance.from_config(str(home)) as instance:
         ensure_grid_partitions(instance, [GRID])
