@@ -250,12 +250,6 @@ def _generate(
     from spinlock_core.stages import layout_of, manifest_of, partition
 
     layout = layout_of(cfg)
-    if executor == "in_process":  # one partition at a time in this process: its CPU steps may use every core
-        import os
-
-        from spinlock_core.device import CPU_WORKERS_ENV, available_cpus
-
-        os.environ.setdefault(CPU_WORKERS_ENV, str(max(1, available_cpus() // cfg.simulation.cpu_threads)))
     try:
         instance = open_instance(home)
     except HomeError as exc:
@@ -434,4 +428,16 @@ def _generate(
         )
         return 0
 
-    return run_interruptible(work, cleanup=cleanup, tick=tick)
+    import os
+
+    from spinlock_core.device import CPU_WORKERS_ENV, available_cpus
+
+    if executor != "in_process" or CPU_WORKERS_ENV in os.environ:  # the user's setting, or partitions share cores
+        return run_interruptible(work, cleanup=cleanup, tick=tick)
+    # one partition at a time in this process: its CPU steps may use every core; only for this run (a notebook's
+    # next run with another executor, whose step processes inherit the environment, must not)
+    os.environ[CPU_WORKERS_ENV] = str(max(1, available_cpus() // cfg.simulation.cpu_threads))
+    try:
+        return run_interruptible(work, cleanup=cleanup, tick=tick)
+    finally:
+        os.environ.pop(CPU_WORKERS_ENV, None)

@@ -27,6 +27,7 @@ def test_generate_writes_the_same_bytes_as_the_cli_and_trains(home):
     root = spinlock.generate(DEFAULT_CONFIG, _one_grid(home / "api"), dagster_home=home / "api_home", quiet=True)
     assert root == home / "api"
     assert os.environ["DAGSTER_HOME"] == str((home / "api_home").resolve())
+    assert "SPINLOCK_CPU_WORKERS" not in os.environ  # set for the in-process run only, never left behind
     assert validate_files(root).ok
     os.environ["DAGSTER_HOME"] = str(home / "cli_home")
     o = _one_grid(home / "cli")
